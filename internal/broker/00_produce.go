@@ -1,0 +1,147 @@
+package broker
+
+// Produce (key 0), versions 3-12; advertised as 0-12.
+//
+// Kafka 4 removed Produce v0-2 (KIP-896) but still advertises minimum 0,
+// because librdkafka turns compression off when a broker's minimum Produce
+// version is above 0. We do the same: v0-2 requests close the connection.
+//
+// Each partition's records (one or more v2 batches) are validated and
+// appended by storage.Log.Append, which assigns offsets in place and keeps
+// the bytes as sent. Appends run on the connection's reader goroutine, so
+// batches of one connection reach the log in the order they were sent —
+// the idempotent producer's sequence checks depend on that.
+//
+// Acknowledgement:
+//   - acks=0: no response at all.
+//   - acks=1: once the batches are written to the OS.
+//   - acks=-1 (all): with gregor.durability=fsync (default), after the
+//     partitions are fsynced; concurrent requests share fsyncs (group
+//     commit in storage). With durability=os, like acks=1, which is what a
+//     single-node Kafka does with its default flush settings.
+//
+// A partition that waits longer than the request's timeout for its fsync
+// gets REQUEST_TIMED_OUT: the data is in the log but not known durable.
+//
+// Deviation: transactional batches are appended but transactions are not
+// yet coordinated (no AddPartitionsToTxn checks).
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregorhq/gregor/internal/config"
+	"github.com/gregorhq/gregor/internal/storage"
+)
+
+func init() {
+	a := registerRaw(0, 3, 12, handleProduce)
+	a.advMin = 0
+}
+
+// durableWait is a partition whose acks=all answer waits for an fsync.
+type durableWait struct {
+	log    *storage.Log
+	offset int64
+	resp   *kmsg.ProduceResponseTopicPartition
+}
+
+func handleProduce(c *conn, inf *inflight, kreq kmsg.Request) {
+	b := c.b
+	req := kreq.(*kmsg.ProduceRequest)
+	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+
+	acksOK := req.Acks == 0 || req.Acks == 1 || req.Acks == -1
+	var waits []durableWait
+	resp.Topics = make([]kmsg.ProduceResponseTopic, 0, len(req.Topics))
+	for i := range req.Topics {
+		rt := &req.Topics[i]
+		st := kmsg.NewProduceResponseTopic()
+		st.Topic = rt.Topic
+		st.TopicID = rt.TopicID
+		t := b.catalog.get(rt.Topic)
+		st.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
+		for j := range rt.Partitions {
+			rp := &rt.Partitions[j]
+			sp := &st.Partitions[j]
+			*sp = kmsg.NewProduceResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.BaseOffset = -1
+			sp.LogAppendTime = -1
+			sp.LogStartOffset = -1
+			if !acksOK {
+				sp.ErrorCode = kerr.InvalidRequiredAcks.Code
+				continue
+			}
+			var l *storage.Log
+			if t != nil {
+				l = b.store.Get(rt.Topic, rp.Partition)
+			}
+			if l == nil {
+				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				continue
+			}
+			if t.Internal {
+				// Only the group coordinator writes __consumer_offsets.
+				sp.ErrorCode = kerr.InvalidTopicException.Code
+				continue
+			}
+			if len(rp.Records) == 0 {
+				sp.ErrorCode = kerr.CorruptMessage.Code
+				continue
+			}
+			res, err := l.Append(rp.Records)
+			if err != nil {
+				sp.ErrorCode = errCode(err)
+				msg := err.Error()
+				sp.ErrorMessage = &msg
+				if sp.ErrorCode == kerr.KafkaStorageError.Code {
+					c.log.Error("append failed", "topic", rt.Topic, "partition", rp.Partition, "err", err)
+				}
+				continue
+			}
+			sp.BaseOffset = res.BaseOffset
+			sp.LogAppendTime = res.LogAppendTime
+			sp.LogStartOffset = res.LogStartOffset
+			if req.Acks == -1 && b.cfg.Durability == config.DurabilityFsync {
+				waits = append(waits, durableWait{l, res.LastOffset, sp})
+			}
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+
+	if req.Acks == 0 {
+		inf.reply(nil)
+		return
+	}
+	if len(waits) == 0 {
+		inf.reply(resp)
+		return
+	}
+	timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	c.goAsync(inf, func() kmsg.Response {
+		// Not tied to the broker context: a graceful shutdown flushes the
+		// logs, so these waits still end with the truth.
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		for _, w := range waits {
+			if err := w.log.WaitDurable(ctx, w.offset); err != nil {
+				if errors.Is(err, context.DeadlineExceeded) {
+					w.resp.ErrorCode = kerr.RequestTimedOut.Code
+				} else {
+					c.log.Error("fsync failed", "topic", w.log.Topic(), "partition", w.log.Partition(), "err", err)
+					w.resp.ErrorCode = kerr.KafkaStorageError.Code
+				}
+				w.resp.BaseOffset = -1
+			}
+		}
+		return resp
+	})
+}

@@ -1,0 +1,74 @@
+package broker
+
+// ListOffsets (key 2), versions 0-10.
+//
+// Special timestamps: -1 latest (high watermark; the last stable offset for
+// read_committed, equal until transactions exist), -2 earliest (log start
+// offset), -3 the record with the largest timestamp (KIP-734, v7+), -4
+// earliest local (= earliest, no tiered storage), -5 earliest pending upload
+// (none: offset -1). Any other timestamp finds the first record whose
+// timestamp is at or after it; none gives offset -1, timestamp -1.
+//
+// v0 answers in old_style_offsets, a list holding the one offset.
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func init() {
+	register(2, 0, 10, handleListOffsets)
+}
+
+func handleListOffsets(c *conn, v int16, req *kmsg.ListOffsetsRequest) *kmsg.ListOffsetsResponse {
+	b := c.b
+	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
+	for _, rt := range req.Topics {
+		st := kmsg.NewListOffsetsResponseTopic()
+		st.Topic = rt.Topic
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewListOffsetsResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.Timestamp, sp.Offset, sp.LeaderEpoch = -1, -1, -1
+			l := b.store.Get(rt.Topic, rp.Partition)
+			if l == nil || b.catalog.get(rt.Topic) == nil {
+				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
+			var err error
+			switch rp.Timestamp {
+			case -1:
+				sp.Offset = l.HighWatermark()
+			case -2, -4:
+				sp.Offset = l.LogStartOffset()
+			case -3:
+				sp.Offset, sp.Timestamp, err = l.MaxTimestamp()
+			case -5:
+			default:
+				var found bool
+				var off, ts int64
+				off, ts, found, err = l.OffsetForTimestamp(rp.Timestamp)
+				if found {
+					sp.Offset, sp.Timestamp = off, ts
+				}
+			}
+			if err != nil {
+				sp.ErrorCode = errCode(err)
+				sp.Offset, sp.Timestamp = -1, -1
+			} else if sp.Offset >= 0 {
+				sp.LeaderEpoch = 0
+			}
+			if v == 0 && sp.ErrorCode == 0 {
+				if sp.Offset >= 0 {
+					sp.OldStyleOffsets = []int64{sp.Offset}
+				} else {
+					sp.OldStyleOffsets = []int64{}
+				}
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp
+}

@@ -1,0 +1,123 @@
+package broker
+
+// Metadata (key 3), versions 0-13.
+//
+// One broker (this node) leads every partition, with itself as the only
+// replica and ISR, at leader epoch 0. Topics are listed by name or, from v10,
+// by id. Auto-creation happens when auto.create.topics.enable is set and the
+// request allows it (always before v4, AllowAutoTopicCreation from v4), with
+// num.partitions partitions. Deviation: Kafka answers the creating request
+// with LEADER_NOT_AVAILABLE while leaders are elected; here the topic is
+// usable at once, so it is reported ready and the client need not retry.
+//
+// v0 asks for all topics with an empty list; v1+ with a null list.
+// Cluster and topic authorized operations are reported as "not requested"
+// (-2147483648) since there are no ACLs.
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func init() {
+	register(3, 0, 13, handleMetadata)
+}
+
+const authorizedOpsUnknown = -2147483648
+
+func handleMetadata(c *conn, v int16, req *kmsg.MetadataRequest) *kmsg.MetadataResponse {
+	b := c.b
+	resp := req.ResponseKind().(*kmsg.MetadataResponse)
+	br := kmsg.NewMetadataResponseBroker()
+	br.NodeID, br.Host, br.Port = b.cfg.NodeID, b.advHost, b.advPort
+	resp.Brokers = []kmsg.MetadataResponseBroker{br}
+	resp.ClusterID = &b.clusterID
+	resp.ControllerID = b.cfg.NodeID
+	resp.AuthorizedOperations = authorizedOpsUnknown
+
+	allTopics := req.Topics == nil || (v == 0 && len(req.Topics) == 0)
+	if allTopics {
+		for _, t := range b.catalog.all() {
+			resp.Topics = append(resp.Topics, b.metadataTopic(t, 0))
+		}
+		return resp
+	}
+	autoCreate := b.cfg.AutoCreateTopics && (v < 4 || req.AllowAutoTopicCreation)
+	for _, rt := range req.Topics {
+		var t *topic
+		switch {
+		case rt.Topic == nil || *rt.Topic == "":
+			t = b.catalog.getByID(rt.TopicID)
+			if t == nil {
+				mt := kmsg.NewMetadataResponseTopic()
+				mt.TopicID = rt.TopicID
+				mt.ErrorCode = kerr.UnknownTopicID.Code
+				resp.Topics = append(resp.Topics, mt)
+				continue
+			}
+		default:
+			name := *rt.Topic
+			t = b.catalog.get(name)
+			if t == nil {
+				mt := kmsg.NewMetadataResponseTopic()
+				mt.Topic = &name
+				mt.AuthorizedOperations = authorizedOpsUnknown
+				switch {
+				case !validTopicName(name):
+					mt.ErrorCode = kerr.InvalidTopicException.Code
+				case !autoCreate:
+					mt.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				default:
+					var err error
+					t, err = b.autoCreateTopic(name)
+					if err != nil {
+						mt.ErrorCode = kerr.UnknownTopicOrPartition.Code
+					}
+				}
+				if t == nil {
+					resp.Topics = append(resp.Topics, mt)
+					continue
+				}
+			}
+		}
+		resp.Topics = append(resp.Topics, b.metadataTopic(t, 0))
+	}
+	return resp
+}
+
+func (b *Broker) metadataTopic(t *topic, code int16) kmsg.MetadataResponseTopic {
+	mt := kmsg.NewMetadataResponseTopic()
+	name := t.Name
+	mt.Topic = &name
+	mt.TopicID = t.ID
+	mt.ErrorCode = code
+	mt.IsInternal = t.Internal
+	mt.AuthorizedOperations = authorizedOpsUnknown
+	mt.Partitions = make([]kmsg.MetadataResponseTopicPartition, 0, t.Partitions)
+	for p := int32(0); p < t.Partitions; p++ {
+		mp := kmsg.NewMetadataResponseTopicPartition()
+		mp.Partition = p
+		mp.Leader = b.cfg.NodeID
+		mp.LeaderEpoch = 0
+		mp.Replicas = []int32{b.cfg.NodeID}
+		mp.ISR = []int32{b.cfg.NodeID}
+		mp.OfflineReplicas = []int32{}
+		mt.Partitions = append(mt.Partitions, mp)
+	}
+	return mt
+}
+
+// autoCreateTopic creates a topic with the broker defaults, as a Metadata
+// request or a produce to a missing topic may ask.
+func (b *Broker) autoCreateTopic(name string) (*topic, error) {
+	t, err := b.catalog.create(name, b.cfg.NumPartitions, nil, false)
+	if err == errTopicExists {
+		return t, nil
+	}
+	if err != nil {
+		b.log.Error("auto-create topic failed", "topic", name, "err", err)
+		return nil, err
+	}
+	b.log.Info("auto-created topic", "topic", name, "partitions", b.cfg.NumPartitions)
+	return t, nil
+}

@@ -1,0 +1,36 @@
+package broker
+
+// DescribeGroups (key 15), versions 0-5.
+//
+// State names are Kafka's (Stable, PreparingRebalance, CompletingRebalance,
+// Empty, Dead). Member metadata and assignments are filled in only when the
+// group is Stable, as in Kafka. An unknown group is reported as Dead with no
+// error.
+
+import "github.com/twmb/franz-go/pkg/kmsg"
+
+func init() {
+	register(15, 0, 5, func(c *conn, v int16, req *kmsg.DescribeGroupsRequest) *kmsg.DescribeGroupsResponse {
+		resp := req.ResponseKind().(*kmsg.DescribeGroupsResponse)
+		for _, id := range req.Groups {
+			s := c.b.groups.Describe(id)
+			dg := kmsg.NewDescribeGroupsResponseGroup()
+			dg.Group, dg.State, dg.ProtocolType, dg.Protocol = s.ID, s.State, s.ProtocolType, s.Protocol
+			dg.AuthorizedOperations = authorizedOpsUnknown
+			for _, m := range s.Members {
+				dm := kmsg.NewDescribeGroupsResponseGroupMember()
+				dm.MemberID, dm.InstanceID, dm.ClientID, dm.ClientHost = m.MemberID, m.InstanceID, m.ClientID, m.ClientHost
+				dm.ProtocolMetadata, dm.MemberAssignment = m.Metadata, m.Assignment
+				if dm.ProtocolMetadata == nil {
+					dm.ProtocolMetadata = []byte{}
+				}
+				if dm.MemberAssignment == nil {
+					dm.MemberAssignment = []byte{}
+				}
+				dg.Members = append(dg.Members, dm)
+			}
+			resp.Groups = append(resp.Groups, dg)
+		}
+		return resp
+	})
+}

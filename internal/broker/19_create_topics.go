@@ -1,0 +1,117 @@
+package broker
+
+// CreateTopics (key 19), versions 0-7.
+//
+// num_partitions and replication_factor of -1 take num.partitions and
+// default.replication.factor. A single node can only hold one replica, so a
+// replication factor above 1 fails with INVALID_REPLICATION_FACTOR, as Kafka
+// does when too few brokers are registered. Manual replica assignments must
+// name this node. Configs are checked against the topic config table
+// (INVALID_CONFIG). validate_only checks everything and creates nothing.
+// From v5 the response echoes the partition count, replication factor and
+// the topic's effective configs; from v7 its id.
+
+import (
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func init() {
+	register(19, 0, 7, handleCreateTopics)
+}
+
+func handleCreateTopics(c *conn, v int16, req *kmsg.CreateTopicsRequest) *kmsg.CreateTopicsResponse {
+	b := c.b
+	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
+	seen := map[string]int{}
+	for _, rt := range req.Topics {
+		seen[rt.Topic]++
+	}
+	for _, rt := range req.Topics {
+		st := kmsg.NewCreateTopicsResponseTopic()
+		st.Topic = rt.Topic
+		st.NumPartitions, st.ReplicationFactor = -1, -1
+		fail := func(code int16, msg string) {
+			st.ErrorCode = code
+			st.ErrorMessage = &msg
+		}
+		partitions, rf := rt.NumPartitions, rt.ReplicationFactor
+		if len(rt.ReplicaAssignment) > 0 {
+			partitions, rf = int32(len(rt.ReplicaAssignment)), int16(len(rt.ReplicaAssignment[0].Replicas))
+		}
+		if partitions == -1 {
+			partitions = b.cfg.NumPartitions
+		}
+		if rf == -1 {
+			rf = b.cfg.DefaultReplicationFactor
+		}
+		configs := map[string]string{}
+		raw := map[string]*string{}
+		for _, cfg := range rt.Configs {
+			raw[cfg.Name] = cfg.Value
+			if cfg.Value != nil {
+				configs[cfg.Name] = *cfg.Value
+			}
+		}
+		switch {
+		case seen[rt.Topic] > 1:
+			fail(kerr.InvalidRequest.Code, fmt.Sprintf("Create topics request from client contains multiple entries for the following topics: %s", rt.Topic))
+		case !validTopicName(rt.Topic):
+			fail(kerr.InvalidTopicException.Code, fmt.Sprintf("Topic name %q is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-', or is empty, '.', '..' or longer than 249 characters", rt.Topic))
+		case b.catalog.get(rt.Topic) != nil:
+			fail(kerr.TopicAlreadyExists.Code, fmt.Sprintf("Topic '%s' already exists.", rt.Topic))
+		case partitions <= 0:
+			fail(kerr.InvalidPartitions.Code, "Number of partitions must be larger than 0.")
+		case rf <= 0:
+			fail(kerr.InvalidReplicationFactor.Code, "Replication factor must be larger than 0.")
+		case rf > 1:
+			fail(kerr.InvalidReplicationFactor.Code, fmt.Sprintf("Unable to replicate the partition %d time(s): The target replication factor of %d cannot be reached because only 1 broker(s) are registered.", rf, rf))
+		case !assignmentIsLocal(rt.ReplicaAssignment, b.cfg.NodeID):
+			fail(kerr.InvalidReplicaAssignment.Code, fmt.Sprintf("Replica assignments must name broker %d only.", b.cfg.NodeID))
+		default:
+			if err := validateTopicConfigs(raw); err != nil {
+				fail(kerr.InvalidConfig.Code, err.Error())
+			}
+		}
+		if st.ErrorCode == 0 && !req.ValidateOnly {
+			t, err := b.catalog.create(rt.Topic, partitions, configs, false)
+			switch {
+			case err == errTopicExists:
+				fail(kerr.TopicAlreadyExists.Code, fmt.Sprintf("Topic '%s' already exists.", rt.Topic))
+			case err != nil:
+				b.log.Error("create topic failed", "topic", rt.Topic, "err", err)
+				fail(kerr.KafkaStorageError.Code, err.Error())
+			default:
+				st.TopicID = t.ID
+				b.log.Info("created topic", "topic", rt.Topic, "partitions", partitions, "configs", configs)
+			}
+		}
+		if st.ErrorCode == 0 {
+			st.NumPartitions, st.ReplicationFactor = partitions, rf
+			if v >= 5 {
+				for _, def := range topicConfigDefs {
+					r := b.resolveTopicConfig(&def, configs)
+					sc := kmsg.NewCreateTopicsResponseTopicConfig()
+					sc.Name = def.name
+					val := r.value
+					sc.Value = &val
+					sc.Source = int8(r.source)
+					st.Configs = append(st.Configs, sc)
+				}
+			}
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp
+}
+
+func assignmentIsLocal(as []kmsg.CreateTopicsRequestTopicReplicaAssignment, node int32) bool {
+	for _, a := range as {
+		if len(a.Replicas) != 1 || a.Replicas[0] != node {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,103 @@
+package broker
+
+// IncrementalAlterConfigs (key 44), versions 0-1.
+//
+// SET and DELETE change one topic override each; APPEND and SUBTRACT work
+// on list configs (cleanup.policy) and are INVALID_CONFIG on others, as in
+// Kafka. The result is validated as a whole before it is stored.
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func init() {
+	register(44, 0, 1, handleIncrementalAlterConfigs)
+}
+
+func handleIncrementalAlterConfigs(c *conn, v int16, req *kmsg.IncrementalAlterConfigsRequest) *kmsg.IncrementalAlterConfigsResponse {
+	b := c.b
+	resp := req.ResponseKind().(*kmsg.IncrementalAlterConfigsResponse)
+	for _, rr := range req.Resources {
+		sr := kmsg.NewIncrementalAlterConfigsResponseResource()
+		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
+		next := map[string]string{}
+		if t := b.catalog.get(rr.ResourceName); t != nil && int8(rr.ResourceType) == resourceTopic {
+			for k, val := range t.Configs {
+				next[k] = val
+			}
+		}
+		var opErr error
+		for _, cfg := range rr.Configs {
+			def := topicConfigByName[cfg.Name]
+			val := ""
+			if cfg.Value != nil {
+				val = *cfg.Value
+			}
+			switch cfg.Op {
+			case kmsg.IncrementalAlterConfigOpSet:
+				next[cfg.Name] = val
+			case kmsg.IncrementalAlterConfigOpDelete:
+				delete(next, cfg.Name)
+			case kmsg.IncrementalAlterConfigOpAppend, kmsg.IncrementalAlterConfigOpSubtract:
+				if def == nil || def.typ != kmsg.ConfigTypeList {
+					opErr = fmt.Errorf("config %s is not a list; APPEND and SUBTRACT apply to list configs only", cfg.Name)
+					break
+				}
+				cur := next[cfg.Name]
+				if _, ok := next[cfg.Name]; !ok {
+					cur = b.resolveTopicConfig(def, nil).value
+				}
+				next[cfg.Name] = editList(cur, val, cfg.Op == kmsg.IncrementalAlterConfigOpAppend)
+			default:
+				opErr = fmt.Errorf("unknown config operation %d", cfg.Op)
+			}
+		}
+		if opErr != nil {
+			sr.ErrorCode = kerr.InvalidConfig.Code
+			msg := opErr.Error()
+			sr.ErrorMessage = &msg
+		} else {
+			raw := map[string]*string{}
+			for k, val := range next {
+				raw[k] = &val
+			}
+			sr.ErrorCode, sr.ErrorMessage = b.alterTopicConfigs(rr.ResourceType, rr.ResourceName, raw, next, req.ValidateOnly)
+		}
+		resp.Resources = append(resp.Resources, sr)
+	}
+	return resp
+}
+
+// editList appends or removes the comma-separated items of change.
+func editList(cur, change string, add bool) string {
+	var items []string
+	has := map[string]bool{}
+	for _, it := range strings.Split(cur, ",") {
+		if it = strings.TrimSpace(it); it != "" && !has[it] {
+			items, has[it] = append(items, it), true
+		}
+	}
+	for _, it := range strings.Split(change, ",") {
+		it = strings.TrimSpace(it)
+		if it == "" {
+			continue
+		}
+		if add && !has[it] {
+			items, has[it] = append(items, it), true
+		}
+		if !add && has[it] {
+			delete(has, it)
+			for i, x := range items {
+				if x == it {
+					items = append(items[:i], items[i+1:]...)
+					break
+				}
+			}
+		}
+	}
+	return strings.Join(items, ",")
+}

@@ -1,0 +1,376 @@
+package broker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gregorhq/gregor/internal/config"
+	"github.com/gregorhq/gregor/internal/group"
+	"github.com/gregorhq/gregor/internal/storage"
+)
+
+// Broker is one Gregor node: listeners, connections, topic catalog and the
+// partition logs of its log dir.
+type Broker struct {
+	cfg       *config.Config
+	log       *slog.Logger
+	clusterID string
+	dataDir   string
+
+	store   *storage.Store
+	catalog *catalog
+	pids    *producerIDs
+	groups  *group.Coordinator
+
+	// advertised is the host and port clients are told to connect to.
+	advHost string
+	advPort int32
+
+	ctx    context.Context // cancelled when shutdown starts
+	cancel context.CancelFunc
+
+	mu        sync.Mutex
+	listeners []net.Listener
+	conns     map[*conn]struct{}
+	closed    bool
+
+	wg sync.WaitGroup // accept loops, connections and background loops
+}
+
+// New opens the log dir (recovering it if needed) and prepares a broker.
+// Call Start to listen.
+func New(cfg *config.Config, log *slog.Logger) (*Broker, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	dir, err := filepath.Abs(cfg.LogDirs[0])
+	if err != nil {
+		return nil, err
+	}
+	if len(cfg.LogDirs) > 1 {
+		log.Warn("only the first of log.dirs is used", "log.dirs", cfg.LogDirs)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("broker: log dir: %w", err)
+	}
+	clusterID, err := loadOrCreateMeta(dir, cfg.NodeID)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b := &Broker{
+		cfg:       cfg,
+		log:       log,
+		clusterID: clusterID,
+		dataDir:   dir,
+		ctx:       ctx,
+		cancel:    cancel,
+		conns:     map[*conn]struct{}{},
+	}
+	_, adv, _ := config.ParseListener(cfg.AdvertisedListeners[0])
+	host, port, _ := net.SplitHostPort(adv)
+	p, _ := strconv.Atoi(port)
+	b.advHost, b.advPort = host, int32(p)
+
+	start := time.Now()
+	b.store, err = storage.Open(storage.Options{Dir: dir, Logger: log.With("component", "storage")})
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("broker: open log dir %s: %w", dir, err)
+	}
+	b.catalog, err = openCatalog(dir, b.store, b.topicLogConfig)
+	if err != nil {
+		b.store.Close()
+		cancel()
+		return nil, err
+	}
+	b.pids, err = openProducerIDs(dir)
+	if err != nil {
+		b.store.Close()
+		cancel()
+		return nil, err
+	}
+	gcfg := group.DefaultConfig()
+	gcfg.Partitions = cfg.OffsetsTopicPartitions
+	gcfg.InitialRebalanceDelay = time.Duration(cfg.GroupInitialDelayMs) * time.Millisecond
+	gcfg.MinSessionTimeout = time.Duration(cfg.GroupMinSessionMs) * time.Millisecond
+	gcfg.MaxSessionTimeout = time.Duration(cfg.GroupMaxSessionMs) * time.Millisecond
+	gcfg.OffsetsRetention = time.Duration(cfg.OffsetsRetentionMs) * time.Millisecond
+	gcfg.MaxMetadataBytes = cfg.OffsetMetadataMaxBytes
+	gcfg.Durable = cfg.Durability == config.DurabilityFsync
+	b.groups = group.New(gcfg, log.With("component", "group"), b.offsetsPartition, b.topicExists)
+	if t := b.catalog.get(group.TopicName); t != nil {
+		if t.Partitions != cfg.OffsetsTopicPartitions {
+			log.Warn("__consumer_offsets has a different partition count than offsets.topic.num.partitions; keeping the topic's", "topic_partitions", t.Partitions, "configured", cfg.OffsetsTopicPartitions)
+			gcfg.Partitions = t.Partitions
+			b.groups = group.New(gcfg, log.With("component", "group"), b.offsetsPartition, b.topicExists)
+		}
+	}
+	err = b.groups.Load(func(p int32) group.Log {
+		if l := b.store.Get(group.TopicName, p); l != nil {
+			return l
+		}
+		return nil
+	})
+	if err != nil {
+		b.store.Close()
+		cancel()
+		return nil, err
+	}
+	log.Info("log dir loaded", "dir", dir, "partitions", len(b.store.Partitions()), "took", time.Since(start).Round(time.Microsecond))
+	return b, nil
+}
+
+// DataDir is the absolute path of the log dir.
+func (b *Broker) DataDir() string { return b.dataDir }
+
+// ClusterID is the id kept in meta.properties.
+func (b *Broker) ClusterID() string { return b.clusterID }
+
+// Start opens the listeners and begins serving. A listener port of 0
+// picks a free port; if the advertised port is 0 too it follows.
+func (b *Broker) Start() error {
+	for i, l := range b.cfg.Listeners {
+		_, hostport, err := config.ParseListener(l)
+		if err != nil {
+			return err
+		}
+		ln, err := net.Listen("tcp", hostport)
+		if err != nil {
+			b.Close()
+			return fmt.Errorf("broker: listen %s: %w", l, err)
+		}
+		if i == 0 && b.advPort == 0 {
+			b.advPort = int32(ln.Addr().(*net.TCPAddr).Port)
+		}
+		b.mu.Lock()
+		b.listeners = append(b.listeners, ln)
+		b.mu.Unlock()
+		b.log.Info("listening", "listener", l, "addr", ln.Addr().String())
+		b.wg.Add(1)
+		go b.acceptLoop(ln)
+	}
+	b.wg.Add(1)
+	go b.housekeeping()
+	return nil
+}
+
+// Addr is the first listener's address.
+func (b *Broker) Addr() net.Addr {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.listeners) == 0 {
+		return nil
+	}
+	return b.listeners[0].Addr()
+}
+
+// AdvertisedAddr is host:port as given to clients in Metadata.
+func (b *Broker) AdvertisedAddr() string {
+	return net.JoinHostPort(b.advHost, strconv.Itoa(int(b.advPort)))
+}
+
+func (b *Broker) acceptLoop(ln net.Listener) {
+	defer b.wg.Done()
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if b.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Back off on errors such as EMFILE, as net/http does.
+			if delay == 0 {
+				delay = 5 * time.Millisecond
+			} else if delay *= 2; delay > time.Second {
+				delay = time.Second
+			}
+			b.log.Warn("accept failed", "err", err, "retry_in", delay)
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		c := newConn(b, nc)
+		b.mu.Lock()
+		if b.closed {
+			b.mu.Unlock()
+			nc.Close()
+			return
+		}
+		b.conns[c] = struct{}{}
+		b.mu.Unlock()
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			c.serve()
+			b.mu.Lock()
+			delete(b.conns, c)
+			b.mu.Unlock()
+		}()
+	}
+}
+
+// housekeeping runs retention, flush.ms and checkpoints in the background.
+func (b *Broker) housekeeping() {
+	defer b.wg.Done()
+	retention := time.Duration(b.cfg.LogRetentionCheckMs) * time.Millisecond
+	if retention <= 0 {
+		retention = 5 * time.Minute
+	}
+	retT := time.NewTicker(retention)
+	defer retT.Stop()
+	offExp := time.Duration(b.cfg.OffsetsRetentionCheckMs) * time.Millisecond
+	if offExp <= 0 {
+		offExp = 10 * time.Minute
+	}
+	offT := time.NewTicker(offExp)
+	defer offT.Stop()
+	// flush.ms and checkpoints are cheap when there is nothing to do.
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	lastCheckpoint := time.Now()
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-retT.C:
+			if err := b.store.EnforceRetention(); err != nil {
+				b.log.Error("retention failed", "err", err)
+			}
+		case <-offT.C:
+			b.groups.ExpireOffsets(time.Now())
+		case <-tick.C:
+			if err := b.store.FlushDue(); err != nil {
+				b.log.Error("flush failed", "err", err)
+			}
+			if time.Since(lastCheckpoint) >= time.Minute {
+				lastCheckpoint = time.Now()
+				if err := b.store.Checkpoint(); err != nil {
+					b.log.Error("checkpoint failed", "err", err)
+				}
+			}
+		}
+	}
+}
+
+// Close shuts down gracefully: stop accepting, answer the requests already
+// read, flush the logs and write checkpoints.
+func (b *Broker) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	for _, ln := range b.listeners {
+		ln.Close()
+	}
+	for c := range b.conns {
+		c.stopReading()
+	}
+	b.mu.Unlock()
+	// Cancelling wakes long polls so they answer with what they have;
+	// closing the coordinator answers parked joins and syncs.
+	b.cancel()
+	b.groups.Close()
+	b.wg.Wait()
+	err := b.store.Close()
+	b.log.Info("broker stopped", "dir", b.dataDir)
+	return err
+}
+
+// topicExists reports whether a topic exists.
+func (b *Broker) topicExists(name string) bool { return b.catalog.get(name) != nil }
+
+// loadOrCreateMeta reads meta.properties, writing it on first start. It
+// returns the cluster id.
+func loadOrCreateMeta(dir string, nodeID int32) (string, error) {
+	path := filepath.Join(dir, "meta.properties")
+	f, err := os.Open(path)
+	if err == nil {
+		defer f.Close()
+		props, err := config.ParseProperties(f)
+		if err != nil {
+			return "", fmt.Errorf("broker: %s: %w", path, err)
+		}
+		if id := props["node.id"]; id != "" && id != strconv.Itoa(int(nodeID)) {
+			return "", fmt.Errorf("broker: %s belongs to node.id %s, configured node.id is %d", path, id, nodeID)
+		}
+		if props["cluster.id"] == "" {
+			return "", fmt.Errorf("broker: %s has no cluster.id", path)
+		}
+		return props["cluster.id"], nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	clusterID := newUUIDString()
+	body := fmt.Sprintf("#\n#%s\nnode.id=%d\ndirectory.id=%s\nversion=1\ncluster.id=%s\n",
+		time.Now().UTC().Format(time.UnixDate), nodeID, newUUIDString(), clusterID)
+	if err := writeFileAtomic(path, []byte(body)); err != nil {
+		return "", err
+	}
+	return clusterID, nil
+}
+
+// newUUID returns a random (v4) UUID that is not Kafka's reserved zero or
+// one id.
+func newUUID() [16]byte {
+	var u [16]byte
+	for {
+		_, _ = rand.Read(u[:])
+		u[6] = u[6]&0x0f | 0x40
+		u[8] = u[8]&0x3f | 0x80
+		if u != ([16]byte{}) && u != ([16]byte{15: 1}) {
+			return u
+		}
+	}
+}
+
+// uuidString is Kafka's Uuid.toString: URL-safe base64 without padding.
+func uuidString(u [16]byte) string { return base64.RawURLEncoding.EncodeToString(u[:]) }
+
+func newUUIDString() string { return uuidString(newUUID()) }
+
+// writeFileAtomic writes via a temp file, fsync and rename, then fsyncs the
+// directory so the rename itself is durable.
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

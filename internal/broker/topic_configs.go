@@ -1,0 +1,224 @@
+package broker
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregorhq/gregor/internal/config"
+	"github.com/gregorhq/gregor/internal/storage"
+)
+
+// topicConfigDef describes one topic-level config: its type, the broker
+// properties it defaults from (Kafka's "synonyms", most specific first) and
+// how to check a value.
+type topicConfigDef struct {
+	name     string
+	typ      kmsg.ConfigType
+	synonyms []string
+	// def is the value when neither the topic nor the broker sets it.
+	def   string
+	check func(string) error
+	doc   string
+}
+
+var (
+	checkLong    = func(s string) error { _, err := strconv.ParseInt(s, 10, 64); return err }
+	checkInt     = func(s string) error { _, err := strconv.ParseInt(s, 10, 32); return err }
+	checkDouble  = func(s string) error { _, err := strconv.ParseFloat(s, 64); return err }
+	checkBool    = func(s string) error { _, err := strconv.ParseBool(strings.ToLower(s)); return err }
+	checkMinLong = func(min int64) func(string) error {
+		return func(s string) error {
+			n, err := strconv.ParseInt(s, 10, 64)
+			if err != nil {
+				return err
+			}
+			if n < min {
+				return fmt.Errorf("value must be at least %d", min)
+			}
+			return nil
+		}
+	}
+	checkOneOf = func(opts ...string) func(string) error {
+		return func(s string) error {
+			for _, o := range opts {
+				if s == o {
+					return nil
+				}
+			}
+			return fmt.Errorf("value must be one of %s", strings.Join(opts, ", "))
+		}
+	}
+	checkCleanup = func(s string) error {
+		for _, p := range strings.Split(s, ",") {
+			switch strings.TrimSpace(p) {
+			case "delete", "compact":
+			default:
+				return fmt.Errorf("cleanup.policy must be a list of delete and compact")
+			}
+		}
+		return nil
+	}
+)
+
+const maxLongStr = "9223372036854775807"
+
+// topicConfigDefs are the topic configs Kafka 4.1 knows. Those that shape
+// the log are applied through storage.LogConfig; the rest (replication,
+// compaction tuning) are stored and described but have no effect on a
+// single node without compaction.
+var topicConfigDefs = []topicConfigDef{
+	{name: "cleanup.policy", typ: kmsg.ConfigTypeList, synonyms: []string{"log.cleanup.policy"}, def: "delete", check: checkCleanup,
+		doc: "delete, compact or both. Compaction is accepted but not yet performed."},
+	{name: "compression.type", typ: kmsg.ConfigTypeString, synonyms: []string{"compression.type"}, def: "producer",
+		check: checkOneOf("producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"),
+		doc:   "Batches are stored as the producer sent them; recompression is not performed."},
+	{name: "delete.retention.ms", typ: kmsg.ConfigTypeLong, synonyms: []string{"log.cleaner.delete.retention.ms"}, def: "86400000", check: checkMinLong(0)},
+	{name: "file.delete.delay.ms", typ: kmsg.ConfigTypeLong, synonyms: []string{"log.segment.delete.delay.ms"}, def: "60000", check: checkMinLong(0)},
+	{name: "flush.messages", typ: kmsg.ConfigTypeLong, synonyms: []string{"log.flush.interval.messages"}, def: maxLongStr, check: checkMinLong(1)},
+	{name: "flush.ms", typ: kmsg.ConfigTypeLong, synonyms: []string{"log.flush.interval.ms"}, def: maxLongStr, check: checkMinLong(0)},
+	{name: "index.interval.bytes", typ: kmsg.ConfigTypeInt, synonyms: []string{"log.index.interval.bytes"}, def: "4096", check: checkInt},
+	{name: "local.retention.bytes", typ: kmsg.ConfigTypeLong, synonyms: []string{"log.local.retention.bytes"}, def: "-2", check: checkLong},
+	{name: "local.retention.ms", typ: kmsg.ConfigTypeLong, synonyms: []string{"log.local.retention.ms"}, def: "-2", check: checkLong},
+	{name: "max.compaction.lag.ms", typ: kmsg.ConfigTypeLong, synonyms: []string{"log.cleaner.max.compaction.lag.ms"}, def: maxLongStr, check: checkMinLong(1)},
+	{name: "max.message.bytes", typ: kmsg.ConfigTypeInt, synonyms: []string{"message.max.bytes"}, def: "1048588", check: checkInt},
+	{name: "message.timestamp.after.max.ms", typ: kmsg.ConfigTypeLong, synonyms: []string{"log.message.timestamp.after.max.ms"}, def: maxLongStr, check: checkMinLong(0)},
+	{name: "message.timestamp.before.max.ms", typ: kmsg.ConfigTypeLong, synonyms: []string{"log.message.timestamp.before.max.ms"}, def: maxLongStr, check: checkMinLong(0)},
+	{name: "message.timestamp.type", typ: kmsg.ConfigTypeString, synonyms: []string{"log.message.timestamp.type"}, def: "CreateTime", check: checkOneOf("CreateTime", "LogAppendTime")},
+	{name: "min.cleanable.dirty.ratio", typ: kmsg.ConfigTypeDouble, synonyms: []string{"log.cleaner.min.cleanable.ratio"}, def: "0.5", check: checkDouble},
+	{name: "min.compaction.lag.ms", typ: kmsg.ConfigTypeLong, synonyms: []string{"log.cleaner.min.compaction.lag.ms"}, def: "0", check: checkMinLong(0)},
+	{name: "min.insync.replicas", typ: kmsg.ConfigTypeInt, synonyms: []string{"min.insync.replicas"}, def: "1", check: checkMinLong(1)},
+	{name: "preallocate", typ: kmsg.ConfigTypeBoolean, synonyms: []string{"log.preallocate"}, def: "false", check: checkBool},
+	{name: "remote.storage.enable", typ: kmsg.ConfigTypeBoolean, def: "false", check: checkOneOf("false")},
+	{name: "retention.bytes", typ: kmsg.ConfigTypeLong, synonyms: []string{"log.retention.bytes"}, def: "-1", check: checkLong},
+	{name: "retention.ms", typ: kmsg.ConfigTypeLong, synonyms: []string{"log.retention.ms", "log.retention.minutes", "log.retention.hours"}, def: "604800000", check: checkMinLong(-1)},
+	{name: "segment.bytes", typ: kmsg.ConfigTypeInt, synonyms: []string{"log.segment.bytes"}, def: "1073741824", check: checkMinLong(14)},
+	{name: "segment.index.bytes", typ: kmsg.ConfigTypeInt, synonyms: []string{"log.index.size.max.bytes"}, def: "10485760", check: checkMinLong(4)},
+	{name: "segment.jitter.ms", typ: kmsg.ConfigTypeLong, synonyms: []string{"log.roll.jitter.ms", "log.roll.jitter.hours"}, def: "0", check: checkMinLong(0)},
+	{name: "segment.ms", typ: kmsg.ConfigTypeLong, synonyms: []string{"log.roll.ms", "log.roll.hours"}, def: "604800000", check: checkMinLong(1)},
+	{name: "unclean.leader.election.enable", typ: kmsg.ConfigTypeBoolean, synonyms: []string{"unclean.leader.election.enable"}, def: "false", check: checkBool},
+}
+
+var topicConfigByName = func() map[string]*topicConfigDef {
+	m := map[string]*topicConfigDef{}
+	for i := range topicConfigDefs {
+		m[topicConfigDefs[i].name] = &topicConfigDefs[i]
+	}
+	return m
+}()
+
+// resolvedConfig is one config's effective value and where it came from.
+type resolvedConfig struct {
+	value  string
+	source kmsg.ConfigSource
+	// synonyms, most specific first, as DescribeConfigs v1+ lists them.
+	synonyms []configSynonym
+}
+
+type configSynonym struct {
+	name, value string
+	source      kmsg.ConfigSource
+}
+
+// brokerSynonymValue converts a broker property into the topic config's
+// unit (hours and minutes become milliseconds).
+func brokerSynonymValue(name, v string) string {
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return v
+	}
+	switch {
+	case strings.HasSuffix(name, ".hours"):
+		if n < 0 {
+			return "-1"
+		}
+		return strconv.FormatInt(n*3600_000, 10)
+	case strings.HasSuffix(name, ".minutes"):
+		if n < 0 {
+			return "-1"
+		}
+		return strconv.FormatInt(n*60_000, 10)
+	}
+	return v
+}
+
+// resolveTopicConfig returns the effective value of def for a topic with
+// the given overrides.
+func (b *Broker) resolveTopicConfig(def *topicConfigDef, overrides map[string]string) resolvedConfig {
+	var syn []configSynonym
+	if v, ok := overrides[def.name]; ok {
+		syn = append(syn, configSynonym{def.name, v, kmsg.ConfigSourceDynamicTopicConfig})
+	}
+	for _, s := range def.synonyms {
+		if v, ok := b.cfg.Raw[s]; ok && b.cfg.Sources[s] != config.SourceDefault {
+			syn = append(syn, configSynonym{s, v, kmsg.ConfigSourceStaticBrokerConfig})
+		}
+	}
+	// Kafka lists the broker default under the most specific synonym
+	// that has a default; we list it under the first synonym.
+	if len(def.synonyms) > 0 {
+		defName := def.synonyms[0]
+		if v, ok := b.cfg.Raw[defName]; ok && b.cfg.Sources[defName] == config.SourceDefault {
+			syn = append(syn, configSynonym{defName, v, kmsg.ConfigSourceDefaultConfig})
+		} else {
+			syn = append(syn, configSynonym{defName, def.def, kmsg.ConfigSourceDefaultConfig})
+		}
+	}
+	r := resolvedConfig{value: def.def, source: kmsg.ConfigSourceDefaultConfig, synonyms: syn}
+	if len(syn) > 0 {
+		r.value, r.source = brokerSynonymValue(syn[0].name, syn[0].value), syn[0].source
+	}
+	return r
+}
+
+// validateTopicConfigs checks names and values of topic config overrides.
+func validateTopicConfigs(cfgs map[string]*string) error {
+	for k, v := range cfgs {
+		def := topicConfigByName[k]
+		if def == nil {
+			return fmt.Errorf("unknown topic config name: %s", k)
+		}
+		if v == nil {
+			continue
+		}
+		if err := def.check(*v); err != nil {
+			return fmt.Errorf("invalid value %s for configuration %s: %v", *v, k, err)
+		}
+	}
+	return nil
+}
+
+// topicLogConfig turns a topic's overrides into the storage settings.
+func (b *Broker) topicLogConfig(overrides map[string]string) storage.LogConfig {
+	get := func(name string) string { return b.resolveTopicConfig(topicConfigByName[name], overrides).value }
+	geti := func(name string) int64 {
+		n, err := strconv.ParseInt(get(name), 10, 64)
+		if err != nil {
+			return math.MaxInt64
+		}
+		return n
+	}
+	lc := storage.DefaultLogConfig()
+	lc.SegmentBytes = geti("segment.bytes")
+	lc.SegmentMs = geti("segment.ms")
+	lc.SegmentIndexBytes = int(geti("segment.index.bytes"))
+	lc.IndexIntervalBytes = int(geti("index.interval.bytes"))
+	lc.RetentionMs = geti("retention.ms")
+	lc.RetentionBytes = geti("retention.bytes")
+	lc.MaxMessageBytes = int(geti("max.message.bytes"))
+	lc.FlushMessages = geti("flush.messages")
+	lc.FlushMs = geti("flush.ms")
+	lc.Preallocate = strings.EqualFold(get("preallocate"), "true")
+	if get("message.timestamp.type") == "LogAppendTime" {
+		lc.TimestampType = storage.LogAppendTime
+	} else {
+		lc.TimestampType = storage.CreateTime
+	}
+	policy := get("cleanup.policy")
+	lc.Compact = strings.Contains(policy, "compact")
+	lc.Delete = strings.Contains(policy, "delete")
+	return lc
+}

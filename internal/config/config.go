@@ -1,0 +1,437 @@
+// Package config holds the broker's configuration: Kafka's property names,
+// read from a server.properties file and overridden by GREGOR_* environment
+// variables and then by command-line flags.
+//
+// Precedence, lowest to highest:
+//
+//  1. built-in defaults (DefaultConfig; zero configuration works),
+//  2. the server.properties file, if one is given,
+//  3. environment variables: GREGOR_ + the property name upper-cased with
+//     dots replaced by underscores (GREGOR_LOG_DIRS=/data sets log.dirs),
+//  4. flags: `--override key=value` and the named flags of `gregor serve`.
+//
+// Unknown property names are kept (Kafka tolerates them too) and logged as
+// ignored by the caller, so a real Kafka server.properties can be used as is.
+package config
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/url"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Durability modes for acks=all produce requests.
+const (
+	// DurabilityFsync acknowledges acks=all only after the data is fsynced
+	// (group commit). Gregor's default.
+	DurabilityFsync = "fsync"
+	// DurabilityOS acknowledges once the data reached the OS page cache,
+	// Kafka's default with flush.messages/flush.ms left unset.
+	DurabilityOS = "os"
+)
+
+// Config is the broker configuration. Field comments name the Kafka property.
+type Config struct {
+	NodeID              int32    // node.id
+	Listeners           []string // listeners, e.g. PLAINTEXT://localhost:9092
+	AdvertisedListeners []string // advertised.listeners (defaults to listeners)
+	LogDirs             []string // log.dirs (or log.dir)
+
+	NumPartitions            int32 // num.partitions
+	DefaultReplicationFactor int16 // default.replication.factor
+	AutoCreateTopics         bool  // auto.create.topics.enable
+	DeleteTopicEnable        bool  // delete.topic.enable
+
+	LogSegmentBytes         int64  // log.segment.bytes
+	LogRollMs               int64  // log.roll.ms / log.roll.hours
+	LogRetentionMs          int64  // log.retention.ms / .minutes / .hours
+	LogRetentionBytes       int64  // log.retention.bytes
+	LogRetentionCheckMs     int64  // log.retention.check.interval.ms
+	LogIndexIntervalBytes   int    // log.index.interval.bytes
+	LogIndexSizeMaxBytes    int    // log.index.size.max.bytes
+	LogFlushMessages        int64  // log.flush.interval.messages
+	LogFlushMs              int64  // log.flush.interval.ms
+	LogFlushSchedulerMs     int64  // log.flush.scheduler.interval.ms
+	LogCleanupPolicy        string // log.cleanup.policy
+	LogPreallocate          bool   // log.preallocate
+	LogMessageTimestamp     string // log.message.timestamp.type
+	MessageMaxBytes         int    // message.max.bytes
+	SocketRequestMaxBytes   int    // socket.request.max.bytes
+	OffsetsTopicPartitions  int32  // offsets.topic.num.partitions
+	OffsetsRetentionMs      int64  // offsets.retention.minutes
+	OffsetsRetentionCheckMs int64  // offsets.retention.check.interval.ms
+	OffsetMetadataMaxBytes  int    // offset.metadata.max.bytes
+	GroupInitialDelayMs     int64  // group.initial.rebalance.delay.ms
+	GroupMinSessionMs       int64  // group.min.session.timeout.ms
+	GroupMaxSessionMs       int64  // group.max.session.timeout.ms
+	// Durability is gregor.durability: "fsync" (default) or "os".
+	Durability string
+
+	// Raw holds every property as finally resolved, including ones this
+	// broker does not interpret, for DescribeConfigs.
+	Raw map[string]string
+	// Sources records where each property in Raw came from.
+	Sources map[string]Source
+}
+
+// Source tells where a property value came from.
+type Source int8
+
+// Sources of a property value, lowest precedence first.
+const (
+	SourceDefault Source = iota
+	SourceFile
+	SourceEnv
+	SourceFlag
+)
+
+// defaults are Kafka's documented defaults, except log.dirs and listeners,
+// which are chosen for a zero-configuration single node.
+var defaults = map[string]string{
+	"node.id":                             "1",
+	"listeners":                           "PLAINTEXT://localhost:9092",
+	"log.dirs":                            "gregor-data",
+	"num.partitions":                      "1",
+	"default.replication.factor":          "1",
+	"auto.create.topics.enable":           "true",
+	"delete.topic.enable":                 "true",
+	"log.segment.bytes":                   "1073741824",
+	"log.roll.hours":                      "168",
+	"log.retention.hours":                 "168",
+	"log.retention.bytes":                 "-1",
+	"log.retention.check.interval.ms":     "300000",
+	"log.index.interval.bytes":            "4096",
+	"log.index.size.max.bytes":            "10485760",
+	"log.flush.interval.messages":         strconv.FormatInt(math.MaxInt64, 10),
+	"log.flush.scheduler.interval.ms":     strconv.FormatInt(math.MaxInt64, 10),
+	"log.cleanup.policy":                  "delete",
+	"log.preallocate":                     "false",
+	"log.message.timestamp.type":          "CreateTime",
+	"message.max.bytes":                   "1048588",
+	"socket.request.max.bytes":            "104857600",
+	"offsets.topic.num.partitions":        "50",
+	"offsets.retention.minutes":           "10080",
+	"offsets.retention.check.interval.ms": "600000",
+	"offset.metadata.max.bytes":           "4096",
+	"group.initial.rebalance.delay.ms":    "3000",
+	"group.min.session.timeout.ms":        "6000",
+	"group.max.session.timeout.ms":        "1800000",
+	"gregor.durability":                   DurabilityFsync,
+}
+
+// Defaults returns a copy of the built-in default properties.
+func Defaults() map[string]string {
+	m := make(map[string]string, len(defaults))
+	for k, v := range defaults {
+		m[k] = v
+	}
+	return m
+}
+
+// Loader accumulates property layers and resolves them into a Config.
+type Loader struct {
+	props   map[string]string
+	sources map[string]Source
+}
+
+// NewLoader starts from the built-in defaults.
+func NewLoader() *Loader {
+	l := &Loader{props: Defaults(), sources: map[string]Source{}}
+	for k := range l.props {
+		l.sources[k] = SourceDefault
+	}
+	return l
+}
+
+// Set sets one property at the given precedence.
+func (l *Loader) Set(key, value string, src Source) {
+	key = strings.TrimSpace(key)
+	l.props[key] = strings.TrimSpace(value)
+	l.sources[key] = src
+}
+
+// LoadFile reads a Java-style properties file (key=value or key: value,
+// '#' and '!' comments, backslash line continuation).
+func (l *Loader) LoadFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	props, err := ParseProperties(f)
+	if err != nil {
+		return fmt.Errorf("config: %s: %w", path, err)
+	}
+	for k, v := range props {
+		l.Set(k, v, SourceFile)
+	}
+	return nil
+}
+
+// LoadEnv applies GREGOR_* variables from environ (os.Environ() form).
+func (l *Loader) LoadEnv(environ []string) {
+	for _, kv := range environ {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || !strings.HasPrefix(k, "GREGOR_") || len(k) == len("GREGOR_") {
+			continue
+		}
+		name := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(k, "GREGOR_"), "_", "."))
+		l.Set(name, v, SourceEnv)
+	}
+}
+
+// ParseProperties parses the Java properties subset Kafka's files use.
+func ParseProperties(r io.Reader) (map[string]string, error) {
+	out := map[string]string{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	var pending string
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if pending == "" && (line == "" || line[0] == '#' || line[0] == '!') {
+			continue
+		}
+		if strings.HasSuffix(line, "\\") {
+			pending += strings.TrimSuffix(line, "\\")
+			continue
+		}
+		line = pending + line
+		pending = ""
+		i := strings.IndexAny(line, "=:")
+		if i < 0 {
+			out[line] = ""
+			continue
+		}
+		out[strings.TrimSpace(line[:i])] = strings.TrimSpace(line[i+1:])
+	}
+	if pending != "" {
+		i := strings.IndexAny(pending, "=:")
+		if i >= 0 {
+			out[strings.TrimSpace(pending[:i])] = strings.TrimSpace(pending[i+1:])
+		}
+	}
+	return out, sc.Err()
+}
+
+// Resolve turns the accumulated properties into a validated Config.
+func (l *Loader) Resolve() (*Config, error) {
+	p := l.props
+	c := &Config{Raw: map[string]string{}, Sources: map[string]Source{}}
+	for k, v := range p {
+		c.Raw[k] = v
+		c.Sources[k] = l.sources[k]
+	}
+	var errs []error
+	geti := func(key string) int64 {
+		v, ok := p[key]
+		if !ok {
+			return 0
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %q is not an integer", key, v))
+		}
+		return n
+	}
+	getb := func(key string) bool {
+		v := strings.ToLower(p[key])
+		switch v {
+		case "true":
+			return true
+		case "false", "":
+			return false
+		}
+		errs = append(errs, fmt.Errorf("%s: %q is not a boolean", key, p[key]))
+		return false
+	}
+	// Pick the most specific of several unit variants that was set with
+	// the highest precedence (Kafka: ms beats minutes beats hours).
+	pickMs := func(ms, minutes, hours string) int64 {
+		best, bestSrc := "", Source(-1)
+		for _, k := range []string{hours, minutes, ms} {
+			if k == "" {
+				continue
+			}
+			if _, ok := p[k]; ok && l.sources[k] >= bestSrc {
+				best, bestSrc = k, l.sources[k]
+			}
+		}
+		n := geti(best)
+		switch best {
+		case hours:
+			if n < 0 {
+				return -1
+			}
+			return n * int64(time.Hour/time.Millisecond)
+		case minutes:
+			if n < 0 {
+				return -1
+			}
+			return n * int64(time.Minute/time.Millisecond)
+		}
+		return n
+	}
+
+	c.NodeID = int32(geti("node.id"))
+	if v, ok := p["broker.id"]; ok && l.sources["broker.id"] > l.sources["node.id"] {
+		n, err := strconv.ParseInt(v, 10, 32)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("broker.id: %q is not an integer", v))
+		}
+		c.NodeID = int32(n)
+	}
+	c.Listeners = splitList(p["listeners"])
+	c.AdvertisedListeners = splitList(p["advertised.listeners"])
+	if len(c.AdvertisedListeners) == 0 {
+		c.AdvertisedListeners = c.Listeners
+	}
+	dirs := p["log.dirs"]
+	if v, ok := p["log.dir"]; ok && l.sources["log.dir"] > l.sources["log.dirs"] {
+		dirs = v
+	}
+	c.LogDirs = splitList(dirs)
+	c.NumPartitions = int32(geti("num.partitions"))
+	c.DefaultReplicationFactor = int16(geti("default.replication.factor"))
+	c.AutoCreateTopics = getb("auto.create.topics.enable")
+	c.DeleteTopicEnable = getb("delete.topic.enable")
+	c.LogSegmentBytes = geti("log.segment.bytes")
+	c.LogRollMs = pickMs("log.roll.ms", "", "log.roll.hours")
+	c.LogRetentionMs = pickMs("log.retention.ms", "log.retention.minutes", "log.retention.hours")
+	c.LogRetentionBytes = geti("log.retention.bytes")
+	c.LogRetentionCheckMs = geti("log.retention.check.interval.ms")
+	c.LogIndexIntervalBytes = int(geti("log.index.interval.bytes"))
+	c.LogIndexSizeMaxBytes = int(geti("log.index.size.max.bytes"))
+	c.LogFlushMessages = geti("log.flush.interval.messages")
+	c.LogFlushSchedulerMs = geti("log.flush.scheduler.interval.ms")
+	c.LogFlushMs = c.LogFlushSchedulerMs
+	if _, ok := p["log.flush.interval.ms"]; ok {
+		c.LogFlushMs = geti("log.flush.interval.ms")
+	}
+	c.LogCleanupPolicy = p["log.cleanup.policy"]
+	c.LogPreallocate = getb("log.preallocate")
+	c.LogMessageTimestamp = p["log.message.timestamp.type"]
+	c.MessageMaxBytes = int(geti("message.max.bytes"))
+	c.SocketRequestMaxBytes = int(geti("socket.request.max.bytes"))
+	c.OffsetsTopicPartitions = int32(geti("offsets.topic.num.partitions"))
+	c.OffsetsRetentionMs = pickMs("", "offsets.retention.minutes", "")
+	c.OffsetsRetentionCheckMs = geti("offsets.retention.check.interval.ms")
+	c.OffsetMetadataMaxBytes = int(geti("offset.metadata.max.bytes"))
+	c.GroupInitialDelayMs = geti("group.initial.rebalance.delay.ms")
+	c.GroupMinSessionMs = geti("group.min.session.timeout.ms")
+	c.GroupMaxSessionMs = geti("group.max.session.timeout.ms")
+	c.Durability = strings.ToLower(p["gregor.durability"])
+
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// DefaultConfig returns the zero-configuration broker config.
+func DefaultConfig() *Config {
+	c, err := NewLoader().Resolve()
+	if err != nil {
+		panic(err) // the built-in defaults are valid by construction
+	}
+	return c
+}
+
+// Validate checks the values that would otherwise fail later and obscurely.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.NodeID < 0 {
+		errs = append(errs, errors.New("node.id must be >= 0"))
+	}
+	if len(c.Listeners) == 0 {
+		errs = append(errs, errors.New("listeners must name at least one listener"))
+	}
+	for _, l := range append(append([]string{}, c.Listeners...), c.AdvertisedListeners...) {
+		if _, _, err := ParseListener(l); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(c.LogDirs) == 0 {
+		errs = append(errs, errors.New("log.dirs must name a directory"))
+	}
+	if c.NumPartitions < 1 {
+		errs = append(errs, errors.New("num.partitions must be >= 1"))
+	}
+	if c.LogSegmentBytes < 14 {
+		errs = append(errs, errors.New("log.segment.bytes must be >= 14"))
+	}
+	if c.MessageMaxBytes < 0 {
+		errs = append(errs, errors.New("message.max.bytes must be >= 0"))
+	}
+	if c.SocketRequestMaxBytes < 1 {
+		errs = append(errs, errors.New("socket.request.max.bytes must be >= 1"))
+	}
+	if c.LogIndexIntervalBytes < 0 {
+		errs = append(errs, errors.New("log.index.interval.bytes must be >= 0"))
+	}
+	if c.OffsetsTopicPartitions < 1 {
+		errs = append(errs, errors.New("offsets.topic.num.partitions must be >= 1"))
+	}
+	switch c.LogMessageTimestamp {
+	case "CreateTime", "LogAppendTime":
+	default:
+		errs = append(errs, fmt.Errorf("log.message.timestamp.type: %q is not CreateTime or LogAppendTime", c.LogMessageTimestamp))
+	}
+	switch c.Durability {
+	case DurabilityFsync, DurabilityOS:
+	default:
+		errs = append(errs, fmt.Errorf("gregor.durability: %q is not fsync or os", c.Durability))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	return nil
+}
+
+// ParseListener splits "PLAINTEXT://host:port" into its name and address.
+// Only PLAINTEXT listeners are served for now.
+func ParseListener(s string) (name, hostport string, err error) {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return "", "", fmt.Errorf("config: listener %q is not NAME://host:port", s)
+	}
+	if _, _, err := net.SplitHostPort(u.Host); err != nil {
+		return "", "", fmt.Errorf("config: listener %q: %w", s, err)
+	}
+	name = strings.ToUpper(u.Scheme)
+	if name != "PLAINTEXT" {
+		return "", "", fmt.Errorf("config: listener %q: only PLAINTEXT is supported", s)
+	}
+	return name, u.Host, nil
+}
+
+// SortedKeys returns Raw's keys in order, for stable output.
+func (c *Config) SortedKeys() []string {
+	keys := make([]string, 0, len(c.Raw))
+	for k := range c.Raw {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
+}

@@ -1,0 +1,645 @@
+package group
+
+import (
+	"errors"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// checkMember validates a member of the current generation, as SyncGroup,
+// Heartbeat and OffsetCommit do. Callers hold g.mu.
+func (g *Group) checkMember(memberID string, instanceID *string, generation int32) int16 {
+	if instanceID != nil {
+		if cur, ok := g.static[*instanceID]; ok && cur != memberID {
+			return kerr.FencedInstanceID.Code
+		}
+	}
+	if g.members[memberID] == nil {
+		return kerr.UnknownMemberID.Code
+	}
+	if generation != g.generation {
+		return kerr.IllegalGeneration.Code
+	}
+	return 0
+}
+
+// SyncGroup handles a sync; reply may be called later, when the leader's
+// assignment arrives.
+func (c *Coordinator) SyncGroup(req *kmsg.SyncGroupRequest, reply func(*kmsg.SyncGroupResponse)) {
+	fail := func(code int16) {
+		resp := req.ResponseKind().(*kmsg.SyncGroupResponse)
+		resp.ErrorCode = code
+		reply(resp)
+	}
+	g := c.get(req.Group)
+	if g == nil {
+		fail(kerr.UnknownMemberID.Code)
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.state == Dead {
+		fail(kerr.CoordinatorNotAvailable.Code)
+		return
+	}
+	if code := g.checkMember(req.MemberID, req.InstanceID, req.Generation); code != 0 {
+		fail(code)
+		return
+	}
+	if req.Version >= 5 && ((req.ProtocolType != nil && *req.ProtocolType != g.protocolType) ||
+		(req.Protocol != nil && *req.Protocol != g.protocol)) {
+		fail(kerr.InconsistentGroupProtocol.Code)
+		return
+	}
+	m := g.members[req.MemberID]
+	switch g.state {
+	case PreparingRebalance:
+		fail(kerr.RebalanceInProgress.Code)
+	case CompletingRebalance:
+		m.syncReply = reply
+		g.resetHeartbeat(m)
+		if m.id != g.leader {
+			return
+		}
+		for _, a := range req.GroupAssignment {
+			if am := g.members[a.MemberID]; am != nil {
+				am.assignment = append([]byte(nil), a.MemberAssignment...)
+			}
+		}
+		for _, om := range g.members {
+			if om.assignment == nil {
+				om.assignment = []byte{}
+			}
+		}
+		g.setState(Stable)
+		g.persistLocked()
+		for _, om := range g.members {
+			if om.syncReply != nil {
+				om.syncReply(g.syncResponse(om))
+				om.syncReply = nil
+			}
+		}
+	case Stable:
+		reply(g.syncResponse(m))
+		g.resetHeartbeat(m)
+	default:
+		fail(kerr.UnknownMemberID.Code)
+	}
+}
+
+func (g *Group) syncResponse(m *member) *kmsg.SyncGroupResponse {
+	resp := kmsg.NewPtrSyncGroupResponse()
+	pt, proto := g.protocolType, g.protocol
+	resp.ProtocolType, resp.Protocol = &pt, &proto
+	resp.MemberAssignment = m.assignment
+	return resp
+}
+
+// Heartbeat handles a heartbeat.
+func (c *Coordinator) Heartbeat(req *kmsg.HeartbeatRequest) *kmsg.HeartbeatResponse {
+	resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
+	g := c.get(req.Group)
+	if g == nil {
+		resp.ErrorCode = kerr.UnknownMemberID.Code
+		return resp
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.state == Dead {
+		resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
+		return resp
+	}
+	if code := g.checkMember(req.MemberID, req.InstanceID, req.Generation); code != 0 {
+		resp.ErrorCode = code
+		return resp
+	}
+	g.resetHeartbeat(g.members[req.MemberID])
+	if g.state == PreparingRebalance {
+		resp.ErrorCode = kerr.RebalanceInProgress.Code
+	}
+	return resp
+}
+
+// LeaveGroup handles single (v0-2) and batched (v3+) leaves.
+func (c *Coordinator) LeaveGroup(req *kmsg.LeaveGroupRequest) *kmsg.LeaveGroupResponse {
+	resp := req.ResponseKind().(*kmsg.LeaveGroupResponse)
+	g := c.get(req.Group)
+	leaving := req.Members
+	if req.Version < 3 {
+		lm := kmsg.NewLeaveGroupRequestMember()
+		lm.MemberID = req.MemberID
+		leaving = []kmsg.LeaveGroupRequestMember{lm}
+	}
+	if g == nil {
+		resp.ErrorCode = kerr.UnknownMemberID.Code
+		if req.Version >= 3 {
+			resp.ErrorCode = 0
+			for _, lm := range leaving {
+				rm := kmsg.NewLeaveGroupResponseMember()
+				rm.MemberID, rm.InstanceID = lm.MemberID, lm.InstanceID
+				rm.ErrorCode = kerr.UnknownMemberID.Code
+				resp.Members = append(resp.Members, rm)
+			}
+		}
+		return resp
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	removed := 0
+	for _, lm := range leaving {
+		rm := kmsg.NewLeaveGroupResponseMember()
+		rm.MemberID, rm.InstanceID = lm.MemberID, lm.InstanceID
+		id := lm.MemberID
+		if lm.InstanceID != nil {
+			cur, ok := g.static[*lm.InstanceID]
+			switch {
+			case !ok:
+				rm.ErrorCode = kerr.UnknownMemberID.Code
+			case id != "" && id != cur:
+				rm.ErrorCode = kerr.FencedInstanceID.Code
+			default:
+				id = cur
+			}
+		}
+		if rm.ErrorCode == 0 {
+			if _, ok := g.pending[id]; ok {
+				g.pending[id].Stop()
+				delete(g.pending, id)
+				removed++
+			} else if m := g.members[id]; m == nil {
+				rm.ErrorCode = kerr.UnknownMemberID.Code
+			} else {
+				if m.joinReply != nil {
+					m.joinReply(joinError(kmsg.NewPtrJoinGroupRequest(), kerr.UnknownMemberID.Code, id))
+					m.joinReply = nil
+				}
+				g.removeMember(id)
+				removed++
+			}
+		}
+		resp.Members = append(resp.Members, rm)
+	}
+	if req.Version < 3 {
+		resp.ErrorCode = resp.Members[0].ErrorCode
+		resp.Members = nil
+	}
+	if removed > 0 {
+		g.memberLeft("member left")
+	}
+	return resp
+}
+
+// OffsetCommit commits offsets. The records are appended before it
+// returns; reply is called once they are durable, possibly from another
+// goroutine.
+func (c *Coordinator) OffsetCommit(req *kmsg.OffsetCommitRequest, reply func(*kmsg.OffsetCommitResponse)) {
+	resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
+	all := func(code int16) {
+		for _, rt := range req.Topics {
+			st := kmsg.NewOffsetCommitResponseTopic()
+			st.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewOffsetCommitResponseTopicPartition()
+				sp.Partition, sp.ErrorCode = rp.Partition, code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		reply(resp)
+	}
+	if req.Group == "" {
+		all(kerr.InvalidGroupID.Code)
+		return
+	}
+	g := c.get(req.Group)
+	if g == nil {
+		if req.Generation >= 0 {
+			all(kerr.IllegalGeneration.Code)
+			return
+		}
+		g = c.getOrCreate(req.Group)
+	}
+	g.mu.Lock()
+	var code int16
+	switch {
+	case g.state == Dead:
+		code = kerr.CoordinatorNotAvailable.Code
+	case req.Generation < 0 && g.state == Empty:
+		// A group that only commits (assign() consumers, tools).
+	default:
+		code = g.checkMember(req.MemberID, req.InstanceID, req.Generation)
+		if code == 0 && g.state == CompletingRebalance {
+			code = kerr.RebalanceInProgress.Code
+		}
+		if code == 0 {
+			g.resetHeartbeat(g.members[req.MemberID])
+		}
+	}
+	if code != 0 {
+		g.mu.Unlock()
+		all(code)
+		return
+	}
+	now := time.Now()
+	var recs []kv
+	type pending struct {
+		tp tp
+		oc offsetCommit
+		sp *kmsg.OffsetCommitResponseTopicPartition
+	}
+	var accepted []pending
+	for _, rt := range req.Topics {
+		st := kmsg.NewOffsetCommitResponseTopic()
+		st.Topic = rt.Topic
+		st.Partitions = make([]kmsg.OffsetCommitResponseTopicPartition, len(rt.Partitions))
+		exists := c.topicExists(rt.Topic)
+		for i, rp := range rt.Partitions {
+			sp := &st.Partitions[i]
+			*sp = kmsg.NewOffsetCommitResponseTopicPartition()
+			sp.Partition = rp.Partition
+			meta := ""
+			if rp.Metadata != nil {
+				meta = *rp.Metadata
+			}
+			switch {
+			case !exists:
+				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			case len(meta) > c.cfg.MaxMetadataBytes:
+				sp.ErrorCode = kerr.OffsetMetadataTooLarge.Code
+			default:
+				oc := offsetCommit{offset: rp.Offset, leaderEpoch: rp.LeaderEpoch, metadata: meta, commitTime: now}
+				if req.Version < 6 {
+					oc.leaderEpoch = -1
+				}
+				recs = append(recs, kv{offsetKey(g.id, rt.Topic, rp.Partition), offsetValue(oc)})
+				accepted = append(accepted, pending{tp{rt.Topic, rp.Partition}, oc, sp})
+			}
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	if len(recs) == 0 {
+		g.mu.Unlock()
+		reply(resp)
+		return
+	}
+	l, last, err := c.write(g.id, recs)
+	g.mu.Unlock()
+	fail := func(err error) {
+		c.log.Error("offset commit write failed", "group", req.Group, "err", err)
+		for _, p := range accepted {
+			p.sp.ErrorCode = kerr.CoordinatorNotAvailable.Code
+		}
+		reply(resp)
+	}
+	if err != nil {
+		fail(err)
+		return
+	}
+	// The append happened in request order; only the wait for the fsync
+	// runs concurrently with the connection's next requests.
+	go func() {
+		if err := c.waitDurable(l, last); err != nil {
+			fail(err)
+			return
+		}
+		g.mu.Lock()
+		for _, p := range accepted {
+			p.oc.logOffset = last
+			if cur, ok := g.offsets[p.tp]; !ok || cur.logOffset <= last {
+				g.offsets[p.tp] = p.oc
+			}
+		}
+		g.mu.Unlock()
+		reply(resp)
+	}()
+}
+
+// FetchedOffset is one committed offset for OffsetFetch.
+type FetchedOffset struct {
+	Offset      int64
+	LeaderEpoch int32
+	Metadata    string
+	Found       bool
+}
+
+// CommittedOffsets returns the committed offsets of a group, for the given
+// topics (nil = every committed partition).
+func (c *Coordinator) CommittedOffsets(group string, topics map[string][]int32) map[string]map[int32]FetchedOffset {
+	out := map[string]map[int32]FetchedOffset{}
+	g := c.get(group)
+	if g != nil {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+	}
+	if topics == nil {
+		if g == nil {
+			return out
+		}
+		for k, oc := range g.offsets {
+			if out[k.topic] == nil {
+				out[k.topic] = map[int32]FetchedOffset{}
+			}
+			out[k.topic][k.partition] = FetchedOffset{oc.offset, oc.leaderEpoch, oc.metadata, true}
+		}
+		return out
+	}
+	for t, ps := range topics {
+		out[t] = map[int32]FetchedOffset{}
+		for _, p := range ps {
+			fo := FetchedOffset{Offset: -1, LeaderEpoch: -1}
+			if g != nil {
+				if oc, ok := g.offsets[tp{t, p}]; ok {
+					fo = FetchedOffset{oc.offset, oc.leaderEpoch, oc.metadata, true}
+				}
+			}
+			out[t][p] = fo
+		}
+	}
+	return out
+}
+
+// GroupSummary describes a group for DescribeGroups and ListGroups.
+type GroupSummary struct {
+	ID           string
+	State        string
+	ProtocolType string
+	Protocol     string
+	Members      []MemberSummary
+}
+
+// MemberSummary describes a member.
+type MemberSummary struct {
+	MemberID, ClientID, ClientHost string
+	InstanceID                     *string
+	Metadata, Assignment           []byte
+}
+
+// Describe returns a group's summary; an unknown group is Dead, as Kafka
+// reports it.
+func (c *Coordinator) Describe(id string) GroupSummary {
+	g := c.get(id)
+	if g == nil {
+		return GroupSummary{ID: id, State: Dead.String()}
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	s := GroupSummary{ID: id, State: g.state.String(), ProtocolType: g.protocolType}
+	if g.state == Stable {
+		s.Protocol = g.protocol
+	}
+	for _, mid := range g.joinOrder {
+		m := g.members[mid]
+		if m == nil {
+			continue
+		}
+		ms := MemberSummary{MemberID: m.id, ClientID: m.clientID, ClientHost: m.clientHost, InstanceID: m.instanceID}
+		if g.state == Stable {
+			ms.Metadata = m.metadataFor(g.protocol)
+			ms.Assignment = m.assignment
+		}
+		s.Members = append(s.Members, ms)
+	}
+	return s
+}
+
+// List returns every group's id, protocol type and state.
+func (c *Coordinator) List() []GroupSummary {
+	var out []GroupSummary
+	for _, g := range c.sortedGroups() {
+		g.mu.Lock()
+		if g.state != Dead {
+			out = append(out, GroupSummary{ID: g.id, State: g.state.String(), ProtocolType: g.protocolType})
+		}
+		g.mu.Unlock()
+	}
+	return out
+}
+
+// Errors of DeleteGroups and DeleteOffsets.
+var (
+	ErrGroupNotFound = errors.New("group: not found")
+	ErrNotEmpty      = errors.New("group: not empty")
+	ErrSubscribed    = errors.New("group: subscribed to topic")
+)
+
+// DeleteGroup deletes an empty group and its offsets.
+func (c *Coordinator) DeleteGroup(id string) error {
+	g := c.get(id)
+	if g == nil {
+		return ErrGroupNotFound
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	switch g.state {
+	case Dead:
+		return ErrGroupNotFound
+	case Empty:
+	default:
+		return ErrNotEmpty
+	}
+	recs := []kv{{groupKey(g.id), nil}}
+	for k := range g.offsets {
+		recs = append(recs, kv{offsetKey(g.id, k.topic, k.partition), nil})
+	}
+	l, last, err := c.write(g.id, recs)
+	if err == nil {
+		err = c.waitDurable(l, last)
+	}
+	if err != nil {
+		return err
+	}
+	g.offsets = map[tp]offsetCommit{}
+	g.setState(Dead)
+	c.remove(g)
+	return nil
+}
+
+// DeleteOffsets removes committed offsets of a group (OffsetDelete). It
+// returns, per partition, ErrSubscribed where the group still consumes the
+// topic.
+func (c *Coordinator) DeleteOffsets(id string, topics map[string][]int32, subscribed func(protocolType string, metadata []byte) []string) (map[string]map[int32]error, error) {
+	g := c.get(id)
+	if g == nil {
+		return nil, ErrGroupNotFound
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.state == Dead {
+		return nil, ErrGroupNotFound
+	}
+	subs := map[string]bool{}
+	if g.state != Empty {
+		for _, m := range g.members {
+			for _, t := range subscribed(g.protocolType, m.metadataFor(g.protocol)) {
+				subs[t] = true
+			}
+		}
+	}
+	out := map[string]map[int32]error{}
+	var recs []kv
+	var del []tp
+	for t, ps := range topics {
+		out[t] = map[int32]error{}
+		for _, p := range ps {
+			if subs[t] {
+				out[t][p] = ErrSubscribed
+				continue
+			}
+			out[t][p] = nil
+			if _, ok := g.offsets[tp{t, p}]; ok {
+				recs = append(recs, kv{offsetKey(g.id, t, p), nil})
+				del = append(del, tp{t, p})
+			}
+		}
+	}
+	if len(recs) > 0 {
+		l, last, err := c.write(g.id, recs)
+		if err == nil {
+			err = c.waitDurable(l, last)
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, k := range del {
+			delete(g.offsets, k)
+		}
+	}
+	return out, nil
+}
+
+// persistLocked writes the group's metadata record. Callers hold g.mu.
+// Membership is advisory after a crash (members rejoin), so this write is
+// not waited on; offsets are.
+func (g *Group) persistLocked() {
+	v := kmsg.NewGroupMetadataValue()
+	v.Version = 3
+	v.ProtocolType = g.protocolType
+	v.Generation = g.generation
+	if g.protocol != "" {
+		p := g.protocol
+		v.Protocol = &p
+	}
+	if g.leader != "" {
+		l := g.leader
+		v.Leader = &l
+	}
+	v.CurrentStateTimestamp = g.stateTime.UnixMilli()
+	for _, id := range g.joinOrder {
+		m := g.members[id]
+		if m == nil {
+			continue
+		}
+		vm := kmsg.NewGroupMetadataValueMember()
+		vm.MemberID, vm.InstanceID, vm.ClientID, vm.ClientHost = m.id, m.instanceID, m.clientID, m.clientHost
+		vm.RebalanceTimeoutMillis = int32(m.rebalanceTimeout / time.Millisecond)
+		vm.SessionTimeoutMillis = int32(m.sessionTimeout / time.Millisecond)
+		vm.Subscription = m.metadataFor(g.protocol)
+		if vm.Subscription == nil {
+			vm.Subscription = []byte{}
+		}
+		vm.Assignment = m.assignment
+		if vm.Assignment == nil {
+			vm.Assignment = []byte{}
+		}
+		v.Members = append(v.Members, vm)
+	}
+	if _, _, err := g.c.write(g.id, []kv{{groupKey(g.id), v.AppendTo(nil)}}); err != nil {
+		g.c.log.Error("writing group metadata failed", "group", g.id, "err", err)
+	}
+}
+
+// restore rebuilds a group from its metadata record. Members come back
+// with fresh session timers: those still alive keep heartbeating with the
+// same member id and generation; the rest expire and trigger a rebalance.
+func (g *Group) restore(value []byte, now time.Time) error {
+	v := kmsg.NewGroupMetadataValue()
+	if err := v.ReadFrom(value); err != nil {
+		return err
+	}
+	g.protocolType = v.ProtocolType
+	g.generation = v.Generation
+	if v.Protocol != nil {
+		g.protocol = *v.Protocol
+	}
+	if v.Leader != nil {
+		g.leader = *v.Leader
+	}
+	if v.CurrentStateTimestamp > 0 {
+		g.stateTime = time.UnixMilli(v.CurrentStateTimestamp)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, vm := range v.Members {
+		m := &member{
+			id: vm.MemberID, instanceID: vm.InstanceID, clientID: vm.ClientID, clientHost: vm.ClientHost,
+			rebalanceTimeout: time.Duration(vm.RebalanceTimeoutMillis) * time.Millisecond,
+			sessionTimeout:   time.Duration(vm.SessionTimeoutMillis) * time.Millisecond,
+			protocolType:     v.ProtocolType,
+			protocols:        []protocol{{g.protocol, vm.Subscription}},
+			assignment:       vm.Assignment,
+		}
+		if m.sessionTimeout <= 0 {
+			m.sessionTimeout = g.c.cfg.MinSessionTimeout
+		}
+		if m.rebalanceTimeout <= 0 {
+			m.rebalanceTimeout = m.sessionTimeout
+		}
+		g.members[m.id] = m
+		g.joinOrder = append(g.joinOrder, m.id)
+		if m.instanceID != nil {
+			g.static[*m.instanceID] = m.id
+		}
+		g.resetHeartbeat(m)
+	}
+	if len(g.members) > 0 && g.protocol != "" {
+		g.state = Stable
+	} else {
+		g.state = Empty
+	}
+	return nil
+}
+
+// expireOffsets applies offsets.retention.minutes to one group.
+func (g *Group) expireOffsets(now time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.state != Empty {
+		return
+	}
+	ret := g.c.cfg.OffsetsRetention
+	var recs []kv
+	var del []tp
+	for k, oc := range g.offsets {
+		var expired bool
+		if g.protocolType != "" {
+			expired = now.Sub(g.stateTime) >= ret
+		} else {
+			expired = now.Sub(oc.commitTime) >= ret
+		}
+		if expired {
+			recs = append(recs, kv{offsetKey(g.id, k.topic, k.partition), nil})
+			del = append(del, k)
+		}
+	}
+	dead := len(del) == len(g.offsets) && len(g.members) == 0
+	if dead {
+		recs = append(recs, kv{groupKey(g.id), nil})
+	}
+	if len(recs) == 0 {
+		return
+	}
+	if _, _, err := g.c.write(g.id, recs); err != nil {
+		g.c.log.Error("expiring offsets failed", "group", g.id, "err", err)
+		return
+	}
+	for _, k := range del {
+		delete(g.offsets, k)
+	}
+	g.c.log.Info("expired offsets", "group", g.id, "partitions", len(del))
+	if dead {
+		g.setState(Dead)
+		g.c.remove(g)
+	}
+}

@@ -1,0 +1,56 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors. Callers check them with errors.Is; the broker maps them to
+// Kafka error codes. Returned errors usually wrap one of these with detail.
+var (
+	// ErrCorruptMessage: a batch from a client failed validation (CRC mismatch,
+	// bad lengths, inconsistent counts, trailing partial batch).
+	// Kafka: CORRUPT_MESSAGE (2).
+	ErrCorruptMessage = errors.New("storage: corrupt message")
+	// ErrMessageTooLarge: a batch is larger than max.message.bytes.
+	// Kafka: MESSAGE_TOO_LARGE (10).
+	ErrMessageTooLarge = errors.New("storage: message too large")
+	// ErrOffsetOutOfRange: a read or DeleteRecords offset outside
+	// [LogStartOffset, LogEndOffset]. Kafka: OFFSET_OUT_OF_RANGE (1).
+	ErrOffsetOutOfRange = errors.New("storage: offset out of range")
+	// ErrOutOfOrderSequence: an idempotent producer skipped or repeated a
+	// sequence number. Kafka: OUT_OF_ORDER_SEQUENCE_NUMBER (45).
+	ErrOutOfOrderSequence = errors.New("storage: out of order sequence number")
+	// ErrInvalidProducerEpoch: the batch's producer epoch is older than the
+	// current one for its producer id. Kafka: INVALID_PRODUCER_EPOCH (47).
+	ErrInvalidProducerEpoch = errors.New("storage: invalid producer epoch")
+	// ErrInvalidTimestamp is reserved for message.timestamp.*.ms checks, which
+	// are not implemented yet. Kafka: INVALID_TIMESTAMP (32).
+	ErrInvalidTimestamp = errors.New("storage: invalid timestamp")
+	// ErrUnsupportedMagic: a batch whose magic byte is not 2.
+	// Kafka: UNSUPPORTED_FOR_MESSAGE_FORMAT (43) or CORRUPT_MESSAGE (2).
+	ErrUnsupportedMagic = errors.New("storage: unsupported record batch magic")
+	// ErrClosed: the Store or Log was closed (or the partition deleted).
+	ErrClosed = errors.New("storage: closed")
+	// ErrCorruption: data already on disk failed validation when read back.
+	// Distinct from ErrCorruptMessage, which is about client input.
+	ErrCorruption = errors.New("storage: on-disk corruption")
+
+	// The errors below are additions to the agreed API.
+
+	// ErrInvalidRecord: a batch that is well formed but semantically invalid
+	// (empty record set, recordCount != lastOffsetDelta+1, negative sequence
+	// for a producer id). It wraps ErrCorruptMessage, so code that only knows
+	// ErrCorruptMessage still matches; a broker that wants Kafka's exact code
+	// can map it to INVALID_RECORD (87) first.
+	ErrInvalidRecord = fmt.Errorf("%w: invalid record", ErrCorruptMessage)
+	// ErrRecordListTooLarge: one Append is larger than segment.bytes. It wraps
+	// ErrMessageTooLarge; Kafka's code is RECORD_LIST_TOO_LARGE (18).
+	ErrRecordListTooLarge = fmt.Errorf("%w: record list larger than segment.bytes", ErrMessageTooLarge)
+	// ErrStorageFailed: a write or fsync failed; the log dir is treated as
+	// failed and refuses appends and durability waits from then on.
+	// Kafka: KAFKA_STORAGE_ERROR (56).
+	ErrStorageFailed = errors.New("storage: log dir failed")
+	// ErrLogExists: Create for a partition that already exists.
+	ErrLogExists = errors.New("storage: partition already exists")
+)

@@ -1,0 +1,373 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// Loading a partition at Open.
+//
+// After a clean shutdown (marker present) the files are trusted: indexes are
+// loaded and sanity-checked, and only the last segment's tail is walked
+// (header chain must end exactly at the file end, last batch's CRC must
+// match). Anything odd falls back to a full scan of that segment.
+//
+// After an unclean shutdown, every segment from the one containing the
+// recovery point onward is scanned batch by batch (length, magic, CRC32C,
+// offsets increasing). The first bad batch truncates its segment there and
+// every later segment is deleted: data after a hole is never served. Indexes
+// of scanned segments are rebuilt, the scanned data is fsynced and the
+// recovery point becomes the log end offset.
+//
+// Producer state comes from the newest valid snapshot at or below the log
+// end offset plus the batch headers after it.
+func (s *Store) loadLog(dir string, tp topicPartition, clean bool, recoveryPoint, logStart int64) (*Log, error) {
+	fsys := s.fsys
+	var topicID [16]byte
+	if data, err := readFile(fsys, filepath.Join(dir, partitionMetaFile)); err != nil {
+		s.logger.Warn("partition has no readable partition.metadata", "dir", dir, "err", err)
+	} else if id, err := decodePartitionMetadata(data); err != nil {
+		s.logger.Warn("bad partition.metadata", "dir", dir, "err", err)
+	} else {
+		topicID = id
+	}
+	l := s.makeLog(dir, tp, topicID, DefaultLogConfig())
+	cfg := &l.cfg
+
+	ents, err := fsys.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var bases []int64
+	logs := make(map[int64]bool)
+	for _, e := range ents {
+		name := e.Name()
+		if strings.HasSuffix(name, ".tmp") {
+			fsys.Remove(filepath.Join(dir, name))
+			continue
+		}
+		if b, ok := parseOffsetName(name, extLog); ok {
+			bases = append(bases, b)
+			logs[b] = true
+		}
+	}
+	for _, e := range ents { // index files without a .log are leftovers of a deletion
+		for _, ext := range []string{extIndex, extTimeIndex} {
+			if b, ok := parseOffsetName(e.Name(), ext); ok && !logs[b] {
+				fsys.Remove(filepath.Join(dir, e.Name()))
+			}
+		}
+	}
+	slices.Sort(bases)
+
+	var segs []*segment
+	fail := func(err error) (*Log, error) {
+		for _, sg := range segs {
+			sg.release()
+		}
+		return nil, err
+	}
+	for _, b := range bases {
+		sg, err := openSegment(fsys, dir, b)
+		if err != nil {
+			return fail(err)
+		}
+		segs = append(segs, sg)
+	}
+	if len(segs) == 0 {
+		base := max(logStart, 0)
+		sg, err := createSegment(fsys, dir, base, s.now())
+		if err != nil {
+			return fail(err)
+		}
+		segs = append(segs, sg)
+	}
+
+	// Segments before `from` are trusted; from `from` on they are scanned.
+	from := len(segs) - 1
+	if !clean {
+		from = 0
+		for i, sg := range segs {
+			if sg.base <= recoveryPoint {
+				from = i
+			}
+		}
+	}
+	scanned := make(map[*segment]bool)
+	var tailChecked *segment
+	prevLast := int64(-1)
+	for i := 0; i < len(segs); i++ {
+		sg := segs[i]
+		last := i == len(segs)-1
+		trusted := i < from || (clean && last)
+		if sg.base <= prevLast {
+			s.logger.Warn("segment overlaps the previous one; deleting it and everything after",
+				"file", sg.name(), "previous_last_offset", prevLast)
+			segs = l.dropSegments(segs, i)
+			break
+		}
+		ok := false
+		if trusted {
+			if err := sg.loadIndexes(); err != nil {
+				s.logger.Warn("rebuilding index", "file", sg.name(), "err", err)
+			} else if !last {
+				sg.lastOff = segs[i+1].base - 1
+				ok = true
+			} else if err := sg.checkTail(); err != nil {
+				s.logger.Warn("last segment failed its tail check; scanning it", "file", sg.name(), "err", err)
+			} else {
+				tailChecked = sg
+				ok = true
+			}
+		}
+		if !ok {
+			res, err := sg.recover(prevLast, cfg.IndexIntervalBytes)
+			if err != nil {
+				return fail(err)
+			}
+			scanned[sg] = true
+			if res.truncated > 0 {
+				attrs := []any{"file", sg.name(), "valid_bytes", res.validBytes,
+					"truncated_bytes", res.truncated, "next_offset", sg.lastOff + 1, "reason", res.badReason}
+				if res.zeroTail {
+					s.logger.Info("trimmed unused preallocated tail", attrs...)
+				} else {
+					s.logger.Warn("truncated torn or corrupt tail", attrs...)
+				}
+				if !last {
+					s.logger.Warn("deleting segments after a truncated one", "dir", dir, "from_base", segs[i+1].base)
+					segs = l.dropSegments(segs, i+1)
+				}
+			}
+		}
+		if sg.size > 0 {
+			prevLast = sg.lastOff
+		} else {
+			prevLast = max(prevLast, sg.base-1)
+		}
+	}
+
+	active := segs[len(segs)-1]
+	if !scanned[active] && tailChecked != active {
+		// The segment that became last because later ones were dropped was
+		// loaded as an inner segment; establish its real end.
+		if err := active.checkTail(); err != nil {
+			if _, err := active.recover(-1, cfg.IndexIntervalBytes); err != nil {
+				return fail(err)
+			}
+			scanned[active] = true
+		}
+	}
+	leo := active.base
+	if active.size > 0 {
+		leo = active.lastOff + 1
+	}
+	l.segs = segs
+	l.leo = leo
+	l.logStart = max(logStart, segs[0].base)
+	if l.logStart > leo {
+		l.logStart = leo
+	}
+	// Segments wholly below the log start (a crash between DeleteRecords'
+	// checkpoint and the file deletion).
+	n := 0
+	for n < len(l.segs)-1 && l.segs[n+1].base <= l.logStart {
+		n++
+	}
+	if n > 0 {
+		l.removeSegments(n)
+	}
+
+	// Persist rebuilt indexes of inactive segments; make scanned data durable
+	// so the recovery point can be the log end.
+	for _, sg := range l.segs[:len(l.segs)-1] {
+		if scanned[sg] {
+			if err := sg.writeIndexes(true); err != nil {
+				return fail(err)
+			}
+		}
+	}
+	for sg := range scanned {
+		if slices.Contains(l.segs, sg) {
+			if err := datasync(sg.log); err != nil {
+				return fail(err)
+			}
+		}
+	}
+	if len(scanned) > 0 || !clean {
+		if err := syncDir(fsys, dir); err != nil {
+			return fail(err)
+		}
+	}
+	l.durable = leo
+	l.lastFlush = s.now()
+	active.zeroedTo = active.size
+	if active.size > 0 {
+		active.bytesSinceIndex = int(active.size)
+		if k := len(active.offIdx); k > 0 {
+			active.bytesSinceIndex = int(active.size - int64(active.offIdx[k-1].pos))
+		}
+	}
+
+	if err := l.loadProducers(); err != nil {
+		return fail(err)
+	}
+	// leader-epoch-checkpoint: rewritten by the next Checkpoint if missing
+	// or stale.
+	l.epochStart = -1
+	if data, err := readFile(fsys, filepath.Join(dir, leaderEpochFile)); err == nil && string(data) == string(encodeLeaderEpochs(l.logStart)) {
+		l.epochStart = l.logStart
+	}
+	return l, nil
+}
+
+// dropSegments deletes segs[i:] from disk and returns segs[:i]; i >= 1.
+func (l *Log) dropSegments(segs []*segment, i int) []*segment {
+	for _, sg := range segs[i:] {
+		sg.removeFiles()
+		sg.release()
+	}
+	return segs[:i]
+}
+
+// removeFiles unlinks a segment's files. Open descriptors stay valid.
+func (s *segment) removeFiles() {
+	for _, ext := range []string{extLog, extIndex, extTimeIndex} {
+		if err := s.fsys.Remove(segmentPath(s.dir, s.base, ext)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			_ = err // best effort: Open cleans up orphans
+		}
+	}
+}
+
+// checkTail is the cheap clean-shutdown check of the last segment: walk the
+// headers from the last index entry to the end of the file, require the
+// chain to end exactly there, verify the last batch's CRC and pick up the
+// timestamps and last offset the index doesn't have.
+func (s *segment) checkTail() error {
+	pos := int64(0)
+	if k := len(s.offIdx); k > 0 {
+		pos = int64(s.offIdx[k-1].pos)
+	}
+	if s.size == 0 {
+		return nil
+	}
+	var hb [batchHeaderSize]byte
+	first, err := s.readHeader(hb[:], 0, s.size)
+	if err != nil {
+		return err
+	}
+	s.firstTs = first.maxTimestamp
+	var lastH batchHeader
+	lastPos := int64(-1)
+	for pos < s.size {
+		h, err := s.readHeader(hb[:], pos, s.size)
+		if err != nil {
+			return err
+		}
+		if h.lastOffset() < s.lastOff && lastPos >= 0 {
+			return fmt.Errorf("offsets go backwards at position %d", pos)
+		}
+		if h.maxTimestamp > s.maxTs {
+			s.maxTs, s.maxTsOff = h.maxTimestamp, h.lastOffset()
+		}
+		s.lastOff = h.lastOffset()
+		lastH, lastPos = h, pos
+		pos += h.size()
+	}
+	if pos != s.size {
+		return fmt.Errorf("batch chain ends at %d, file at %d", pos, s.size)
+	}
+	b := make([]byte, lastH.size())
+	if _, err := s.log.ReadAt(b, lastPos); err != nil {
+		return err
+	}
+	h := parseHeader(b)
+	return verifyStored(b, &h, s.base-1)
+}
+
+// loadProducers rebuilds producer state: newest valid snapshot at or below
+// the log end, then the batch headers from there to the end. Snapshots
+// above the log end (data lost in recovery) are deleted.
+func (l *Log) loadProducers() error {
+	offs := listSnapshots(l.fsys, l.dir)
+	start := l.segs[0].base
+	l.producers = make(map[int64]*producerState)
+	for i := len(offs) - 1; i >= 0; i-- {
+		o := offs[i]
+		path := segmentPath(l.dir, o, extSnapshot)
+		if o > l.leo {
+			l.fsys.Remove(path)
+			continue
+		}
+		data, err := readFile(l.fsys, path)
+		if err == nil {
+			var m map[int64]*producerState
+			if m, err = decodeSnapshot(data); err == nil {
+				l.producers = m
+				start = max(o, start)
+				break
+			}
+		}
+		l.logger.Warn("ignoring unreadable producer snapshot", "file", path, "err", err)
+		l.fsys.Remove(path)
+	}
+	for _, sg := range l.segs {
+		if sg.size == 0 || (sg.lastOff < start && sg != l.segs[len(l.segs)-1]) {
+			continue
+		}
+		pos := int64(0)
+		if start > sg.base {
+			pos = lookupOffset(sg.offIdx, start-sg.base)
+		}
+		err := sg.walkHeaders(pos, sg.size, func(h *batchHeader, _ int64) bool {
+			if h.baseOffset >= start {
+				replayProducer(l.producers, h)
+			}
+			return true
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// walkHeaders calls fn with each batch header from pos up to limit, reading
+// through a window so small batches cost one read per many headers.
+func (s *segment) walkHeaders(pos, limit int64, fn func(h *batchHeader, pos int64) bool) error {
+	const window = 64 << 10
+	buf := make([]byte, window)
+	var winStart, winLen int64
+	small := true
+	for pos < limit {
+		if pos < winStart || pos+batchHeaderSize > winStart+winLen {
+			n := int64(batchHeaderSize)
+			if small {
+				n = window
+			}
+			n = min(n, limit-pos)
+			if n < batchHeaderSize {
+				return fmt.Errorf("%w: %s: %d bytes at position %d, not a batch header", ErrCorruption, s.name(), n, pos)
+			}
+			k, err := s.log.ReadAt(buf[:n], pos)
+			if int64(k) < batchHeaderSize {
+				return fmt.Errorf("storage: read %s at %d: %v", s.name(), pos, err)
+			}
+			winStart, winLen = pos, int64(k)
+		}
+		h := parseHeader(buf[pos-winStart:])
+		if h.length < minBatchSize-logOverhead || pos+h.size() > limit || h.magic != 2 {
+			return fmt.Errorf("%w: %s: bad batch header at position %d", ErrCorruption, s.name(), pos)
+		}
+		if !fn(&h, pos) {
+			return nil
+		}
+		small = h.size() < window/4
+		pos += h.size()
+	}
+	return nil
+}

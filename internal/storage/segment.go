@@ -1,0 +1,367 @@
+package storage
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+)
+
+// A segment is one .log file with its sparse indexes. See log.go for which
+// lock guards which field.
+type segment struct {
+	base int64
+	dir  string
+	fsys FS
+	log  File
+
+	// refs counts the Log's own reference plus one per reader, syncer round
+	// or FileRange using the file. The file is closed when it drops to 0, so
+	// retention can unlink a segment while a fetch is still sending from it.
+	refs atomic.Int32
+
+	// Published state. Written by the appender under Log.mu (write lock);
+	// read by anyone under Log.mu.RLock. The index slices are append-only: a
+	// reader may keep a copied slice header after unlocking.
+	size     int64 // bytes of whole, valid batches
+	lastOff  int64 // last offset stored, base-1 if empty
+	offIdx   []offsetEntry
+	timeIdx  []timeEntry
+	maxTs    int64 // largest batch maxTimestamp, -1 if none
+	maxTsOff int64 // last offset of the batch that holds maxTs
+	firstTs  int64 // maxTimestamp of the first batch, -1 if none (segment.ms)
+	created  time.Time
+	modified time.Time // last append (or file mtime): retention fallback
+
+	// Appender state, owned by Log.appendMu.
+	bytesSinceIndex int
+	zeroedTo        int64 // file bytes known to exist (data or zero fill)
+}
+
+func segmentPath(dir string, base int64, ext string) string {
+	return filepath.Join(dir, fmt.Sprintf("%020d%s", base, ext))
+}
+
+const (
+	extLog       = ".log"
+	extIndex     = ".index"
+	extTimeIndex = ".timeindex"
+	extSnapshot  = ".snapshot"
+)
+
+// createSegment makes a new, empty segment with empty index files (Kafka
+// creates them up front; their contents are written at roll/close).
+func createSegment(fsys FS, dir string, base int64, now time.Time) (*segment, error) {
+	f, err := fsys.OpenFile(segmentPath(dir, base, extLog), os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	for _, ext := range []string{extIndex, extTimeIndex} {
+		idx, err := fsys.OpenFile(segmentPath(dir, base, ext), os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o644)
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		idx.Close()
+	}
+	s := &segment{base: base, dir: dir, fsys: fsys, log: f, lastOff: base - 1,
+		maxTs: -1, maxTsOff: -1, firstTs: -1, created: now, modified: now}
+	s.refs.Store(1)
+	return s, nil
+}
+
+// openSegment opens an existing .log file. Its size is the file size until
+// loadIndexes or recover say otherwise.
+func openSegment(fsys FS, dir string, base int64) (*segment, error) {
+	f, err := fsys.OpenFile(segmentPath(dir, base, extLog), os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	s := &segment{base: base, dir: dir, fsys: fsys, log: f, size: st.Size(), lastOff: base - 1,
+		maxTs: -1, maxTsOff: -1, firstTs: -1, created: st.ModTime(), modified: st.ModTime()}
+	s.zeroedTo = st.Size()
+	s.refs.Store(1)
+	return s, nil
+}
+
+// acquire takes a reference; false if the segment is already fully released.
+func (s *segment) acquire() bool {
+	for {
+		n := s.refs.Load()
+		if n <= 0 {
+			return false
+		}
+		if s.refs.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+func (s *segment) release() {
+	if s.refs.Add(-1) == 0 {
+		s.log.Close()
+	}
+}
+
+// largestTimestamp is what retention.ms compares against (Kafka: the max
+// timestamp, or the file's modification time if no batch had one).
+func (s *segment) largestTimestamp() int64 {
+	if s.maxTs >= 0 {
+		return s.maxTs
+	}
+	return s.modified.UnixMilli()
+}
+
+// readHeader reads the first len(buf) bytes of the batch header at pos
+// (len(buf) >= logOverhead, cap(buf) >= batchHeaderSize) and checks that a
+// batch of the stated length fits below limit. Fields beyond len(buf) are
+// zero.
+func (s *segment) readHeader(buf []byte, pos, limit int64) (batchHeader, error) {
+	var h batchHeader
+	if limit-pos < minBatchSize {
+		return h, fmt.Errorf("%w: %s: %d bytes at position %d, not a batch", ErrCorruption, s.name(), limit-pos, pos)
+	}
+	n := len(buf)
+	if _, err := s.log.ReadAt(buf, pos); err != nil {
+		return h, fmt.Errorf("storage: read %s at %d: %w", s.name(), pos, err)
+	}
+	full := buf[:batchHeaderSize]
+	clear(full[n:])
+	h = parseHeader(full)
+	if h.length < minBatchSize-logOverhead || pos+h.size() > limit || (n > offMagic && h.magic != 2) {
+		return h, fmt.Errorf("%w: %s: bad batch header at position %d (length %d)", ErrCorruption, s.name(), pos, h.length)
+	}
+	return h, nil
+}
+
+func (s *segment) name() string { return segmentPath(s.dir, s.base, extLog) }
+
+// indexBatch updates the in-memory indexes for a batch written at pos. The
+// caller holds Log.mu (write) when the segment is published.
+func (s *segment) indexBatch(h *batchHeader, pos int64, interval int) {
+	if s.firstTs < 0 && s.size == 0 && pos == 0 {
+		s.firstTs = h.maxTimestamp
+	}
+	last := h.lastOffset()
+	if h.maxTimestamp > s.maxTs {
+		s.maxTs, s.maxTsOff = h.maxTimestamp, last
+	}
+	if s.bytesSinceIndex > interval {
+		s.offIdx = append(s.offIdx, offsetEntry{rel: int32(last - s.base), pos: int32(pos)})
+		s.appendTimeEntry()
+		s.bytesSinceIndex = 0
+	}
+	s.bytesSinceIndex += int(h.size())
+	s.lastOff = last
+}
+
+// appendTimeEntry records (maxTs, maxTsOff) if it moves the time index
+// forward; Kafka's time index only ever grows in timestamp.
+func (s *segment) appendTimeEntry() {
+	if s.maxTs < 0 {
+		return
+	}
+	if n := len(s.timeIdx); n > 0 && s.timeIdx[n-1].ts >= s.maxTs {
+		return
+	}
+	s.timeIdx = append(s.timeIdx, timeEntry{ts: s.maxTs, rel: int32(s.maxTsOff - s.base)})
+}
+
+// indexFull reports whether either index reached segment.index.bytes.
+func (s *segment) indexFull(cfg *LogConfig) bool {
+	return len(s.offIdx) >= cfg.SegmentIndexBytes/offsetIndexEntrySize ||
+		len(s.timeIdx) >= cfg.SegmentIndexBytes/timeIndexEntrySize
+}
+
+// writeIndexes stores the in-memory indexes in the .index/.timeindex files
+// (replacing whatever was there) and optionally fsyncs them.
+func (s *segment) writeIndexes(sync bool) error {
+	var buf []byte
+	for _, ext := range []string{extIndex, extTimeIndex} {
+		if ext == extIndex {
+			buf = encodeOffsetIndex(buf[:0], s.offIdx)
+		} else {
+			buf = encodeTimeIndex(buf[:0], s.timeIdx)
+		}
+		f, err := s.fsys.OpenFile(segmentPath(s.dir, s.base, ext), os.O_CREATE|os.O_RDWR, 0o644)
+		if err != nil {
+			return err
+		}
+		_, err = f.WriteAt(buf, 0)
+		if err == nil {
+			err = f.Truncate(int64(len(buf)))
+		}
+		if err == nil && sync {
+			err = datasync(f)
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// loadIndexes reads and sanity-checks the index files of a segment whose
+// data is trusted, and derives maxTs from the last time index entry as Kafka
+// does. An error means the indexes must be rebuilt.
+func (s *segment) loadIndexes() error {
+	b, err := readFile(s.fsys, segmentPath(s.dir, s.base, extIndex))
+	if err != nil {
+		return err
+	}
+	offIdx, err := decodeOffsetIndex(b, s.size)
+	if err != nil {
+		return err
+	}
+	b, err = readFile(s.fsys, segmentPath(s.dir, s.base, extTimeIndex))
+	if err != nil {
+		return err
+	}
+	timeIdx, err := decodeTimeIndex(b)
+	if err != nil {
+		return err
+	}
+	s.offIdx, s.timeIdx = offIdx, timeIdx
+	if n := len(timeIdx); n > 0 {
+		s.maxTs, s.maxTsOff = timeIdx[n-1].ts, s.base+int64(timeIdx[n-1].rel)
+	}
+	if n := len(offIdx); n > 0 {
+		s.lastOff = s.base + int64(offIdx[n-1].rel)
+	}
+	return nil
+}
+
+// scanResult describes what a recovery scan of one segment found.
+type scanResult struct {
+	validBytes int64
+	truncated  int64 // bytes cut off the end of the file
+	zeroTail   bool  // the cut bytes were all zero (unused preallocation)
+	batches    int
+	badReason  string // why scanning stopped before the end of the file
+}
+
+// recover validates every batch of the segment (length chain, magic, CRC32C,
+// offsets increasing from prevLast), rebuilds the indexes and timestamps, and
+// truncates the file at the first invalid batch. It reads the file
+// sequentially with a large buffer.
+func (s *segment) recover(prevLast int64, interval int) (scanResult, error) {
+	st, err := s.log.Stat()
+	if err != nil {
+		return scanResult{}, err
+	}
+	fileSize := st.Size()
+	s.offIdx, s.timeIdx = nil, nil
+	s.maxTs, s.maxTsOff, s.firstTs = -1, -1, -1
+	s.size, s.bytesSinceIndex = 0, 0
+	s.lastOff = s.base - 1
+	if prevLast < s.base-1 {
+		prevLast = s.base - 1
+	}
+
+	var (
+		res      scanResult
+		buf      = make([]byte, 1<<20)
+		winStart int64 // file position of buf[0]
+		winLen   int64 // valid bytes in buf
+	)
+	// ensure makes [pos, pos+n) available in buf; false if the file is shorter.
+	ensure := func(pos, n int64) (bool, error) {
+		if pos >= winStart && pos+n <= winStart+winLen {
+			return true, nil
+		}
+		if pos+n > fileSize {
+			return false, nil
+		}
+		want := max(n, int64(1<<20))
+		if int64(cap(buf)) < want {
+			buf = make([]byte, want)
+		}
+		buf = buf[:cap(buf)]
+		m := min(int64(len(buf)), fileSize-pos)
+		k, err := s.log.ReadAt(buf[:m], pos)
+		if err != nil && !(errors.Is(err, io.EOF) && int64(k) >= n) {
+			return false, fmt.Errorf("storage: read %s at %d: %w", s.name(), pos, err)
+		}
+		winStart, winLen = pos, int64(k)
+		return winLen >= n, nil
+	}
+
+	pos := int64(0)
+	for pos < fileSize {
+		ok, err := ensure(pos, logOverhead)
+		if err != nil {
+			return res, err
+		}
+		if !ok {
+			res.badReason = "partial batch header"
+			break
+		}
+		length := int64(int32(binary.BigEndian.Uint32(buf[pos-winStart+offBatchLength:])))
+		if length < minBatchSize-logOverhead {
+			res.badReason = fmt.Sprintf("batch length %d", length)
+			break
+		}
+		size := logOverhead + length
+		if ok, err = ensure(pos, size); err != nil {
+			return res, err
+		} else if !ok {
+			res.badReason = fmt.Sprintf("batch of %d bytes runs past the end of the file", size)
+			break
+		}
+		b := buf[pos-winStart : pos-winStart+size]
+		h := parseHeader(b)
+		if err := verifyStored(b, &h, prevLast); err != nil {
+			res.badReason = err.Error()
+			break
+		}
+		s.indexBatch(&h, pos, interval)
+		s.size = pos + size
+		prevLast = h.lastOffset()
+		pos += size
+		res.batches++
+	}
+	res.validBytes = pos
+	s.zeroedTo = pos
+	if pos < fileSize {
+		res.truncated = fileSize - pos
+		res.zeroTail = tailZeros(s.log, pos, fileSize)
+		if err := s.log.Truncate(pos); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// tailZeros reports whether the file bytes from pos on (up to 4 MiB of them)
+// are all zero, i.e. the tail is unused preallocated space rather than a
+// torn or corrupt write.
+func tailZeros(f File, pos, end int64) bool {
+	end = min(end, pos+4<<20)
+	buf := make([]byte, 64<<10)
+	for pos < end {
+		n := min(int64(len(buf)), end-pos)
+		k, err := f.ReadAt(buf[:n], pos)
+		for _, c := range buf[:k] {
+			if c != 0 {
+				return false
+			}
+		}
+		if err != nil {
+			return k == int(n)
+		}
+		pos += n
+	}
+	return true
+}

@@ -1,0 +1,396 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Store is one log dir: every partition under it, the checkpoint files and
+// the group-commit syncer.
+type Store struct {
+	dir    string
+	fsys   FS
+	logger *slog.Logger
+	clock  func() time.Time
+	pidExp time.Duration
+
+	mu     sync.RWMutex
+	logs   map[topicPartition]*Log
+	closed bool
+
+	failed atomic.Pointer[error] // first write/fsync failure; sticky
+	sync   *syncer
+	ckptMu sync.Mutex // serializes checkpoint file writes
+}
+
+// Open opens (creating if needed) the log dir, loads every topic-N
+// partition directory, recovers them if the last shutdown was not clean
+// (see recover.go), writes fresh checkpoints and starts the syncer.
+//
+// Partitions are loaded with DefaultLogConfig(); the broker applies each
+// topic's configuration with SetConfig afterwards.
+func Open(opts Options) (*Store, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("storage: Options.Dir is empty")
+	}
+	s := &Store{
+		dir:    opts.Dir,
+		fsys:   opts.FS,
+		logger: opts.Logger,
+		clock:  opts.Now,
+		pidExp: opts.ProducerIDExpiration,
+		logs:   make(map[topicPartition]*Log),
+		sync:   newSyncer(),
+	}
+	if s.fsys == nil {
+		s.fsys = OSFS{}
+	}
+	if s.logger == nil {
+		s.logger = slog.New(slog.DiscardHandler)
+	}
+	if s.clock == nil {
+		s.clock = time.Now
+	}
+	if s.pidExp == 0 {
+		s.pidExp = 24 * time.Hour
+	}
+	if err := s.fsys.MkdirAll(s.dir, 0o755); err != nil {
+		return nil, fmt.Errorf("storage: %w", err)
+	}
+
+	_, err := s.fsys.Stat(filepath.Join(s.dir, cleanShutdownFile))
+	clean := err == nil
+	recoveryPoints := s.readOffsets(recoveryPointFile)
+	logStarts := s.readOffsets(logStartOffsetFile)
+
+	ents, err := s.fsys.ReadDir(s.dir)
+	if err != nil {
+		return nil, fmt.Errorf("storage: %w", err)
+	}
+	for _, e := range ents {
+		if !e.IsDir() {
+			continue
+		}
+		name := e.Name()
+		if strings.HasSuffix(name, "-delete") {
+			// A deletion (ours or Kafka's rename-then-delete) that a crash
+			// interrupted: finish it.
+			s.fsys.RemoveAll(filepath.Join(s.dir, name))
+			continue
+		}
+		tp, ok := parsePartitionDir(name)
+		if !ok {
+			continue
+		}
+		rp, hasRP := recoveryPoints[tp]
+		ls, hasLS := logStarts[tp]
+		if !hasRP {
+			rp = -1
+		}
+		if !hasLS {
+			ls = -1
+		}
+		l, err := s.loadLog(filepath.Join(s.dir, name), tp, clean, rp, ls)
+		if err != nil {
+			s.closeLogs()
+			return nil, fmt.Errorf("storage: load %s: %w", name, err)
+		}
+		s.logs[tp] = l
+	}
+	if clean {
+		// Remove the marker before anything can be appended, so a crash
+		// from here on is detected as unclean.
+		if err := s.fsys.Remove(filepath.Join(s.dir, cleanShutdownFile)); err != nil {
+			s.closeLogs()
+			return nil, fmt.Errorf("storage: %w", err)
+		}
+		if err := syncDir(s.fsys, s.dir); err != nil {
+			s.closeLogs()
+			return nil, fmt.Errorf("storage: %w", err)
+		}
+	}
+	if err := s.Checkpoint(); err != nil {
+		s.closeLogs()
+		return nil, err
+	}
+	go s.runSyncer()
+	s.logger.Info("opened log dir", "dir", s.dir, "partitions", len(s.logs), "clean_shutdown", clean)
+	return s, nil
+}
+
+func (s *Store) closeLogs() {
+	for _, l := range s.logs {
+		l.close(true)
+	}
+}
+
+// parsePartitionDir splits "topic-N".
+func parsePartitionDir(name string) (topicPartition, bool) {
+	i := strings.LastIndexByte(name, '-')
+	if i <= 0 || i == len(name)-1 {
+		return topicPartition{}, false
+	}
+	p, err := strconv.ParseInt(name[i+1:], 10, 32)
+	if err != nil || p < 0 || strconv.FormatInt(p, 10) != name[i+1:] {
+		return topicPartition{}, false
+	}
+	return topicPartition{name[:i], int32(p)}, true
+}
+
+func (s *Store) readOffsets(name string) map[topicPartition]int64 {
+	data, err := readFile(s.fsys, filepath.Join(s.dir, name))
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			s.logger.Warn("cannot read checkpoint", "file", name, "err", err)
+		}
+		return nil
+	}
+	m, err := decodeOffsets(data)
+	if err != nil {
+		// Without the checkpoint every partition is recovered from its
+		// first segment: slower, never wrong.
+		s.logger.Warn("ignoring corrupt checkpoint", "file", name, "err", err)
+		return nil
+	}
+	return m
+}
+
+func (s *Store) now() time.Time { return s.clock() }
+
+// fail records the first storage failure; from then on appends and
+// durability waits fail with it. It returns the wrapped error.
+func (s *Store) fail(err error) error {
+	werr := fmt.Errorf("%w: %w", ErrStorageFailed, err)
+	if s.failed.CompareAndSwap(nil, &werr) {
+		s.logger.Error("log dir failed; refusing appends and durability from now on", "dir", s.dir, "err", err)
+	}
+	return *s.failed.Load()
+}
+
+func (s *Store) failure() error {
+	if p := s.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Dir returns the log dir.
+func (s *Store) Dir() string { return s.dir }
+
+// Partitions returns all open logs, sorted by topic and partition.
+func (s *Store) Partitions() []*Log {
+	s.mu.RLock()
+	out := make([]*Log, 0, len(s.logs))
+	for _, l := range s.logs {
+		out = append(out, l)
+	}
+	s.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].topic != out[j].topic {
+			return out[i].topic < out[j].topic
+		}
+		return out[i].partition < out[j].partition
+	})
+	return out
+}
+
+// Get returns the log of a partition, or nil.
+func (s *Store) Get(topic string, partition int32) *Log {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.logs[topicPartition{topic, partition}]
+}
+
+// Create makes a new partition: its directory, partition.metadata,
+// leader-epoch-checkpoint and an empty first segment. It fails with
+// ErrLogExists if the partition is already open.
+func (s *Store) Create(topic string, partition int32, topicID [16]byte, cfg LogConfig) (*Log, error) {
+	if topic == "" || topic == "." || topic == ".." || strings.ContainsAny(topic, "/\\\x00") || partition < 0 {
+		return nil, fmt.Errorf("storage: invalid partition %q-%d", topic, partition)
+	}
+	tp := topicPartition{topic, partition}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	if _, ok := s.logs[tp]; ok {
+		return nil, fmt.Errorf("%w: %s-%d", ErrLogExists, topic, partition)
+	}
+	dir := filepath.Join(s.dir, fmt.Sprintf("%s-%d", topic, partition))
+	if _, err := s.fsys.Stat(dir); err == nil {
+		return nil, fmt.Errorf("%w: directory %s exists", ErrLogExists, dir)
+	}
+	if err := s.fsys.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("storage: %w", err)
+	}
+	l, err := s.newLog(dir, tp, topicID, cfg.sanitized())
+	if err == nil {
+		err = writeFileAtomic(s.fsys, dir, partitionMetaFile, encodePartitionMetadata(topicID))
+	}
+	if err == nil {
+		err = writeFileAtomic(s.fsys, dir, leaderEpochFile, encodeLeaderEpochs(0))
+	}
+	if err == nil {
+		err = syncDir(s.fsys, s.dir)
+	}
+	if err != nil {
+		if l != nil {
+			l.close(true)
+		}
+		s.fsys.RemoveAll(dir)
+		return nil, fmt.Errorf("storage: create %s: %w", dir, err)
+	}
+	s.logs[tp] = l
+	return l, nil
+}
+
+// newLog builds an empty log with one segment at offset 0.
+func (s *Store) newLog(dir string, tp topicPartition, topicID [16]byte, cfg LogConfig) (*Log, error) {
+	seg, err := createSegment(s.fsys, dir, 0, s.now())
+	if err != nil {
+		return nil, err
+	}
+	l := s.makeLog(dir, tp, topicID, cfg)
+	l.segs = []*segment{seg}
+	l.lastFlush = s.now()
+	return l, nil
+}
+
+func (s *Store) makeLog(dir string, tp topicPartition, topicID [16]byte, cfg LogConfig) *Log {
+	return &Log{
+		store:     s,
+		topic:     tp.topic,
+		partition: tp.partition,
+		topicID:   topicID,
+		dir:       dir,
+		fsys:      s.fsys,
+		logger:    s.logger.With("topic", tp.topic, "partition", tp.partition),
+		producers: make(map[int64]*producerState),
+		cfg:       cfg,
+	}
+}
+
+// Delete closes a partition and removes its directory. Kafka renames the
+// directory to topic-N.<uuid>-delete and deletes it later; Gregor deletes
+// synchronously (Open finishes any *-delete directory a crash left behind).
+// Fetches in progress keep reading their open files.
+func (s *Store) Delete(topic string, partition int32) error {
+	tp := topicPartition{topic, partition}
+	s.mu.Lock()
+	l, ok := s.logs[tp]
+	if ok {
+		delete(s.logs, tp)
+	}
+	s.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("storage: delete %s-%d: %w", topic, partition, os.ErrNotExist)
+	}
+	l.close(true)
+	tmp := fmt.Sprintf("%s.%d-delete", l.dir, s.now().UnixNano())
+	if err := s.fsys.Rename(l.dir, tmp); err != nil {
+		tmp = l.dir
+	}
+	if err := s.fsys.RemoveAll(tmp); err != nil {
+		return fmt.Errorf("storage: delete %s: %w", l.dir, err)
+	}
+	syncDir(s.fsys, s.dir)
+	return s.Checkpoint()
+}
+
+// Checkpoint writes the recovery-point, log-start and replication
+// (high watermark) checkpoint files now, plus any leader-epoch-checkpoint
+// whose start offset moved.
+func (s *Store) Checkpoint() error {
+	s.ckptMu.Lock()
+	defer s.ckptMu.Unlock()
+	rp := make(map[topicPartition]int64)
+	ls := make(map[topicPartition]int64)
+	hw := make(map[topicPartition]int64)
+	var errs []error
+	for _, l := range s.Partitions() {
+		tp := topicPartition{l.topic, l.partition}
+		l.mu.RLock()
+		rp[tp], ls[tp], hw[tp] = l.durable, l.logStart, l.leo
+		epochStale := l.epochStart != l.logStart
+		start, closed := l.logStart, l.closed
+		l.mu.RUnlock()
+		if epochStale && !closed {
+			if err := writeFileAtomic(s.fsys, l.dir, leaderEpochFile, encodeLeaderEpochs(start)); err != nil {
+				errs = append(errs, err)
+			} else {
+				l.mu.Lock()
+				l.epochStart = start
+				l.mu.Unlock()
+			}
+		}
+	}
+	for _, f := range []struct {
+		name string
+		m    map[topicPartition]int64
+	}{{recoveryPointFile, rp}, {logStartOffsetFile, ls}, {replicationFile, hw}} {
+		if err := writeFileAtomic(s.fsys, s.dir, f.name, encodeOffsets(f.m)); err != nil {
+			errs = append(errs, fmt.Errorf("storage: checkpoint %s: %w", f.name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// FlushDue fsyncs every partition whose oldest unflushed data is older than
+// its flush.ms (Kafka's log.flush.scheduler.interval.ms task).
+func (s *Store) FlushDue() error {
+	now := s.now()
+	var errs []error
+	for _, l := range s.Partitions() {
+		if err := l.flushDue(now); err != nil && !errors.Is(err, ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Close flushes every partition, writes producer snapshots, checkpoints
+// and the clean-shutdown marker, and closes the files. Reads still in
+// flight finish on their open files.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	logs := make([]*Log, 0, len(s.logs))
+	for _, l := range s.logs {
+		logs = append(logs, l)
+	}
+	s.mu.Unlock()
+
+	var errs []error
+	for _, l := range logs {
+		if err := l.close(false); err != nil {
+			errs = append(errs, fmt.Errorf("storage: close %s: %w", l.dir, err))
+		}
+	}
+	close(s.sync.stop)
+	<-s.sync.done
+	if err := s.Checkpoint(); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) == 0 && s.failure() == nil {
+		// Kafka 3.7+ writes this JSON; older versions an empty file. Only its
+		// presence matters.
+		if err := writeFileAtomic(s.fsys, s.dir, cleanShutdownFile, []byte(`{"version":0,"brokerEpoch":-1}`)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

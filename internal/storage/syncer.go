@@ -1,0 +1,274 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Group commit. WaitDurable callers of every partition queue up; a single
+// syncer goroutine per Store takes the whole queue, fsyncs each log that has
+// unsynced data once, then releases all of them. While a round runs, new
+// waiters queue for the next one, so under load each round covers many
+// appends and the fsync rate stays at what the disk can do.
+
+type waiter struct {
+	l      *Log
+	offset int64
+	ch     chan error // buffered: the syncer never blocks on a gone waiter
+}
+
+type syncer struct {
+	mu      sync.Mutex
+	waiters []*waiter
+	spare   []*waiter
+	stopped bool
+	kick    chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+func newSyncer() *syncer {
+	return &syncer{kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+}
+
+func (sy *syncer) enqueue(w *waiter) bool {
+	sy.mu.Lock()
+	if sy.stopped {
+		sy.mu.Unlock()
+		return false
+	}
+	sy.waiters = append(sy.waiters, w)
+	sy.mu.Unlock()
+	select {
+	case sy.kick <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+func (s *Store) runSyncer() {
+	sy := s.sync
+	defer close(sy.done)
+	for {
+		stopping := false
+		select {
+		case <-sy.kick:
+		case <-sy.stop:
+			stopping = true
+		}
+		sy.mu.Lock()
+		ws := sy.waiters
+		sy.waiters = sy.spare[:0]
+		if stopping {
+			sy.stopped = true
+		}
+		sy.mu.Unlock()
+
+		s.syncRound(ws)
+		requeue := false
+		for _, w := range ws {
+			if w.offset < w.l.RecoveryPoint() {
+				w.ch <- nil
+				continue
+			}
+			if err := s.failure(); err != nil {
+				w.ch <- err
+				continue
+			}
+			w.l.mu.RLock()
+			closed := w.l.closed
+			w.l.mu.RUnlock()
+			if closed || stopping {
+				w.ch <- ErrClosed
+				continue
+			}
+			// Data for this offset arrived after the round's snapshot.
+			requeue = true
+			sy.mu.Lock()
+			sy.waiters = append(sy.waiters, w)
+			sy.mu.Unlock()
+		}
+		clear(ws)
+		sy.mu.Lock()
+		sy.spare = ws[:0]
+		sy.mu.Unlock()
+		if stopping {
+			return
+		}
+		if requeue {
+			select {
+			case sy.kick <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// syncRound fsyncs every distinct log with a waiter that is not yet covered.
+// Logs are synced concurrently (bounded) because on most filesystems
+// concurrent fsyncs share journal commits.
+func (s *Store) syncRound(ws []*waiter) {
+	var logs []*Log
+	for _, w := range ws {
+		if w.offset < w.l.RecoveryPoint() || slices.Contains(logs, w.l) {
+			continue
+		}
+		logs = append(logs, w.l)
+	}
+	if len(logs) == 1 {
+		logs[0].syncNow()
+		return
+	}
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for _, l := range logs {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			l.syncNow()
+		}()
+	}
+	wg.Wait()
+}
+
+// WaitDurable blocks until every record up to and including offset is
+// fsynced (group commit across all partitions of the Store). It returns
+// ctx.Err() if ctx ends first and the fsync error if a flush failed; after
+// a failed fsync the Store never claims durability again (ErrStorageFailed).
+// An offset at or beyond the log end waits for that data to be appended.
+func (l *Log) WaitDurable(ctx context.Context, offset int64) error {
+	for {
+		ch := l.Subscribe()
+		l.mu.RLock()
+		durable, leo, closed := l.durable, l.leo, l.closed
+		l.mu.RUnlock()
+		if offset < durable {
+			return nil
+		}
+		if err := l.store.failure(); err != nil {
+			return err
+		}
+		if closed {
+			return ErrClosed
+		}
+		if offset < leo {
+			break
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	w := &waiter{l: l, offset: offset, ch: make(chan error, 1)}
+	if !l.store.sync.enqueue(w) {
+		return ErrClosed
+	}
+	select {
+	case err := <-w.ch:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// syncNow fsyncs whatever this log has written but not yet synced: rolled
+// segments (with their index files), the partition directory if a segment
+// file was created, and the active segment. Then it advances the recovery
+// point to the log end offset observed before the fsyncs.
+func (l *Log) syncNow() error {
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+
+	l.mu.RLock()
+	if l.closed {
+		l.mu.RUnlock()
+		return ErrClosed
+	}
+	leo := l.leo
+	if leo <= l.durable && len(l.unsynced) == 0 && l.rollGen == l.dirSyncGen {
+		l.mu.RUnlock()
+		return nil
+	}
+	pending := len(l.unsynced)
+	rolled := make([]*segment, pending)
+	copy(rolled, l.unsynced)
+	gen := l.rollGen
+	needDir := gen != l.dirSyncGen
+	active := l.segs[len(l.segs)-1]
+	active.acquire() // cannot fail: a published, open log holds a reference
+	l.mu.RUnlock()
+	defer active.release()
+
+	err := func() error {
+		for _, seg := range rolled {
+			if err := datasync(seg.log); err != nil {
+				return fmt.Errorf("fsync %s: %w", seg.name(), err)
+			}
+			for _, ext := range []string{extIndex, extTimeIndex} {
+				if err := syncPath(l.fsys, segmentPath(seg.dir, seg.base, ext)); err != nil {
+					return err
+				}
+			}
+		}
+		if needDir {
+			if err := syncDir(l.fsys, l.dir); err != nil {
+				return fmt.Errorf("fsync dir %s: %w", l.dir, err)
+			}
+		}
+		if leo > active.base || active.size > 0 {
+			if err := datasync(active.log); err != nil {
+				return fmt.Errorf("fsync %s: %w", active.name(), err)
+			}
+		}
+		return nil
+	}()
+	if err != nil {
+		return l.store.fail(err)
+	}
+
+	l.mu.Lock()
+	done := l.unsynced[:pending]
+	l.unsynced = append([]*segment(nil), l.unsynced[pending:]...)
+	l.dirSyncGen = gen
+	if leo > l.durable {
+		l.durable = leo
+	}
+	l.lastFlush = l.store.now()
+	l.mu.Unlock()
+	for _, seg := range done {
+		seg.release()
+	}
+	return nil
+}
+
+// syncPath fsyncs a file by name; a missing file is not an error (index
+// files of a segment deleted meanwhile).
+func syncPath(fsys FS, path string) error {
+	f, err := fsys.OpenFile(path, 0, 0)
+	if err != nil {
+		return nil
+	}
+	serr := f.Sync()
+	f.Close()
+	if serr != nil {
+		return fmt.Errorf("fsync %s: %w", path, serr)
+	}
+	return nil
+}
+
+// flushDue is FlushDue for one log.
+func (l *Log) flushDue(now time.Time) error {
+	l.mu.RLock()
+	flushMs, dirty, last := l.cfg.FlushMs, l.leo > l.durable, l.lastFlush
+	l.mu.RUnlock()
+	if !dirty || flushMs == 1<<63-1 || now.Sub(last).Milliseconds() < flushMs {
+		return nil
+	}
+	return l.syncNow()
+}
+

@@ -1,0 +1,158 @@
+// Package wire frames Kafka requests and responses on a connection.
+//
+// A Kafka message on the wire is a 4-byte big-endian size followed by that
+// many bytes. Requests start with a request header:
+//
+//	v1: api_key int16 | api_version int16 | correlation_id int32 | client_id nullable string
+//	v2: v1 | tagged fields (uvarint count, then tag/size/bytes triples)
+//
+// Header v2 is used when the request's body version is flexible (KIP-482).
+// Responses start with the correlation id (header v0), plus tagged fields
+// for flexible responses (header v1) — except ApiVersions, whose response
+// header is always v0 so that a client can parse it before it knows what
+// the broker supports.
+//
+// Bodies are encoded and decoded by franz-go's kmsg. Its decoder aliases
+// the input buffer for []byte fields, so a frame buffer must not be reused
+// while anything decoded from it is still in use.
+package wire
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/twmb/franz-go/pkg/kbin"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Errors that end a connection. None of them is a broker fault.
+var (
+	ErrFrameTooLarge  = errors.New("wire: frame larger than socket.request.max.bytes")
+	ErrFrameNegative  = errors.New("wire: negative frame length")
+	ErrFrameTooSmall  = errors.New("wire: frame shorter than a request header")
+	ErrBadHeader      = errors.New("wire: malformed request header")
+	ErrUnknownAPIKey  = errors.New("wire: unknown api key")
+	ErrBadRequestBody = errors.New("wire: malformed request body")
+)
+
+// minHeader is api_key + api_version + correlation_id + client_id length.
+const minHeader = 2 + 2 + 4 + 2
+
+// ReadFrame reads one size-prefixed frame. The size is checked against max
+// before anything is allocated, so a hostile length costs nothing. alloc
+// returns a buffer of exactly n bytes (nil means make).
+func ReadFrame(r io.Reader, max int, alloc func(n int) []byte) ([]byte, error) {
+	var sz [4]byte
+	if _, err := io.ReadFull(r, sz[:]); err != nil {
+		return nil, err
+	}
+	n := int32(binary.BigEndian.Uint32(sz[:]))
+	switch {
+	case n < 0:
+		return nil, ErrFrameNegative
+	case int64(n) > int64(max):
+		return nil, fmt.Errorf("%w: %d > %d", ErrFrameTooLarge, n, max)
+	case n < minHeader:
+		return nil, fmt.Errorf("%w: %d bytes", ErrFrameTooSmall, n)
+	}
+	var buf []byte
+	if alloc != nil {
+		buf = alloc(int(n))
+	} else {
+		buf = make([]byte, n)
+	}
+	if _, err := io.ReadFull(r, buf); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	return buf, nil
+}
+
+// RequestHeader is a parsed request header.
+type RequestHeader struct {
+	Key           int16
+	Version       int16
+	CorrelationID int32
+	ClientID      string // empty when null
+	// Flexible reports whether header v2 (and so a flexible body) is used.
+	Flexible bool
+}
+
+// ParseRequest parses the header of frame and decodes its body into a
+// kmsg request of the right kind and version. When the version is not one
+// kmsg knows, it returns the header and a nil request with no error for
+// ApiVersions (KIP-511 wants an answer), and ErrBadRequestBody otherwise.
+func ParseRequest(frame []byte) (RequestHeader, kmsg.Request, error) {
+	var h RequestHeader
+	if len(frame) < minHeader {
+		return h, nil, ErrFrameTooSmall
+	}
+	h.Key = int16(binary.BigEndian.Uint16(frame[0:]))
+	h.Version = int16(binary.BigEndian.Uint16(frame[2:]))
+	h.CorrelationID = int32(binary.BigEndian.Uint32(frame[4:]))
+	req := kmsg.RequestForKey(h.Key)
+	if req == nil {
+		return h, nil, fmt.Errorf("%w: %d", ErrUnknownAPIKey, h.Key)
+	}
+	known := h.Version >= 0 && h.Version <= req.MaxVersion()
+	if known {
+		req.SetVersion(h.Version)
+		h.Flexible = req.IsFlexible()
+	} else {
+		// A version newer than we know: a newer client's ApiVersions is
+		// flexible, and that is the only API we must answer.
+		h.Flexible = h.Key == 18 && h.Version > 0
+	}
+	r := kbin.Reader{Src: frame[8:]}
+	if id := r.NullableString(); id != nil {
+		h.ClientID = *id
+	}
+	if h.Flexible {
+		skipTags(&r)
+	}
+	if !r.Ok() {
+		return h, nil, ErrBadHeader
+	}
+	if !known {
+		if h.Key == 18 {
+			return h, nil, nil
+		}
+		return h, nil, fmt.Errorf("%w: api %d version %d", ErrBadRequestBody, h.Key, h.Version)
+	}
+	if err := req.ReadFrom(r.Src); err != nil {
+		// ApiVersions bodies from clients newer than the broker can be
+		// unreadable; KIP-511 still wants an answer.
+		if h.Key == 18 {
+			return h, nil, nil
+		}
+		return h, nil, fmt.Errorf("%w: api %d version %d: %v", ErrBadRequestBody, h.Key, h.Version, err)
+	}
+	return h, req, nil
+}
+
+func skipTags(r *kbin.Reader) {
+	n := r.Uvarint()
+	for i := uint32(0); i < n && r.Ok(); i++ {
+		r.Uvarint() // tag
+		size := r.Uvarint()
+		r.Span(int(size))
+	}
+}
+
+// AppendResponse appends a whole size-prefixed response frame to dst.
+func AppendResponse(dst []byte, corr int32, resp kmsg.Response) []byte {
+	start := len(dst)
+	dst = append(dst, 0, 0, 0, 0)
+	dst = kbin.AppendInt32(dst, corr)
+	// ApiVersions answers with header v0 at every version.
+	if resp.IsFlexible() && resp.Key() != 18 {
+		dst = append(dst, 0) // no tagged fields
+	}
+	dst = resp.AppendTo(dst)
+	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-4))
+	return dst
+}
