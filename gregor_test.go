@@ -487,3 +487,100 @@ func TestApiVersionsUnknownVersion(t *testing.T) {
 	}
 	t.Fatalf("ApiVersions range missing from %+v", av.ApiKeys)
 }
+
+func TestConsumerGroupSplitsAndCommits(t *testing.T) {
+	dir := t.TempDir()
+	props := map[string]string{"group.initial.rebalance.delay.ms": "0"}
+	b := startIn(t, dir, props)
+	cl := newClient(t, b, kgo.DefaultProduceTopic("grp"))
+	createTopic(t, cl, "grp", 3, nil)
+	const n = 300
+	var recs []*kgo.Record
+	for i := 0; i < n; i++ {
+		recs = append(recs, &kgo.Record{Key: []byte(fmt.Sprint(i)), Value: []byte(fmt.Sprint(i))})
+	}
+	if err := cl.ProduceSync(ctxT(t), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	var mu sync.Mutex
+	seen := map[string]int{}
+	owners := map[int32]map[int]bool{}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for m := 0; m < 3; m++ {
+		wg.Add(1)
+		go func(m int) {
+			defer wg.Done()
+			c := newClient(t, b, kgo.ConsumerGroup("g1"), kgo.ConsumeTopics("grp"),
+				kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit())
+			for ctx.Err() == nil {
+				mu.Lock()
+				done := len(seen) == n
+				mu.Unlock()
+				if done {
+					return
+				}
+				pctx, pcancel := context.WithTimeout(ctx, time.Second)
+				fs := c.PollFetches(pctx)
+				pcancel()
+				mu.Lock()
+				for _, r := range fs.Records() {
+					seen[string(r.Value)]++
+					if owners[r.Partition] == nil {
+						owners[r.Partition] = map[int]bool{}
+					}
+					owners[r.Partition][m] = true
+				}
+				mu.Unlock()
+				if err := c.CommitUncommittedOffsets(ctx); err != nil && ctx.Err() == nil {
+					t.Errorf("commit: %v", err)
+				}
+			}
+		}(m)
+	}
+	wg.Wait()
+	if len(seen) != n {
+		t.Fatalf("group consumed %d distinct records, want %d", len(seen), n)
+	}
+
+	adm := kadm.NewClient(cl)
+	described, err := adm.DescribeGroups(ctxT(t), "g1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := described["g1"]; g.Err != nil || g.Protocol == "" {
+		t.Fatalf("describe: %+v", g)
+	}
+	committed, err := adm.FetchOffsets(ctxT(t), "g1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	committed.Each(func(o kadm.OffsetResponse) { total += o.At })
+	if total != n {
+		t.Fatalf("committed offsets sum to %d, want %d", total, n)
+	}
+
+	// Committed offsets survive a restart.
+	b.Close()
+	b2 := startIn(t, dir, props)
+	adm2 := kadm.NewClient(newClient(t, b2))
+	committed, err = adm2.FetchOffsets(ctxT(t), "g1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	total = 0
+	committed.Each(func(o kadm.OffsetResponse) { total += o.At })
+	if total != n {
+		t.Fatalf("after restart committed offsets sum to %d, want %d", total, n)
+	}
+	lag, err := adm2.Lag(ctxT(t), "g1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := lag["g1"].Lag.Total(); l != 0 {
+		t.Fatalf("lag after consuming everything = %d", l)
+	}
+}

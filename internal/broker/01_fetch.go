@@ -62,6 +62,10 @@ func handleFetch(c *conn, inf *inflight, kreq kmsg.Request) {
 	})
 }
 
+// noRecords is an empty, non-null records field: Kafka never sends null
+// records, and kafka-python fails on them.
+var noRecords = []byte{}
+
 // fetch is one Fetch request being answered.
 type fetch struct {
 	b    *Broker
@@ -90,6 +94,7 @@ func newFetch(b *Broker, req *kmsg.FetchRequest) *fetch {
 			sp.Partition = rp.Partition
 			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
 			sp.PreferredReadReplica = -1
+			sp.RecordBatches = noRecords
 			var l *storage.Log
 			switch {
 			case t == nil && req.Version >= 13:
@@ -144,7 +149,7 @@ func (f *fetch) fill() bool {
 			sp.LastStableOffset = sp.HighWatermark
 			sp.LogStartOffset = l.LogStartOffset()
 			sp.ErrorCode = errCode(err)
-			sp.RecordBatches = nil
+			sp.RecordBatches = noRecords
 			if err != nil {
 				urgent = true
 				continue
@@ -154,7 +159,7 @@ func (f *fetch) fill() bool {
 			sp.LogStartOffset = res.LogStartOffset
 			n := len(res.Records)
 			// Only the first non-empty partition may exceed its limits.
-			if n > limit && total > 0 {
+			if n == 0 || n > limit && total > 0 {
 				continue
 			}
 			sp.RecordBatches = res.Records

@@ -45,18 +45,18 @@ func encodeBatch(recs []kv, now time.Time) []byte {
 		b = append(b, body...)
 	}
 	be := binary.BigEndian
-	be.PutUint64(b[0:], 0)                     // base offset, set by the log
-	be.PutUint32(b[8:], uint32(len(b)-12))     // batch length
-	be.PutUint32(b[12:], 0)                    // partition leader epoch
-	b[16] = 2                                  // magic
-	be.PutUint16(b[21:], 0)                    // attributes
-	be.PutUint32(b[23:], uint32(len(recs)-1))  // last offset delta
-	be.PutUint64(b[27:], uint64(ts))           // base timestamp
-	be.PutUint64(b[35:], uint64(ts))           // max timestamp
-	be.PutUint64(b[43:], 0xffffffffffffffff)   // producer id -1
-	be.PutUint16(b[51:], 0xffff)               // producer epoch -1
-	be.PutUint32(b[53:], 0xffffffff)           // base sequence -1
-	be.PutUint32(b[57:], uint32(len(recs)))    // record count
+	be.PutUint64(b[0:], 0)                    // base offset, set by the log
+	be.PutUint32(b[8:], uint32(len(b)-12))    // batch length
+	be.PutUint32(b[12:], 0)                   // partition leader epoch
+	b[16] = 2                                 // magic
+	be.PutUint16(b[21:], 0)                   // attributes
+	be.PutUint32(b[23:], uint32(len(recs)-1)) // last offset delta
+	be.PutUint64(b[27:], uint64(ts))          // base timestamp
+	be.PutUint64(b[35:], uint64(ts))          // max timestamp
+	be.PutUint64(b[43:], 0xffffffffffffffff)  // producer id -1
+	be.PutUint16(b[51:], 0xffff)              // producer epoch -1
+	be.PutUint32(b[53:], 0xffffffff)          // base sequence -1
+	be.PutUint32(b[57:], uint32(len(recs)))   // record count
 	be.PutUint32(b[17:], crc32.Checksum(b[21:], crcTable))
 	return b
 }

@@ -106,4 +106,9 @@ type Options struct {
 	// EnforceRetention. Zero means Kafka's default, 24h; negative disables.
 	// Addition to the agreed API.
 	ProducerIDExpiration time.Duration
+	// LogConfig, if set, gives the configuration of each partition found by
+	// Open (recovery then rebuilds indexes with the topic's
+	// index.interval.bytes). nil means DefaultLogConfig(); either way the
+	// broker can change it later with SetConfig. Addition to the agreed API.
+	LogConfig func(topic string, partition int32) LogConfig
 }

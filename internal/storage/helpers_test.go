@@ -202,6 +202,7 @@ type storeEnv struct {
 	clock *testClock
 	fs    FS
 	log   *captureHandler
+	cfg   *LogConfig // for Options.LogConfig; nil = default
 }
 
 func newEnv(t *testing.T) *storeEnv {
@@ -224,7 +225,12 @@ func (e *storeEnv) logged(substr string) []string {
 
 func (e *storeEnv) open() *Store {
 	e.t.Helper()
-	s, err := Open(Options{Dir: e.dir, Now: e.clock.Now, FS: e.fs, Logger: slog.New(e.log)})
+	opts := Options{Dir: e.dir, Now: e.clock.Now, FS: e.fs, Logger: slog.New(e.log)}
+	if e.cfg != nil {
+		cfg := *e.cfg
+		opts.LogConfig = func(string, int32) LogConfig { return cfg }
+	}
+	s, err := Open(opts)
 	if err != nil {
 		e.t.Fatalf("Open: %v", err)
 	}

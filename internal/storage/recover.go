@@ -35,7 +35,11 @@ func (s *Store) loadLog(dir string, tp topicPartition, clean bool, recoveryPoint
 	} else {
 		topicID = id
 	}
-	l := s.makeLog(dir, tp, topicID, DefaultLogConfig())
+	cfg0 := DefaultLogConfig()
+	if s.cfgFor != nil {
+		cfg0 = s.cfgFor(tp.topic, tp.partition).sanitized()
+	}
+	l := s.makeLog(dir, tp, topicID, cfg0)
 	cfg := &l.cfg
 
 	ents, err := fsys.ReadDir(dir)
@@ -133,7 +137,7 @@ func (s *Store) loadLog(dir string, tp topicPartition, clean bool, recoveryPoint
 			if res.truncated > 0 {
 				attrs := []any{"file", sg.name(), "valid_bytes", res.validBytes,
 					"truncated_bytes", res.truncated, "next_offset", sg.lastOff + 1, "reason", res.badReason}
-				if res.zeroTail {
+				if res.zeroTail && res.truncated >= 4096 {
 					s.logger.Info("trimmed unused preallocated tail", attrs...)
 				} else {
 					s.logger.Warn("truncated torn or corrupt tail", attrs...)

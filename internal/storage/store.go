@@ -22,6 +22,7 @@ type Store struct {
 	logger *slog.Logger
 	clock  func() time.Time
 	pidExp time.Duration
+	cfgFor func(topic string, partition int32) LogConfig
 
 	mu     sync.RWMutex
 	logs   map[topicPartition]*Log
@@ -36,8 +37,8 @@ type Store struct {
 // partition directory, recovers them if the last shutdown was not clean
 // (see recover.go), writes fresh checkpoints and starts the syncer.
 //
-// Partitions are loaded with DefaultLogConfig(); the broker applies each
-// topic's configuration with SetConfig afterwards.
+// Partitions get their configuration from Options.LogConfig (default:
+// DefaultLogConfig()); the broker can change it with SetConfig.
 func Open(opts Options) (*Store, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("storage: Options.Dir is empty")
@@ -48,6 +49,7 @@ func Open(opts Options) (*Store, error) {
 		logger: opts.Logger,
 		clock:  opts.Now,
 		pidExp: opts.ProducerIDExpiration,
+		cfgFor: opts.LogConfig,
 		logs:   make(map[topicPartition]*Log),
 		sync:   newSyncer(),
 	}
