@@ -545,13 +545,26 @@ func TestConsumerGroupSplitsAndCommits(t *testing.T) {
 		t.Fatalf("group consumed %d distinct records, want %d", len(seen), n)
 	}
 
+	// The default cooperative-sticky balancer rebalances a second time
+	// after revocations; the group must settle in Stable with all three.
 	adm := kadm.NewClient(cl)
-	described, err := adm.DescribeGroups(ctxT(t), "g1")
-	if err != nil {
-		t.Fatal(err)
+	var g kadm.DescribedGroup
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		described, err := adm.DescribeGroups(ctxT(t), "g1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g = described["g1"]; g.State == "Stable" {
+			break
+		}
 	}
-	if g := described["g1"]; g.Err != nil || g.Protocol == "" {
-		t.Fatalf("describe: %+v", g)
+	if g.State != "Stable" || g.Protocol != "cooperative-sticky" || len(g.Members) != 3 {
+		t.Fatalf("group did not settle: state %s protocol %q members %d", g.State, g.Protocol, len(g.Members))
+	}
+	for _, m := range g.Members {
+		if m.ClientHost != "/127.0.0.1" {
+			t.Errorf("client host %q, want /127.0.0.1 as Kafka shows it", m.ClientHost)
+		}
 	}
 	committed, err := adm.FetchOffsets(ctxT(t), "g1")
 	if err != nil {
