@@ -11,7 +11,8 @@ package broker
 //
 // max_wait_ms is a long poll: when fewer than min_bytes are available the
 // request waits until an append to any requested partition (woken at once
-// through storage.Log.Subscribe), the timeout, or broker shutdown.
+// through storage.Log.Subscribe), the timeout, broker shutdown, or the
+// client going away.
 //
 // Fetch sessions (KIP-227): Gregor is sessionless. A full fetch that asks
 // for a new session (session_id 0, epoch 0) is answered with session_id 0,
@@ -26,6 +27,7 @@ package broker
 // high watermark).
 
 import (
+	"context"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -51,7 +53,7 @@ func handleFetch(c *conn, inf *inflight, kreq kmsg.Request) {
 		inf.reply(resp)
 		return
 	}
-	f := newFetch(c.b, req)
+	f := newFetch(c.b, c.ctx, req)
 	if f.fill() || req.MaxWaitMillis <= 0 {
 		inf.reply(f.resp)
 		return
@@ -69,13 +71,14 @@ var noRecords = []byte{}
 // fetch is one Fetch request being answered.
 type fetch struct {
 	b    *Broker
+	ctx  context.Context // the connection's: done at shutdown or disconnect
 	req  *kmsg.FetchRequest
 	resp *kmsg.FetchResponse
 	logs []*storage.Log // parallel to the flattened partitions; nil on error
 }
 
-func newFetch(b *Broker, req *kmsg.FetchRequest) *fetch {
-	f := &fetch{b: b, req: req, resp: req.ResponseKind().(*kmsg.FetchResponse)}
+func newFetch(b *Broker, ctx context.Context, req *kmsg.FetchRequest) *fetch {
+	f := &fetch{b: b, ctx: ctx, req: req, resp: req.ResponseKind().(*kmsg.FetchResponse)}
 	f.resp.Topics = make([]kmsg.FetchResponseTopic, 0, len(req.Topics))
 	for _, rt := range req.Topics {
 		st := kmsg.NewFetchResponseTopic()
@@ -205,7 +208,7 @@ func (f *fetch) wait(maxWait time.Duration) {
 			close(stop)
 			f.fill()
 			return
-		case <-f.b.ctx.Done():
+		case <-f.ctx.Done():
 			close(stop)
 			f.fill()
 			return

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -28,6 +29,11 @@ type conn struct {
 	host string // client address as Kafka shows it, e.g. /127.0.0.1
 
 	queue chan *inflight // reader → writer, in request order
+
+	// ctx ends when the reader stops (peer gone, bad input, shutdown), so
+	// parked long polls answer at once instead of outliving the socket.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	stopOnce sync.Once
 }
@@ -57,12 +63,15 @@ func newConn(b *Broker, nc net.Conn) *conn {
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
+	ctx, cancel := context.WithCancel(b.ctx)
 	return &conn{
-		b:     b,
-		nc:    nc,
-		log:   b.log.With("remote", nc.RemoteAddr().String()),
-		host:  "/" + host,
-		queue: make(chan *inflight, maxPipelined),
+		ctx:    ctx,
+		cancel: cancel,
+		b:      b,
+		nc:     nc,
+		log:    b.log.With("remote", nc.RemoteAddr().String()),
+		host:   "/" + host,
+		queue:  make(chan *inflight, maxPipelined),
 	}
 }
 
@@ -79,9 +88,16 @@ func (c *conn) serve() {
 		c.writeLoop()
 	}()
 	c.readLoop()
+	c.cancel()
 	close(c.queue)
 	<-writerDone
 	c.nc.Close()
+}
+
+// serves reports whether a request is worth decoding.
+func serves(key, version int16) bool {
+	a := lookupAPI(key)
+	return a != nil && version >= a.min && version <= a.max
 }
 
 func (c *conn) readLoop() {
@@ -93,9 +109,9 @@ func (c *conn) readLoop() {
 			c.logReadError(err)
 			return
 		}
-		hdr, req, err := wire.ParseRequest(frame)
+		hdr, req, err := wire.ParseRequest(frame, serves)
 		if err != nil {
-			c.log.Warn("closing connection: bad request", "err", err, "api_key", hdr.Key, "api_version", hdr.Version, "client_id", hdr.ClientID)
+			c.log.Warn("closing connection: bad request", "err", err, "api", kmsg.NameForKey(hdr.Key), "api_key", hdr.Key, "api_version", hdr.Version, "client_id", hdr.ClientID)
 			return
 		}
 		a := lookupAPI(hdr.Key)

@@ -5,8 +5,11 @@
 package cli
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/spf13/cobra"
 )
@@ -23,19 +26,39 @@ func NewRoot() *cobra.Command {
 		SilenceErrors: true,
 		Version:       Version,
 	}
-	root.AddCommand(newServeCommand())
+	root.AddCommand(
+		newServeCommand(),
+		newTopicsCommand(),
+		newConsoleProducerCommand(),
+		newConsoleConsumerCommand(),
+		newConsumerGroupsCommand(),
+		newConfigsCommand(),
+	)
 	return root
 }
 
-// Main runs the command line and returns the exit code.
+// Main runs the command line with the process's standard input and returns
+// the exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
+	return Run(context.Background(), args, os.Stdin, stdout, stderr)
+}
+
+// Run runs the command line and returns the exit code. Cancelling ctx stops
+// a long-running tool (a consumer, a perf test) as Ctrl-C does.
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root := NewRoot()
 	root.SetArgs(args)
+	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	if err := root.Execute(); err != nil {
-		fmt.Fprintf(stderr, "gregor: %v\n", err)
+	if err := root.ExecuteContext(ctx); err != nil {
+		if !errors.Is(err, errAlreadyReported) {
+			fmt.Fprintf(stderr, "gregor: %v\n", err)
+		}
 		return 1
 	}
 	return 0
 }
+
+// errAlreadyReported fails a command whose errors were already printed.
+var errAlreadyReported = errors.New("failed (see the errors above)")

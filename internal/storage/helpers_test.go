@@ -321,3 +321,7 @@ func removeFile(t *testing.T, path string) {
 		t.Fatal(err)
 	}
 }
+
+func recrcTest(b []byte) {
+	binary.BigEndian.PutUint32(b[offCRC:], crc32.Checksum(b[offAttributes:], castagnoli))
+}

@@ -116,10 +116,9 @@ func TestDeleteRecordsBefore(t *testing.T) {
 		{offset: 31, wantErr: ErrOffsetOutOfRange, wantSegs: 5},
 		{offset: 4, wantStart: 4, wantSegs: 5},  // inside the first segment
 		{offset: 2, wantStart: 4, wantSegs: 5},  // never moves back
-		{offset: 13, wantStart: 13, wantSegs: 4}, // first segment [0,6) gone, [6,12) too? no: 12 <= 13 → [0..12) gone
-		{offset: -1, wantStart: 30, wantSegs: 1},
+		{offset: 13, wantStart: 13, wantSegs: 3}, // [0,6) and [6,12) are wholly below
+		{offset: -1, wantStart: 30, wantSegs: 1}, // the active segment always stays
 	}
-	tests[3].wantSegs = 3
 	for _, tc := range tests {
 		got, err := l.DeleteRecordsBefore(tc.offset)
 		if !errors.Is(err, tc.wantErr) {

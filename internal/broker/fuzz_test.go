@@ -1,0 +1,118 @@
+package broker
+
+import (
+	"encoding/binary"
+	"io"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregorhq/gregor/internal/config"
+)
+
+func newTestBroker(tb testing.TB) *Broker {
+	tb.Helper()
+	ld := config.NewLoader()
+	ld.Set("log.dirs", tb.TempDir(), config.SourceFlag)
+	ld.Set("listeners", "PLAINTEXT://127.0.0.1:0", config.SourceFlag)
+	ld.Set("group.initial.rebalance.delay.ms", "0", config.SourceFlag)
+	cfg, err := ld.Resolve()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	b, err := New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { b.Close() })
+	return b
+}
+
+// exchange runs one connection over a pipe: it writes in, closes, and
+// returns what the broker answered before closing its side.
+func exchange(b *Broker, in []byte) []byte {
+	client, server := net.Pipe()
+	c := newConn(b, server)
+	done := make(chan struct{})
+	go func() {
+		c.serve()
+		close(done)
+	}()
+	go func() {
+		client.Write(in)
+		// Half-close is not available on a pipe: a short pause lets the
+		// reader take the frames, then stopReading ends the connection.
+		time.Sleep(time.Millisecond)
+		c.stopReading()
+	}()
+	client.SetReadDeadline(time.Now().Add(5 * time.Second))
+	out, _ := io.ReadAll(client)
+	client.Close()
+	<-done
+	return out
+}
+
+// flexibleFrame reports whether a frame's header names a flexible version.
+func flexibleFrame(frame []byte) bool {
+	if len(frame) < 4 {
+		return false
+	}
+	r := kmsg.RequestForKey(int16(binary.BigEndian.Uint16(frame)))
+	v := int16(binary.BigEndian.Uint16(frame[2:]))
+	if r == nil || v < 0 || v > r.MaxVersion() {
+		return false
+	}
+	r.SetVersion(v)
+	return r.IsFlexible()
+}
+
+func request(key, version int16, body kmsg.Request) []byte {
+	body.SetVersion(version)
+	return kmsg.NewRequestFormatter(kmsg.FormatterClientID("fuzz")).AppendRequest(nil, body, 1)
+}
+
+// FuzzRequest sends arbitrary frames through a real connection and
+// handlers: the broker must never panic (a panic in a handler would be
+// recovered and close the connection, so this also checks handlers do not
+// panic: recovered panics are logged at Error and fail the test).
+func FuzzRequest(f *testing.F) {
+	seeds := []kmsg.Request{
+		kmsg.NewPtrApiVersionsRequest(),
+		kmsg.NewPtrMetadataRequest(),
+		kmsg.NewPtrCreateTopicsRequest(),
+		kmsg.NewPtrProduceRequest(),
+		kmsg.NewPtrFetchRequest(),
+		kmsg.NewPtrListOffsetsRequest(),
+		kmsg.NewPtrJoinGroupRequest(),
+		kmsg.NewPtrOffsetCommitRequest(),
+		kmsg.NewPtrDescribeConfigsRequest(),
+	}
+	for _, r := range seeds {
+		for _, v := range []int16{0, 3, r.MaxVersion()} {
+			if v <= r.MaxVersion() {
+				f.Add(request(r.Key(), v, r))
+			}
+		}
+	}
+	b := newTestBroker(f)
+	panics := &panicCounter{}
+	b.log = slog.New(panics)
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		if flexibleFrame(frame) {
+			// Known issue (see wire.ParseRequest): kmsg's decoder loops over
+			// a tagged-field count without stopping at the end of the data,
+			// so a flexible request claiming ~2^32 tags costs ~30 s of CPU
+			// before it fails. That hangs the fuzzer without being a panic;
+			// flexible frames are covered by the handler tests instead.
+			return
+		}
+		in := binary.BigEndian.AppendUint32(nil, uint32(len(frame)))
+		exchange(b, append(in, frame...))
+		if n := panics.count(); n > 0 {
+			t.Fatalf("a handler panicked (%d)", n)
+		}
+	})
+}
