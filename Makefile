@@ -1,12 +1,33 @@
-# make test    vet, unit/integration tests with the race detector, then the
-#              real-client compatibility suite (needs test/compat/install.sh)
-# make compat  only the compatibility suite
-.PHONY: test compat
+# make test    installs the client tools the compatibility suites need (idempotent),
+#              then vet, unit/integration/crash tests with the race detector, and
+#              the real-client compatibility suites
+# make compat  only the compatibility suites
+# make fuzz    the fuzz targets, FUZZTIME each (default 2m)
+# make bench   Go micro-benchmarks with allocations
+.PHONY: test deps compat fuzz bench build
 
-test:
+FUZZTIME ?= 2m
+
+build:
+	go build -o gregor ./cmd/gregor
+
+deps:
+	bash test/compat/install.sh
+
+test: deps
 	go vet ./...
 	go test -race ./...
 	bash test/compat/run.sh
 
 compat:
 	bash test/compat/run.sh
+
+fuzz:
+	go test -run XXX -fuzz FuzzRequest -fuzztime $(FUZZTIME) ./internal/broker/
+	go test -run XXX -fuzz FuzzParseRequest -fuzztime $(FUZZTIME) ./internal/wire/
+	go test -run XXX -fuzz FuzzReadFrame -fuzztime $(FUZZTIME) ./internal/wire/
+	go test -run XXX -fuzz FuzzAppend -fuzztime $(FUZZTIME) ./internal/storage/
+	go test -run XXX -fuzz FuzzRecover -fuzztime $(FUZZTIME) ./internal/storage/
+
+bench:
+	go test -run XXX -bench . -benchmem ./internal/...
