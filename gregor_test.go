@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"net"
 	"strings"
@@ -595,5 +596,90 @@ func TestConsumerGroupSplitsAndCommits(t *testing.T) {
 	}
 	if l := lag["g1"].Lag.Total(); l != 0 {
 		t.Fatalf("lag after consuming everything = %d", l)
+	}
+}
+
+// rawBatch encodes one uncompressed v2 batch with the given values.
+func rawBatch(values ...[]byte) []byte {
+	var recs []byte
+	for i, v := range values {
+		r := kmsg.Record{OffsetDelta: int32(i), Value: v, Key: nil}
+		body := r.AppendTo(nil)
+		// AppendTo writes Length first; recompute it from the body.
+		r.Length = int32(len(body) - 1)
+		recs = append(recs, r.AppendTo(nil)...)
+	}
+	b := kmsg.RecordBatch{
+		Magic: 2, LastOffsetDelta: int32(len(values) - 1), FirstTimestamp: 1000, MaxTimestamp: 1000,
+		ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1, NumRecords: int32(len(values)), Records: recs,
+	}
+	raw := b.AppendTo(nil)
+	binary.BigEndian.PutUint32(raw[8:], uint32(len(raw)-12))
+	binary.BigEndian.PutUint32(raw[17:], crc32.Checksum(raw[21:], crc32.MakeTable(crc32.Castagnoli)))
+	return raw
+}
+
+func produceRaw(t *testing.T, cl *kgo.Client, topic string, records []byte) kmsg.ProduceResponseTopicPartition {
+	t.Helper()
+	req := kmsg.NewPtrProduceRequest()
+	req.Acks, req.TimeoutMillis = -1, 5000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Records = records
+	rt.Partitions = []kmsg.ProduceRequestTopicPartition{rp}
+	req.Topics = []kmsg.ProduceRequestTopic{rt}
+	resp, err := req.RequestWith(ctxT(t), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.Topics[0].Partitions[0]
+}
+
+func TestProduceValidation(t *testing.T) {
+	b := newBroker(t, map[string]string{"message.max.bytes": "2000"})
+	cl := newClient(t, b)
+	createTopic(t, cl, "val", 1, nil)
+
+	good := rawBatch([]byte("a"), []byte("b"))
+	if p := produceRaw(t, cl, "val", good); p.ErrorCode != 0 || p.BaseOffset != 0 {
+		t.Fatalf("good batch: error %d offset %d", p.ErrorCode, p.BaseOffset)
+	}
+	bad := rawBatch([]byte("c"))
+	bad[len(bad)-1] ^= 0xff // flip a byte under the CRC
+	if p := produceRaw(t, cl, "val", bad); p.ErrorCode != kerr.CorruptMessage.Code {
+		t.Fatalf("bad CRC: error %d, want CORRUPT_MESSAGE", p.ErrorCode)
+	}
+	big := rawBatch(bytes.Repeat([]byte("x"), 3000))
+	if p := produceRaw(t, cl, "val", big); p.ErrorCode != kerr.MessageTooLarge.Code {
+		t.Fatalf("too large: error %d, want MESSAGE_TOO_LARGE", p.ErrorCode)
+	}
+	if p := produceRaw(t, cl, "val", good[:30]); p.ErrorCode != kerr.CorruptMessage.Code {
+		t.Fatalf("truncated batch: error %d, want CORRUPT_MESSAGE", p.ErrorCode)
+	}
+	// Nothing of the rejected batches was stored.
+	end, err := kadm.NewClient(cl).ListEndOffsets(ctxT(t), "val")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := end.Lookup("val", 0); o.Offset != 2 {
+		t.Fatalf("end offset %d after rejected batches, want 2", o.Offset)
+	}
+}
+
+func TestLogAppendTime(t *testing.T) {
+	b := newBroker(t, nil)
+	cl := newClient(t, b)
+	lat := "LogAppendTime"
+	createTopic(t, cl, "lat", 1, map[string]*string{"message.timestamp.type": &lat})
+	before := time.Now().Add(-time.Second)
+	p := produceRaw(t, cl, "lat", rawBatch([]byte("v")))
+	if p.ErrorCode != 0 || p.LogAppendTime < before.UnixMilli() {
+		t.Fatalf("produce: error %d log append time %d", p.ErrorCode, p.LogAppendTime)
+	}
+	got := consumeAll(t, b, "lat", 1)
+	if got[0].Timestamp.UnixMilli() != p.LogAppendTime || got[0].Attrs.TimestampType() != 1 {
+		t.Fatalf("consumed timestamp %v type %d, want broker time %d type 1",
+			got[0].Timestamp.UnixMilli(), got[0].Attrs.TimestampType(), p.LogAppendTime)
 	}
 }

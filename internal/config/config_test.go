@@ -1,0 +1,99 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestPrecedenceFileEnvFlag(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "server.properties")
+	body := `# a Kafka-style file
+node.id=1
+listeners=PLAINTEXT://127.0.0.1:9092
+log.dirs=/from/file
+num.partitions=3
+log.retention.hours=1
+message.max.bytes : 2000000
+log.roll.hours=\
+  2
+some.unknown.property=kept
+`
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ld := NewLoader()
+	if err := ld.LoadFile(path); err != nil {
+		t.Fatal(err)
+	}
+	ld.LoadEnv([]string{"GREGOR_NUM_PARTITIONS=5", "GREGOR_LOG_DIRS=/from/env", "OTHER=1"})
+	ld.Set("log.dirs", "/from/flag", SourceFlag)
+	c, err := ld.Resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.LogDirs[0] != "/from/flag" {
+		t.Errorf("log.dirs = %v: a flag must beat env and file", c.LogDirs)
+	}
+	if c.NumPartitions != 5 {
+		t.Errorf("num.partitions = %d: env must beat the file", c.NumPartitions)
+	}
+	if c.LogRetentionMs != 3600_000 {
+		t.Errorf("log.retention.hours=1 gave %d ms", c.LogRetentionMs)
+	}
+	if c.LogRollMs != 2*3600_000 {
+		t.Errorf("continued line: log.roll.hours gave %d ms", c.LogRollMs)
+	}
+	if c.MessageMaxBytes != 2000000 {
+		t.Errorf("key : value form: message.max.bytes = %d", c.MessageMaxBytes)
+	}
+	if c.Raw["some.unknown.property"] != "kept" {
+		t.Error("unknown properties must be kept for DescribeConfigs")
+	}
+	if c.Sources["num.partitions"] != SourceEnv || c.Sources["node.id"] != SourceFile {
+		t.Errorf("sources %v", c.Sources)
+	}
+}
+
+func TestMostSpecificRetentionUnitWins(t *testing.T) {
+	ld := NewLoader()
+	ld.Set("log.retention.hours", "5", SourceFile)
+	ld.Set("log.retention.ms", "1234", SourceFile)
+	c, err := ld.Resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.LogRetentionMs != 1234 {
+		t.Fatalf("retention %d, want ms to beat hours", c.LogRetentionMs)
+	}
+}
+
+func TestZeroConfigDefaults(t *testing.T) {
+	c := DefaultConfig()
+	if c.Listeners[0] != "PLAINTEXT://localhost:9092" || c.NodeID != 1 || c.LogDirs[0] != "gregor-data" {
+		t.Fatalf("defaults %+v", c)
+	}
+	if c.Durability != DurabilityFsync || c.SocketRequestMaxBytes != 100<<20 || c.LogRetentionMs != 7*24*3600_000 {
+		t.Fatalf("defaults %+v", c)
+	}
+}
+
+func TestValidateRejects(t *testing.T) {
+	for _, kv := range [][2]string{
+		{"listeners", "SSL://x:1"},
+		{"listeners", "nonsense"},
+		{"num.partitions", "0"},
+		{"num.partitions", "three"},
+		{"gregor.durability", "maybe"},
+		{"log.message.timestamp.type", "Whenever"},
+		{"auto.create.topics.enable", "yes"},
+	} {
+		ld := NewLoader()
+		ld.Set(kv[0], kv[1], SourceFlag)
+		if _, err := ld.Resolve(); err == nil || !strings.Contains(err.Error(), "config") {
+			t.Errorf("%s=%s accepted (err %v)", kv[0], kv[1], err)
+		}
+	}
+}
