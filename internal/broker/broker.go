@@ -86,7 +86,23 @@ func New(cfg *config.Config, log *slog.Logger) (*Broker, error) {
 	b.advHost, b.advPort = host, int32(p)
 
 	start := time.Now()
-	b.store, err = storage.Open(storage.Options{Dir: dir, Logger: log.With("component", "storage")})
+	// Recovery and retention at open use each topic's own settings.
+	known, err := readCatalog(filepath.Join(dir, catalogFile))
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	overrides := map[string]map[string]string{}
+	for _, t := range known {
+		overrides[t.Name] = t.Configs
+	}
+	b.store, err = storage.Open(storage.Options{
+		Dir:    dir,
+		Logger: log.With("component", "storage"),
+		LogConfig: func(topic string, _ int32) storage.LogConfig {
+			return b.topicLogConfig(overrides[topic])
+		},
+	})
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("broker: open log dir %s: %w", dir, err)

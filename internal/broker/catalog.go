@@ -48,20 +48,13 @@ func openCatalog(dir string, store *storage.Store, logConfig func(map[string]str
 		store:     store,
 		logConfig: logConfig,
 	}
-	data, err := os.ReadFile(c.path)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-	case err != nil:
-		return nil, fmt.Errorf("broker: topic catalog: %w", err)
-	default:
-		var topics []*topic
-		if err := json.Unmarshal(data, &topics); err != nil {
-			return nil, fmt.Errorf("broker: topic catalog %s: %w", c.path, err)
-		}
-		for _, t := range topics {
-			c.byName[t.Name] = t
-			c.byID[t.ID] = t
-		}
+	topics, err := readCatalog(c.path)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range topics {
+		c.byName[t.Name] = t
+		c.byID[t.ID] = t
 	}
 	// Reconcile with the partition directories: a crash between creating
 	// directories and saving the catalog leaves directories the catalog
@@ -98,6 +91,22 @@ func openCatalog(dir string, store *storage.Store, logConfig func(map[string]str
 		}
 	}
 	return c, nil
+}
+
+// readCatalog reads the catalog file; a missing file is an empty catalog.
+func readCatalog(path string) ([]*topic, error) {
+	data, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("broker: topic catalog: %w", err)
+	}
+	var topics []*topic
+	if err := json.Unmarshal(data, &topics); err != nil {
+		return nil, fmt.Errorf("broker: topic catalog %s: %w", path, err)
+	}
+	return topics, nil
 }
 
 func (c *catalog) saveLocked() error {

@@ -44,6 +44,9 @@ type inflight struct {
 	done chan struct{}
 	resp kmsg.Response // nil: send nothing (Produce acks=0)
 	once sync.Once
+	// release, if set before reply, runs once the response is encoded
+	// (or dropped), to recycle buffers the response points into.
+	release func()
 }
 
 // reply completes the request. Only the first call counts.
@@ -198,9 +201,15 @@ func (c *conn) writeLoop() {
 			<-inf.done
 		}
 		if broken || inf.resp == nil {
+			if inf.release != nil {
+				inf.release()
+			}
 			continue
 		}
 		buf = wire.AppendResponse(buf[:0], inf.hdr.CorrelationID, inf.resp)
+		if inf.release != nil {
+			inf.release()
+		}
 		if _, err := bw.Write(buf); err != nil {
 			c.log.Debug("write failed", "err", err)
 			broken = true

@@ -15,6 +15,10 @@ func errCode(err error) int16 {
 	switch {
 	case err == nil:
 		return 0
+	case errors.Is(err, storage.ErrInvalidRecord):
+		return kerr.InvalidRecord.Code
+	case errors.Is(err, storage.ErrRecordListTooLarge):
+		return kerr.RecordListTooLarge.Code
 	case errors.Is(err, storage.ErrCorruptMessage):
 		return kerr.CorruptMessage.Code
 	case errors.Is(err, storage.ErrMessageTooLarge):

@@ -74,6 +74,9 @@ func (cfg LogConfig) sanitized() LogConfig {
 	if cfg.SegmentBytes < minBatchSize {
 		cfg.SegmentBytes = def.SegmentBytes
 	}
+	// Index entries hold int32 file positions (Kafka's segment.bytes is an
+	// int too).
+	cfg.SegmentBytes = min(cfg.SegmentBytes, math.MaxInt32)
 	if cfg.SegmentMs <= 0 {
 		cfg.SegmentMs = def.SegmentMs
 	}

@@ -5,13 +5,7 @@ import (
 	"encoding/binary"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
-)
-
-var (
-	fuzzOnce sync.Once
-	fuzzLog  *Log
 )
 
 // FuzzAppend feeds arbitrary bytes to Append: it must never panic, and
@@ -25,27 +19,24 @@ func FuzzAppend(f *testing.F) {
 	f.Add(buildBatch(f, sp))
 	f.Add([]byte{})
 	f.Add(make([]byte, 12))
-	fuzzOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "gregor-fuzz-append")
-		if err != nil {
-			f.Fatal(err)
-		}
-		s, err := Open(Options{Dir: dir, FS: noSyncFS{}})
-		if err != nil {
-			f.Fatal(err)
-		}
-		cfg := DefaultLogConfig()
-		cfg.SegmentBytes = 64 << 10
-		cfg.RetentionBytes = 256 << 10
-		cfg.RetentionMs = -1
-		cfg.MaxMessageBytes = 32 << 10
-		fuzzLog, err = s.Create("fuzz", 0, [16]byte{}, cfg)
-		if err != nil {
-			f.Fatal(err)
-		}
-	})
+	// One log for all executions of this process (each fuzz worker runs
+	// this function once); retention keeps it small.
+	dir := f.TempDir()
+	s, err := Open(Options{Dir: dir, FS: noSyncFS{}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { s.Close() })
+	cfg := DefaultLogConfig()
+	cfg.SegmentBytes = 64 << 10
+	cfg.RetentionBytes = 256 << 10
+	cfg.RetentionMs = -1
+	cfg.MaxMessageBytes = 32 << 10
+	l, err := s.Create("fuzz", 0, [16]byte{}, cfg)
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		l := fuzzLog
 		in := bytes.Clone(data)
 		res, err := l.Append(in)
 		if err != nil || res.Duplicate {
@@ -78,7 +69,7 @@ func FuzzRecover(f *testing.F) {
 	f.Add(append(bytes.Clone(good), 0xff, 0, 0, 0), []byte{0, 0, 0, 3, 0, 0, 0, 73}, true)
 	f.Add(bytes.Repeat([]byte{0}, 200), []byte{}, true)
 	f.Fuzz(func(t *testing.T, segment, index []byte, clean bool) {
-		dir := t.TempDir()
+		dir := fuzzDir(t)
 		pdir := filepath.Join(dir, "t-0")
 		if err := os.MkdirAll(pdir, 0o755); err != nil {
 			t.Fatal(err)
@@ -164,3 +155,15 @@ func (noSyncFS) OpenFile(name string, flag int, perm os.FileMode) (File, error) 
 type noSyncFile struct{ *os.File }
 
 func (noSyncFile) Sync() error { return nil }
+
+// fuzzDir is a per-execution directory, on tmpfs when there is one: on a
+// disk mounted with discard, creating and removing files dominates the cost
+// of an execution and the fuzzer crawls.
+func fuzzDir(t *testing.T) string {
+	dir, err := os.MkdirTemp("/dev/shm", "gregor-fuzz")
+	if err != nil {
+		return t.TempDir()
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}

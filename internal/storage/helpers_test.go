@@ -6,10 +6,10 @@ import (
 	"errors"
 	"hash/crc32"
 	"log/slog"
-	"strings"
-	"sync"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -313,7 +313,6 @@ func segmentFiles(t *testing.T, dir, ext string) []string {
 	m, _ := filepath.Glob(filepath.Join(dir, "*"+ext))
 	return m
 }
-
 
 func removeFile(t *testing.T, path string) {
 	t.Helper()

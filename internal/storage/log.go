@@ -29,9 +29,11 @@ package storage
 // is read even if retention unlinks it meanwhile; readers only ever read
 // below the published size, which only grows, so they never see a torn batch.
 //
-// Store-level locks (Store.mu, the syncer's mutex, ckptMu) are never held
-// while taking a Log lock, except that the syncer and Checkpoint call into
-// logs after copying the list of logs out from under Store.mu.
+// Store-level locks: Store.mu (the partition map) and the syncer's queue
+// mutex are leaves: nothing else is locked while they are held. ckptMu
+// (Checkpoint) is taken before Log.mu, so Log code must not call
+// Store.Checkpoint while holding a Log lock (DeleteRecordsBefore calls it
+// after unlocking).
 
 import (
 	"context"
@@ -50,7 +52,18 @@ import (
 // zeroChunk is how far ahead of the writer preallocation zero-fills.
 const zeroChunk = 1 << 20
 
-var zeroBuf = make([]byte, zeroChunk)
+// zeroBuf is the source of preallocation writes. It is written once at
+// startup on purpose: a never-touched allocation is backed by the kernel's
+// shared zero page, and copying from it into the page cache measured ~2.5x
+// slower on the target VM than copying from ordinary resident memory.
+var zeroBuf = func() []byte {
+	b := make([]byte, zeroChunk)
+	for i := range b {
+		b[i] = 1
+	}
+	clear(b)
+	return b
+}()
 
 // Log is one partition: an ordered list of segments, the last one active.
 type Log struct {
@@ -67,18 +80,18 @@ type Log struct {
 
 	syncMu sync.Mutex
 
-	mu          sync.RWMutex
-	cfg         LogConfig
-	segs        []*segment // copy-on-write; the last is active
-	logStart    int64
-	leo         int64
-	durable     int64      // recovery point: offsets below it are fsynced
-	lastFlush   time.Time  // time of the last fsync round (flush.ms)
-	unsynced    []*segment // rolled segments not yet fsynced; each holds a ref
-	rollGen     int64      // bumped when a segment file is created
-	dirSyncGen  int64      // rollGen covered by the last directory fsync
-	epochStart  int64      // logStart written to leader-epoch-checkpoint
-	closed      bool
+	mu         sync.RWMutex
+	cfg        LogConfig
+	segs       []*segment // copy-on-write; the last is active
+	logStart   int64
+	leo        int64
+	durable    int64      // recovery point: offsets below it are fsynced
+	lastFlush  time.Time  // time of the last fsync round (flush.ms)
+	unsynced   []*segment // rolled segments not yet fsynced; each holds a ref
+	rollGen    int64      // bumped when a segment file is created
+	dirSyncGen int64      // rollGen covered by the last directory fsync
+	epochStart int64      // logStart written to leader-epoch-checkpoint
+	closed     bool
 
 	notifyMu sync.Mutex
 	notify   chan struct{}

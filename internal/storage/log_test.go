@@ -109,6 +109,7 @@ func TestReadBounds(t *testing.T) {
 		{"second batch", 3, 1 << 20, nil, 3, 1},
 		{"maxBytes below one batch still returns it", 0, 1, nil, 0, 1},
 		{"maxBytes zero", 0, 0, nil, 0, 1},
+		{"maxBytes huge", 1, math.MaxInt, nil, 0, 2},
 		{"log end is empty", 5, 1 << 20, nil, -1, 0},
 		{"past end", 6, 1 << 20, ErrOffsetOutOfRange, 0, 0},
 		{"negative", -1, 1 << 20, ErrOffsetOutOfRange, 0, 0},

@@ -170,10 +170,9 @@ func (v *segView) locate(offset int64, maxBytes int) (FileRange, bool, error) {
 	}
 	start := pos
 	end := start + first.size()
-	limit := start + int64(max(maxBytes, 0))
-	if v.size <= limit {
+	if int64(maxBytes) >= v.size-start {
 		end = v.size
-	} else if end < limit {
+	} else if limit := start + int64(max(maxBytes, 0)); end < limit {
 		// Jump with the index to the last indexed batch starting before
 		// the limit, then walk the few headers up to it.
 		p := max(end, lookupPosition(v.idx, limit))

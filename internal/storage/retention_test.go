@@ -114,8 +114,8 @@ func TestDeleteRecordsBefore(t *testing.T) {
 		wantSegs  int
 	}{
 		{offset: 31, wantErr: ErrOffsetOutOfRange, wantSegs: 5},
-		{offset: 4, wantStart: 4, wantSegs: 5},  // inside the first segment
-		{offset: 2, wantStart: 4, wantSegs: 5},  // never moves back
+		{offset: 4, wantStart: 4, wantSegs: 5},   // inside the first segment
+		{offset: 2, wantStart: 4, wantSegs: 5},   // never moves back
 		{offset: 13, wantStart: 13, wantSegs: 3}, // [0,6) and [6,12) are wholly below
 		{offset: -1, wantStart: 30, wantSegs: 1}, // the active segment always stays
 	}

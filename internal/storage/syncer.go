@@ -228,6 +228,14 @@ func (l *Log) syncNow() error {
 		return nil
 	}()
 	if err != nil {
+		l.mu.RLock()
+		closed := l.closed
+		l.mu.RUnlock()
+		if closed {
+			// Deleted or closed under us (its directory may be gone): not a
+			// disk failure.
+			return ErrClosed
+		}
 		return l.store.fail(err)
 	}
 
@@ -271,4 +279,3 @@ func (l *Log) flushDue(now time.Time) error {
 	}
 	return l.syncNow()
 }
-
