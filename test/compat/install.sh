@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Installs what the compatibility suites need, on Debian 12 as root.
+# Idempotent: a second run changes nothing and takes a few seconds.
+#
+#   kcat                 Debian package (librdkafka CLI; `kafkacat` is the old name)
+#   kafka-python 2.0.2   the version the user's seed posts use
+#     + python-snappy    kafka-python 2.0.2 does `import snappy` (python-snappy >= 0.7 runs on cramjam)
+#     + lz4              `import lz4.frame`
+#     + zstandard        `import zstandard` (2.0.2 supports zstd for brokers >= 2.1)
+#     + msgpack          the seed's msgpack serializer example
+#   confluent-kafka      librdkafka Python client (wheel bundles librdkafka with all codecs)
+#   java, mvn            for java/run.sh (Kafka's CLI tools and Java client)
+#
+# Python packages go to the python3 first on PATH via `python3 -m pip`:
+# Debian's python3-kafka would install for /usr/bin/python3 only.
+set -euo pipefail
+
+PY_PACKAGES=(
+	kafka-python==2.0.2
+	python-snappy==0.7.3
+	lz4==4.4.5
+	zstandard==0.25.0
+	msgpack==1.2.4
+	confluent-kafka==2.16.1
+)
+
+if [[ $(id -u) -ne 0 ]]; then
+	echo "install.sh: must run as root (apt-get)" >&2
+	exit 1
+fi
+
+# ---- kcat
+if command -v kcat >/dev/null || command -v kafkacat >/dev/null; then
+	echo "install.sh: kcat present"
+else
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q
+	apt_updated=1
+	if apt-cache show kcat >/dev/null 2>&1; then
+		apt-get install -y -q kcat
+	else
+		apt-get install -y -q kafkacat
+	fi
+fi
+
+# ---- Python packages
+PY=python3
+echo "install.sh: python packages for $(command -v $PY) ($($PY --version 2>&1))"
+pip_args=(--disable-pip-version-check --no-input -q)
+# A Debian system python is "externally managed" (PEP 668) and refuses pip
+# installs; this script owns the machine's test tooling, so override that.
+if $PY -c 'import sys, sysconfig, os; sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_paths()["stdlib"], "EXTERNALLY-MANAGED")) else 1)'; then
+	pip_args+=(--break-system-packages)
+fi
+if ! $PY -m pip --version >/dev/null 2>&1; then
+	[[ -n "${apt_updated:-}" ]] || { apt-get update -q; apt_updated=1; }
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-pip
+fi
+PIP_ROOT_USER_ACTION=ignore $PY -m pip install "${pip_args[@]}" "${PY_PACKAGES[@]}"
+
+# ---- Java + Maven for the Java suite (java/run.sh resolves its own jars)
+if ! command -v java >/dev/null; then
+	[[ -n "${apt_updated:-}" ]] || { apt-get update -q; apt_updated=1; }
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q default-jre-headless
+fi
+if ! command -v mvn >/dev/null; then
+	[[ -n "${apt_updated:-}" ]] || { apt-get update -q; apt_updated=1; }
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q maven
+fi
+
+# ---- verify: every codec kafka-python and librdkafka will be asked for
+$PY - <<'EOF'
+import kafka, kafka.codec as c, confluent_kafka, msgpack
+assert kafka.__version__ == "2.0.2", kafka.__version__
+missing = [n for n, ok in (("snappy", c.has_snappy()), ("lz4", c.has_lz4()), ("zstd", c.has_zstd())) if not ok]
+assert not missing, "kafka-python codecs missing: %s" % missing
+feats = confluent_kafka.libversion()
+print("install.sh: kafka-python %s (gzip snappy lz4 zstd), confluent-kafka %s / librdkafka %s"
+      % (kafka.__version__, confluent_kafka.__version__, feats[0]))
+EOF
+KCAT=$(command -v kcat || command -v kafkacat)
+"$KCAT" -V 2>&1 | grep -q 'zstd' || { echo "install.sh: $KCAT lacks zstd" >&2; exit 1; }
+echo "install.sh: $("$KCAT" -V 2>&1 | grep -m1 Version)"
