@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -25,16 +26,45 @@ type topicConfigDef struct {
 	doc   string
 }
 
+// Value errors read like Kafka's ConfigDef messages.
 var (
-	checkLong    = func(s string) error { _, err := strconv.ParseInt(s, 10, 64); return err }
-	checkInt     = func(s string) error { _, err := strconv.ParseInt(s, 10, 32); return err }
-	checkDouble  = func(s string) error { _, err := strconv.ParseFloat(s, 64); return err }
-	checkBool    = func(s string) error { _, err := strconv.ParseBool(strings.ToLower(s)); return err }
+	errNotLong   = errors.New("Not a number of type LONG")
+	errNotInt    = errors.New("Not a number of type INT")
+	errNotDouble = errors.New("Not a number of type DOUBLE")
+	errNotBool   = errors.New("Expected value to be either true or false")
+)
+
+var (
+	checkLong = func(s string) error {
+		if _, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64); err != nil {
+			return errNotLong
+		}
+		return nil
+	}
+	checkInt = func(s string) error {
+		if _, err := strconv.ParseInt(strings.TrimSpace(s), 10, 32); err != nil {
+			return errNotInt
+		}
+		return nil
+	}
+	checkDouble = func(s string) error {
+		if _, err := strconv.ParseFloat(strings.TrimSpace(s), 64); err != nil {
+			return errNotDouble
+		}
+		return nil
+	}
+	checkBool = func(s string) error {
+		switch strings.ToLower(strings.TrimSpace(s)) {
+		case "true", "false":
+			return nil
+		}
+		return errNotBool
+	}
 	checkMinLong = func(min int64) func(string) error {
 		return func(s string) error {
-			n, err := strconv.ParseInt(s, 10, 64)
+			n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
 			if err != nil {
-				return err
+				return errNotLong
 			}
 			if n < min {
 				return fmt.Errorf("value must be at least %d", min)
@@ -179,13 +209,13 @@ func validateTopicConfigs(cfgs map[string]*string) error {
 	for k, v := range cfgs {
 		def := topicConfigByName[k]
 		if def == nil {
-			return fmt.Errorf("unknown topic config name: %s", k)
+			return fmt.Errorf("Unknown topic config name: %s", k)
 		}
 		if v == nil {
 			continue
 		}
 		if err := def.check(*v); err != nil {
-			return fmt.Errorf("invalid value %s for configuration %s: %v", *v, k, err)
+			return fmt.Errorf("Invalid value %s for configuration %s: %v", *v, k, err)
 		}
 	}
 	return nil

@@ -2,6 +2,25 @@
 // replace Kafka's scripts. Each subcommand lives in command_<noun>.go with
 // an options struct; output goes to cmd.OutOrStdout() so tests can capture
 // it. Errors are one line on stderr and a non-zero exit, never a stack trace.
+//
+// The tools take the flags of the Kafka scripts they replace and print what
+// Kafka 4.x's tools print, line for line:
+//
+//	command_topics.go             kafka-topics.sh
+//	command_console_producer.go   kafka-console-producer.sh (LineMessageReader)
+//	command_console_consumer.go   kafka-console-consumer.sh
+//	formatter.go                  its DefaultMessageFormatter
+//	command_consumer_groups.go    kafka-consumer-groups.sh
+//	command_configs.go            kafka-configs.sh (topics and brokers)
+//	command_producer_perf.go      kafka-producer-perf-test.sh
+//	command_consumer_perf.go      kafka-consumer-perf-test.sh
+//	progress.go                   the perf tests' progress bar on a terminal
+//	client.go                     connection flags, -X and Kafka client
+//	                              properties mapped onto franz-go, the
+//	                              fail-fast connection check
+//
+// Every client tool accepts --bootstrap-server (default localhost:9092; the
+// legacy --broker-list too) and rpk-style -X key=value client settings.
 package cli
 
 import (
@@ -33,6 +52,8 @@ func NewRoot() *cobra.Command {
 		newConsoleConsumerCommand(),
 		newConsumerGroupsCommand(),
 		newConfigsCommand(),
+		newProducerPerfCommand(),
+		newConsumerPerfCommand(),
 	)
 	return root
 }

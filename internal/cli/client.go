@@ -18,7 +18,6 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/gregorhq/gregor/internal/config"
@@ -80,11 +79,11 @@ func (f *connFlags) clientProps(extra ...[]string) (map[string]string, []string,
 	}
 	xs := map[string]string{}
 	if err := mergeKeyValues(xs, f.settings); err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("-X %w", err)
 	}
 	for k, v := range xs {
 		if _, known := clientSettings[k]; !known && !ignoredClientSettings[k] && k != "bootstrap.servers" && k != "brokers" {
-			return nil, nil, fmt.Errorf("-X %s: unknown client setting (known: %s)", k, strings.Join(knownSettingNames(), ", "))
+			return nil, nil, fmt.Errorf("-X %s: unknown client setting; -X takes Kafka client property names such as client.id, acks, linger.ms, batch.size, compression.type, group.id, auto.offset.reset", k)
 		}
 		if k == "brokers" { // rpk's name
 			k = "bootstrap.servers"
@@ -281,15 +280,6 @@ var ignoredClientSettings = map[string]bool{
 	"security.protocol": true, // checked in clientOpts
 }
 
-func knownSettingNames() []string {
-	names := make([]string, 0, len(clientSettings))
-	for k := range clientSettings {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	return names
-}
-
 func compressionSetting(v string) ([]kgo.Opt, error) {
 	c, err := compressionCodec(v)
 	if err != nil {
@@ -472,21 +462,26 @@ func connectError(err error) error {
 	return err
 }
 
-// kafkaError renders a Kafka error code with the broker's message if there
-// is one, as one line.
+// kafkaError renders a Kafka error with the broker's message when there is
+// one (the message alone reads best: "Unable to replicate the partition 3
+// time(s): ..."); errors.Is still sees the error code.
 func kafkaError(err error, msg string) error {
 	if err == nil {
 		return nil
 	}
-	if msg != "" && !strings.Contains(err.Error(), msg) {
-		var ke *kerr.Error
-		if errors.As(err, &ke) {
-			return fmt.Errorf("%s: %s", ke.Message, msg)
-		}
-		return fmt.Errorf("%v: %s", err, msg)
+	if msg == "" || strings.Contains(err.Error(), msg) {
+		return err
 	}
-	return err
+	return &brokerError{err: err, msg: msg}
 }
+
+type brokerError struct {
+	err error
+	msg string
+}
+
+func (e *brokerError) Error() string { return e.msg }
+func (e *brokerError) Unwrap() error { return e.err }
 
 // adminContext is the context for one admin command.
 func adminContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {

@@ -303,11 +303,11 @@ func (o *consoleConsumerOptions) consume(ctx context.Context, cl *kgo.Client, w 
 		if o.timeoutMs >= 0 {
 			pctx, cancel = context.WithTimeout(ctx, time.Duration(o.timeoutMs)*time.Millisecond)
 		}
-		max := 10000
-		if o.maxMessages >= 0 && o.maxMessages-count < max {
-			max = o.maxMessages - count
+		limit := 10000
+		if o.maxMessages >= 0 && o.maxMessages-count < limit {
+			limit = o.maxMessages - count
 		}
-		fs := cl.PollRecords(pctx, max)
+		fs := cl.PollRecords(pctx, limit)
 		timedOut := pctx.Err() != nil && ctx.Err() == nil
 		cancel()
 		if ctx.Err() != nil {

@@ -7,7 +7,8 @@ package cli
 // "h1:v1,h2:v2" and headers.delimiter, with parse.key=true a key and
 // key.separator come next, and the rest is the value; null.marker turns a
 // field into null. The producer defaults are the Kafka tool's: acks=-1,
-// linger.ms=1000 (--timeout), retries=3, client.id=console-producer. On a
+// linger.ms=1000 (--timeout; 0 with --sync), retries=3,
+// client.id=console-producer. On a
 // terminal a ">" prompt precedes each line. Deviation: batch.size is only
 // applied when given, because franz-go rejects a record bigger than a batch
 // while the Java client sends it in a batch of its own.
@@ -265,6 +266,7 @@ func (o *consoleProducerOptions) run(cmd *cobra.Command) error {
 		return err
 	}
 	changed := cmd.Flags().Changed
+	_, userLinger := props["linger.ms"]
 	// Kafka's rule: an explicit flag beats a producer property; a flag's
 	// default only fills a property that is missing.
 	merge := func(flag, key, value string) {
@@ -273,6 +275,11 @@ func (o *consoleProducerOptions) run(cmd *cobra.Command) error {
 		}
 	}
 	merge("timeout", "linger.ms", strconv.FormatInt(o.lingerMs, 10))
+	if o.sync && !userLinger && !changed("timeout") {
+		// One record at a time: lingering for a fuller batch only adds
+		// the default second to every line.
+		props["linger.ms"] = "0"
+	}
 	merge("request-required-acks", "acks", o.requestRequiredAcks)
 	merge("request-timeout-ms", "request.timeout.ms", strconv.Itoa(o.requestTimeoutMs))
 	merge("message-send-max-retries", "retries", strconv.Itoa(o.messageSendMaxRetries))
