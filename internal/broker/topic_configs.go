@@ -94,6 +94,47 @@ var (
 	}
 )
 
+// checkIntRange accepts an int in [min, max] or one of the extra values.
+func checkIntRange(min, max int64, extra ...int64) func(string) error {
+	return func(s string) error {
+		n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 32)
+		if err != nil {
+			return errNotInt
+		}
+		for _, e := range extra {
+			if n == e {
+				return nil
+			}
+		}
+		if n < min || n > max {
+			return fmt.Errorf("Value must be in [%d, %d]", min, max)
+		}
+		return nil
+	}
+}
+
+// checkReplicaList accepts Kafka's throttled-replica lists: "", "*", or
+// comma-separated partition:broker pairs.
+func checkReplicaList(s string) error {
+	s = strings.TrimSpace(s)
+	if s == "" || s == "*" {
+		return nil
+	}
+	for _, item := range strings.Split(s, ",") {
+		p, b, ok := strings.Cut(strings.TrimSpace(item), ":")
+		if !ok {
+			return errors.New("must be the literal '*' or a list of replicas in the following format: [partitionId]:[brokerId],[partitionId]:[brokerId],...")
+		}
+		if _, err := strconv.Atoi(p); err != nil {
+			return errNotInt
+		}
+		if _, err := strconv.Atoi(b); err != nil {
+			return errNotInt
+		}
+	}
+	return nil
+}
+
 const maxLongStr = "9223372036854775807"
 
 // topicConfigDefs are the topic configs Kafka 4.1 knows. Those that shape
@@ -106,11 +147,16 @@ var topicConfigDefs = []topicConfigDef{
 	{name: "compression.type", typ: kmsg.ConfigTypeString, synonyms: []string{"compression.type"}, def: "producer",
 		check: checkOneOf("producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"),
 		doc:   "Batches are stored as the producer sent them; recompression is not performed."},
+	{name: "compression.gzip.level", typ: kmsg.ConfigTypeInt, synonyms: []string{"compression.gzip.level"}, def: "-1", check: checkIntRange(-1, 9, -1)},
+	{name: "compression.lz4.level", typ: kmsg.ConfigTypeInt, synonyms: []string{"compression.lz4.level"}, def: "9", check: checkIntRange(1, 17)},
+	{name: "compression.zstd.level", typ: kmsg.ConfigTypeInt, synonyms: []string{"compression.zstd.level"}, def: "3", check: checkIntRange(-131072, 22)},
 	{name: "delete.retention.ms", typ: kmsg.ConfigTypeLong, synonyms: []string{"log.cleaner.delete.retention.ms"}, def: "86400000", check: checkMinLong(0)},
 	{name: "file.delete.delay.ms", typ: kmsg.ConfigTypeLong, synonyms: []string{"log.segment.delete.delay.ms"}, def: "60000", check: checkMinLong(0)},
+	{name: "follower.replication.throttled.replicas", typ: kmsg.ConfigTypeList, def: "", check: checkReplicaList},
 	{name: "flush.messages", typ: kmsg.ConfigTypeLong, synonyms: []string{"log.flush.interval.messages"}, def: maxLongStr, check: checkMinLong(1)},
 	{name: "flush.ms", typ: kmsg.ConfigTypeLong, synonyms: []string{"log.flush.interval.ms"}, def: maxLongStr, check: checkMinLong(0)},
 	{name: "index.interval.bytes", typ: kmsg.ConfigTypeInt, synonyms: []string{"log.index.interval.bytes"}, def: "4096", check: checkInt},
+	{name: "leader.replication.throttled.replicas", typ: kmsg.ConfigTypeList, def: "", check: checkReplicaList},
 	{name: "local.retention.bytes", typ: kmsg.ConfigTypeLong, synonyms: []string{"log.local.retention.bytes"}, def: "-2", check: checkLong},
 	{name: "local.retention.ms", typ: kmsg.ConfigTypeLong, synonyms: []string{"log.local.retention.ms"}, def: "-2", check: checkLong},
 	{name: "max.compaction.lag.ms", typ: kmsg.ConfigTypeLong, synonyms: []string{"log.cleaner.max.compaction.lag.ms"}, def: maxLongStr, check: checkMinLong(1)},
@@ -122,6 +168,8 @@ var topicConfigDefs = []topicConfigDef{
 	{name: "min.compaction.lag.ms", typ: kmsg.ConfigTypeLong, synonyms: []string{"log.cleaner.min.compaction.lag.ms"}, def: "0", check: checkMinLong(0)},
 	{name: "min.insync.replicas", typ: kmsg.ConfigTypeInt, synonyms: []string{"min.insync.replicas"}, def: "1", check: checkMinLong(1)},
 	{name: "preallocate", typ: kmsg.ConfigTypeBoolean, synonyms: []string{"log.preallocate"}, def: "false", check: checkBool},
+	{name: "remote.log.copy.disable", typ: kmsg.ConfigTypeBoolean, def: "false", check: checkBool},
+	{name: "remote.log.delete.on.disable", typ: kmsg.ConfigTypeBoolean, def: "false", check: checkBool},
 	{name: "remote.storage.enable", typ: kmsg.ConfigTypeBoolean, def: "false", check: checkOneOf("false")},
 	{name: "retention.bytes", typ: kmsg.ConfigTypeLong, synonyms: []string{"log.retention.bytes"}, def: "-1", check: checkLong},
 	{name: "retention.ms", typ: kmsg.ConfigTypeLong, synonyms: []string{"log.retention.ms", "log.retention.minutes", "log.retention.hours"}, def: "604800000", check: checkMinLong(-1)},

@@ -252,6 +252,39 @@ def _():
     expect_eq(got, [(i, b"v%d" % i) for i in range(6, 10)], "messages from the beginning")
 
 
+@S.check("admin_delete_then_recreate_same_name_starts_empty")
+def _():
+    # A topic deleted and created again under the same name is a new topic:
+    # offsets restart at 0 and none of the old records come back.
+    t = S.topic("reborn")
+    create_topic(t, 2)
+    p = Producer({"bootstrap.servers": B})
+    for i in range(5):
+        p.produce(t, value=b"old-%d" % i, partition=i % 2)
+    flush(p)
+    admin().delete_topics([t], operation_timeout=10)[t].result(15)
+    wait_until(lambda: t not in admin().list_topics(timeout=10).topics, 10,
+               what="%s gone from metadata" % t)
+    deadline = time.monotonic() + 15
+    while True:  # Kafka may still be removing the old log
+        try:
+            create_topic(t, 1)
+            break
+        except KafkaException as e:
+            if time.monotonic() > deadline or e.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+            time.sleep(0.5)
+    p = Producer({"bootstrap.servers": B})
+    d = Deliveries()
+    p.produce(t, value=b"new", partition=0, on_delivery=d)
+    flush(p)
+    expect_eq(d.ok(1)[0][3], 0, "offset of the first record in the new topic")
+    md = admin().list_topics(topic=t, timeout=10).topics[t]
+    expect_eq(sorted(md.partitions), [0], "partitions of the new topic")
+    got = [(m.offset(), m.value()) for m in consume_all(t, [0])]
+    expect_eq(got, [(0, b"new")], "records in the new topic")
+
+
 # --------------------------------------------------------------- producer
 
 def codec_check(codec):
@@ -363,6 +396,119 @@ def _():
     kind, ts = m.timestamp()
     expect_eq(kind, TIMESTAMP_LOG_APPEND_TIME, "timestamp type")
     expect(before - 1000 <= ts <= after + 1000, "log append time %d not within [%d, %d]" % (ts, before, after))
+
+
+@S.check("admin_list_offsets_earliest_latest_max_timestamp")
+def _():
+    # ListOffsets through the AdminClient, including KIP-734's max timestamp
+    # (the record with the largest timestamp, not the last one).
+    from confluent_kafka.admin import OffsetSpec
+    t = S.topic("list-offsets")
+    base = int(time.time() * 1000) - 60000
+    p = Producer({"bootstrap.servers": B, "linger.ms": 0})
+    for i, dt in enumerate((5000, 1000, 9000, 2000)):
+        p.produce(t, value=b"m%d" % i, timestamp=base + dt)
+        p.flush(10)  # one batch per record
+    tp = TopicPartition(t, 0)
+    got = {}
+    for name, spec in (("earliest", OffsetSpec.earliest()), ("latest", OffsetSpec.latest()),
+                       ("max_timestamp", OffsetSpec.max_timestamp())):
+        res = admin().list_offsets({tp: spec}, request_timeout=10)[tp].result(15)
+        got[name] = res.offset if name != "max_timestamp" else (res.offset, res.timestamp)
+    expect_eq(got, {"earliest": 0, "latest": 4, "max_timestamp": (2, base + 9000)},
+              "list_offsets results")
+
+
+def payload(producer, seq):
+    """A value whose content can be checked from its own header."""
+    head = b"%d-%d-" % (producer, seq)
+    return head + bytes((producer * 31 + seq + i) % 251 for i in range((seq * 37) % 1500))
+
+
+@S.check("concurrent_producers_and_consumers_integrity", timeout=120)
+def _():
+    # Several producers append to the same partitions while several
+    # consumers tail them with small fetches: every consumer must see every
+    # record exactly once, at dense offsets, byte for byte (librdkafka also
+    # checks each batch CRC). Catches append races and fetch buffers reused
+    # before they were sent.
+    import threading
+    t = S.topic("stress")
+    parts, producers, per = 4, 4, 5000
+    create_topic(t, parts)
+    total = producers * per
+    errors = []
+    seen = []
+
+    def produce(pid):
+        try:
+            p = Producer({"bootstrap.servers": B, "linger.ms": 2, "acks": "all",
+                          "compression.type": "lz4" if pid % 2 else "none"})
+            failed = []
+            for seq in range(per):
+                while True:
+                    try:
+                        p.produce(t, value=payload(pid, seq), key=b"%d" % pid, partition=seq % parts,
+                                  on_delivery=lambda err, m: err and failed.append(err))
+                        break
+                    except BufferError:
+                        p.poll(0.05)
+                p.poll(0)
+            left = p.flush(60)
+            if left or failed:
+                errors.append("producer %d: %d undelivered, errors %r" % (pid, left, failed[:3]))
+        except Exception as e:  # noqa: BLE001
+            errors.append("producer %d: %r" % (pid, e))
+
+    def consume(cid):
+        got = {}
+        try:
+            c = consumer(**{"fetch.max.bytes": 65536, "message.max.bytes": 65536,
+                            "max.partition.fetch.bytes": 16384,
+                            "fetch.wait.max.ms": 50, "check.crcs": True})
+            c.assign([TopicPartition(t, p, OFFSET_BEGINNING) for p in range(parts)])
+            nxt = {p: 0 for p in range(parts)}
+            n = 0
+            deadline = time.monotonic() + 100
+            while n < total and time.monotonic() < deadline:
+                m = c.poll(0.2)
+                if m is None:
+                    continue
+                if m.error():
+                    errors.append("consumer %d: %s" % (cid, m.error()))
+                    return
+                p, o = m.partition(), m.offset()
+                if o != nxt[p]:
+                    errors.append("consumer %d: partition %d offset %d, expected %d" % (cid, p, o, nxt[p]))
+                    return
+                nxt[p] = o + 1
+                pid, seq = (int(x) for x in m.value().split(b"-", 2)[:2])
+                if m.value() != payload(pid, seq) or m.key() != b"%d" % pid or seq % parts != p:
+                    errors.append("consumer %d: corrupt record at %d/%d" % (cid, p, o))
+                    return
+                if got.setdefault((pid, seq), o) != o:
+                    errors.append("consumer %d: (%d, %d) twice" % (cid, pid, seq))
+                    return
+                n += 1
+            c.close()
+        except Exception as e:  # noqa: BLE001
+            errors.append("consumer %d: %r" % (cid, e))
+        seen.append(len(got))
+
+    threads = [threading.Thread(target=consume, args=(i,), daemon=True) for i in range(3)]
+    threads += [threading.Thread(target=produce, args=(i,), daemon=True) for i in range(producers)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(110)
+    expect_eq(errors, [], "errors")
+    expect_eq(sorted(seen), [total] * 3, "distinct records each consumer saw")
+    c = consumer()
+    try:
+        highs = [c.get_watermark_offsets(TopicPartition(t, p), timeout=10)[1] for p in range(parts)]
+    finally:
+        c.close()
+    expect_eq(highs, [total // parts] * parts, "high watermarks")
 
 
 @S.check("consumer_assign_at_offset")

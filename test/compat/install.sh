@@ -10,6 +10,9 @@
 #     + msgpack          the seed's msgpack serializer example
 #   confluent-kafka      librdkafka Python client (wheel bundles librdkafka with all codecs)
 #   java, mvn            for java/run.sh (Kafka's CLI tools and Java client)
+#   burrow               Debian package, Burrow 1.2.1 (LinkedIn's lag monitor) for burrow.py
+#   zookeeper            Debian package; Burrow 1.2 keeps its own state in ZooKeeper,
+#                        burrow.py runs one on loopback from /usr/share/java/zookeeper.jar
 #
 # Python packages go to the python3 first on PATH via `python3 -m pip`:
 # Debian's python3-kafka would install for /usr/bin/python3 only.
@@ -68,6 +71,14 @@ if ! command -v mvn >/dev/null; then
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q maven
 fi
 
+# ---- Burrow and the ZooKeeper it needs (burrow.py starts and stops both)
+if ! command -v Burrow >/dev/null || [[ ! -f /usr/share/java/zookeeper.jar ]]; then
+	[[ -n "${apt_updated:-}" ]] || { apt-get update -q; apt_updated=1; }
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends burrow zookeeper
+else
+	echo "install.sh: Burrow and zookeeper present"
+fi
+
 # ---- verify: every codec kafka-python and librdkafka will be asked for
 $PY - <<'EOF'
 import kafka, kafka.codec as c, confluent_kafka, msgpack
@@ -81,3 +92,4 @@ EOF
 KCAT=$(command -v kcat || command -v kafkacat)
 "$KCAT" -V 2>&1 | grep -q 'zstd' || { echo "install.sh: $KCAT lacks zstd" >&2; exit 1; }
 echo "install.sh: $("$KCAT" -V 2>&1 | grep -m1 Version)"
+echo "install.sh: burrow $(dpkg-query -W -f='${Version}' burrow), zookeeper $(dpkg-query -W -f='${Version}' zookeeper)"

@@ -8,13 +8,15 @@
 #
 # Environment:
 #   GREGOR_BIN             use this binary instead of building one
-#   GREGOR_COMPAT_GROUPS=1 also run the consumer-group checks
+#   GREGOR_COMPAT_GROUPS=0 skip the consumer-group suites and checks (default 1:
+#                          run them; exported, so every suite sees the choice)
 #   GREGOR_COMPAT_RACE=1   build the broker with -race (a race report fails the run)
 #   COMPAT_ONLY=regex      run only checks whose name matches (all suites)
 #   COMPAT_SUITE_TIMEOUT   seconds one suite may take (default 300)
 #   COMPAT_KEEP=1          keep the work dir (broker log, data dir, suite logs)
 #
-# Needs what test/compat/install.sh installs (kcat, kafka-python, confluent-kafka).
+# Needs what test/compat/install.sh installs (kcat, kafka-python, confluent-kafka,
+# Burrow and ZooKeeper for burrow.py).
 # Exits non-zero if any check failed, a suite crashed or timed out, the
 # broker died, logged a panic, did not exit 0 on SIGTERM, or lost data
 # across a restart.
@@ -23,6 +25,8 @@ set -uo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 SUITE_TIMEOUT=${COMPAT_SUITE_TIMEOUT:-300}
+# Groups exist now: on unless turned off. The suites read it themselves.
+export GREGOR_COMPAT_GROUPS=${GREGOR_COMPAT_GROUPS:-1}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/gregor-compat.XXXXXX")
 BROKER_PID=
 TOTAL_PASSED=0
@@ -234,8 +238,12 @@ if [[ -f java/run.sh ]]; then
 	# Kafka's own CLI tools and Java client; uses the broker in $BOOTSTRAP.
 	run_suite java bash java/run.sh
 fi
-if [[ "${GREGOR_COMPAT_GROUPS:-0}" == 1 ]]; then
+if [[ "$GREGOR_COMPAT_GROUPS" == 1 ]]; then
 	run_suite kafka_python_groups python3 kafka_python_groups.py
+	# confluent-kafka static members, kcat -G with two processes.
+	run_suite groups_librdkafka python3 groups_librdkafka.py
+	# Burrow reads __consumer_offsets itself and reports lag (runs ZooKeeper).
+	run_suite burrow python3 burrow.py
 fi
 
 # ------------------------------------------------------------------ restart

@@ -23,8 +23,9 @@ from kafka.protocol.parser import KafkaProtocol
 from kafka.protocol.produce import ProduceRequest
 from kafka.record import MemoryRecords
 from kafka.record.default_records import DefaultRecordBatchBuilder
+from kafka.record.util import calc_crc32c
 
-from harness import Suite, expect, expect_eq
+from harness import CheckFailed, Suite, expect, expect_eq
 
 S = Suite("wire")
 B = S.bootstrap
@@ -429,6 +430,67 @@ def _():
                 expect(resp.cluster_id, "Metadata v%d cluster_id empty" % v)
     finally:
         c.close()
+
+
+def recrc(data):
+    """Recompute a v2 batch's CRC-32C (it covers bytes 21..end), so a
+    deliberately malformed batch is not caught by the CRC alone."""
+    struct.pack_into(">I", data, 17, calc_crc32c(bytes(data[21:])))
+    return bytes(data)
+
+
+def expect_rejected(topic, data, what):
+    """Produce must fail and append nothing; if the broker took the batch,
+    say what a consumer then gets from the partition."""
+    c = Conn()
+    try:
+        err, offset = produce(c, topic, data, acks=-1)
+        end = end_offset(c, topic)
+        if err != NONE:
+            expect_eq(end, 0, "%s: rejected with error %d, but log end offset" % (what, err))
+            return err
+        try:
+            _resp, part, values = fetch_versioned(c, 4, topic)
+            after = "a fetch then decodes to %r" % (values,)
+        except Exception as e:  # noqa: BLE001 - the evidence is the point
+            after = "consumers then fail to decode it: %s: %s" % (type(e).__name__, e)
+    finally:
+        c.close()
+    raise CheckFailed("%s: accepted at offset %d (Kafka rejects it); %s" % (what, offset, after))
+
+
+@S.check("crc_valid_batch_with_malformed_record_rejected")
+def _():
+    # Kafka parses every record of a batch before appending it, so a
+    # producer bug cannot store bytes that no consumer can decode.
+    topic = S.topic("bad-record")
+    create_topic(topic)
+    data = bytearray(batch([(b"k", b"v")]))
+    data[61] = 0x7e  # the first record's length varint: 63 bytes, but only 8 follow
+    expect_rejected(topic, recrc(data), "record length past the end of the batch")
+
+
+@S.check("crc_valid_batch_with_undecodable_compression_rejected")
+def _():
+    # Attributes say gzip, the payload is plain records: Kafka decompresses
+    # to validate and refuses it; storing it would stop every consumer of
+    # the partition at this offset.
+    topic = S.topic("bad-gzip")
+    create_topic(topic)
+    data = bytearray(batch([(b"k", b"v")]))
+    struct.pack_into(">h", data, 21, 1)  # compression codec gzip
+    expect_rejected(topic, recrc(data), "gzip batch that is not gzip")
+
+
+@S.check("client_written_control_batch_rejected")
+def _():
+    # Control batches (transaction markers) are written by the broker only;
+    # consumers skip them, so a client-written one hides its records.
+    topic = S.topic("control")
+    create_topic(topic)
+    data = bytearray(batch([(b"k", b"v")]))
+    struct.pack_into(">h", data, 21, 0x20)  # isControl
+    expect_rejected(topic, recrc(data), "control batch sent by a producer")
 
 
 S.finish()

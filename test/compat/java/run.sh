@@ -322,6 +322,60 @@ check_topic_delete() {
 	fail "$T_ADMIN still listed 20s after --delete"
 }
 
+# Topic configs at creation, including compression.zstd.level (a topic
+# config since Kafka 3.8, KIP-390), then shown by --describe and used for
+# records that must read back unchanged.
+T_CFG=$(topic configs)
+
+check_topic_create_with_configs() {
+	local out want got
+	out=$(topics --create --topic "$T_CFG" --partitions 1 --replication-factor 1 \
+		--config retention.ms=3600000 --config compression.type=zstd \
+		--config compression.zstd.level=9 --config max.message.bytes=2097152) || fail "--create with --config failed"
+	expect_same "--create output" "Created topic $T_CFG." "$out"
+	out=$(topics --describe --topic "$T_CFG") || fail "--describe $T_CFG failed"
+	python3 - "$out" <<'PY' 2>>"$WORK/reason"
+import sys
+# A failed assertion is the reason, without a traceback.
+sys.excepthook = lambda t, v, tb: print(v if t is AssertionError else f"{t.__name__}: {v}", file=sys.stderr)
+head = next(l for l in sys.argv[1].splitlines() if "PartitionCount" in l)
+configs = head.split("Configs:", 1)[1].strip() if "Configs:" in head else ""
+got = dict(kv.split("=", 1) for kv in configs.split(",") if "=" in kv)
+want = {"retention.ms": "3600000", "compression.type": "zstd",
+        "compression.zstd.level": "9", "max.message.bytes": "2097152"}
+missing = {k: v for k, v in want.items() if got.get(k) != v}
+assert not missing, f"--describe Configs lacks {missing}; got {configs!r}"
+PY
+	want=$(for i in $(seq 1 50); do echo "k$i:$(printf 'compressible %.0s' $(seq 1 40))$i"; done)
+	console_produce "$T_CFG" <<<"$want" || fail "console producer failed"
+	got=$(console_consume "$T_CFG" 50 --partition 0 --from-beginning) || fail "console consumer failed"
+	expect_same "records through the zstd topic" "$want" "$got"
+}
+
+# kafka-configs (ConfigCommand): set, show and remove a topic override.
+T_ALTER=$(topic alter-configs)
+
+topic_overrides() {
+	tool kafka.admin.ConfigCommand --bootstrap-server "$BOOTSTRAP" --describe \
+		--entity-type topics --entity-name "$T_ALTER"
+}
+
+check_configs_alter() {
+	local out
+	topics --create --topic "$T_ALTER" --partitions 1 --replication-factor 1 >/dev/null || fail "create $T_ALTER failed"
+	out=$(tool kafka.admin.ConfigCommand --bootstrap-server "$BOOTSTRAP" --alter --entity-type topics \
+		--entity-name "$T_ALTER" --add-config retention.ms=7200000,segment.bytes=16777216) || fail "--alter --add-config failed"
+	expect_same "--alter output" "Completed updating config for topic $T_ALTER." "$out"
+	out=$(topic_overrides) || fail "--describe failed"
+	grep -q "retention.ms=7200000 sensitive=false" <<<"$out" || fail "--describe lacks retention.ms=7200000: $out"
+	grep -q "segment.bytes=16777216 sensitive=false" <<<"$out" || fail "--describe lacks segment.bytes=16777216: $out"
+	tool kafka.admin.ConfigCommand --bootstrap-server "$BOOTSTRAP" --alter --entity-type topics \
+		--entity-name "$T_ALTER" --delete-config retention.ms >/dev/null || fail "--alter --delete-config failed"
+	out=$(topic_overrides) || fail "--describe failed"
+	! grep -q "retention.ms=" <<<"$out" || fail "retention.ms still set after --delete-config: $out"
+	grep -q "segment.bytes=16777216" <<<"$out" || fail "segment.bytes lost by deleting retention.ms: $out"
+}
+
 # ------------------------------------------------------------------ console
 
 T_ONE=$(topic console-1p)
@@ -472,6 +526,8 @@ run topic_describe_3_partitions check_topic_describe
 run topic_list check_topic_list
 run topic_alter_partitions_5 check_topic_alter_partitions
 run topic_delete check_topic_delete
+run topic_create_with_configs check_topic_create_with_configs
+run configs_alter_describe_delete check_configs_alter
 run console_producer_consumer_keys check_console_roundtrip
 run console_keyed_3_partitions check_console_keyed_partitions
 run_groups console_consumer_subscribe_from_beginning check_console_subscribe_from_beginning
