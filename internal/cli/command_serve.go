@@ -3,6 +3,9 @@ package cli
 import (
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
@@ -22,6 +25,7 @@ type serveOptions struct {
 	listeners  string
 	advertised string
 	logLevel   string
+	debugAddr  string
 }
 
 func (o *serveOptions) AddFlags(cmd *cobra.Command) {
@@ -32,6 +36,7 @@ func (o *serveOptions) AddFlags(cmd *cobra.Command) {
 	f.StringVar(&o.listeners, "listeners", "", "listeners, e.g. PLAINTEXT://localhost:9092")
 	f.StringVar(&o.advertised, "advertised-listeners", "", "advertised.listeners")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&o.debugAddr, "debug-addr", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060) under /debug/pprof/")
 }
 
 func newServeCommand() *cobra.Command {
@@ -112,10 +117,32 @@ func (o *serveOptions) run(cmd *cobra.Command) error {
 	fmt.Fprintf(out, "  cluster id:     %s (node %d)\n", b.ClusterID(), cfg.NodeID)
 	fmt.Fprintf(out, "  listening on:   %s (advertised as %s)\n", b.Addr(), b.AdvertisedAddr())
 
+	if o.debugAddr != "" {
+		ln, err := net.Listen("tcp", o.debugAddr)
+		if err != nil {
+			b.Close()
+			return fmt.Errorf("--debug-addr: %w", err)
+		}
+		fmt.Fprintf(out, "  profiles at:    http://%s/debug/pprof/\n", ln.Addr())
+		go func() { _ = http.Serve(ln, debugMux()) }()
+	}
+
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	s := <-sig
 	log.Info("shutting down", "signal", s.String())
 	signal.Stop(sig)
 	return b.Close()
+}
+
+// debugMux serves net/http/pprof's handlers without touching
+// http.DefaultServeMux.
+func debugMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }
