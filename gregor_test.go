@@ -683,3 +683,48 @@ func TestLogAppendTime(t *testing.T) {
 			got[0].Timestamp.UnixMilli(), got[0].Attrs.TimestampType(), p.LogAppendTime)
 	}
 }
+
+func TestDynamicBrokerConfigs(t *testing.T) {
+	dir := t.TempDir()
+	b := startIn(t, dir, nil)
+	cl := newClient(t, b)
+	adm := kadm.NewClient(cl)
+	ctx := ctxT(t)
+	createTopic(t, cl, "dyn", 1, nil)
+
+	day := "86400000"
+	res, err := adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "log.retention.ms", Value: &day}})
+	if err != nil || res[0].Err != nil {
+		t.Fatalf("alter cluster default: %v %+v", err, res)
+	}
+	retentionOf := func(adm *kadm.Client) (string, kmsg.ConfigSource) {
+		rcs, err := adm.DescribeTopicConfigs(ctxT(t), "dyn")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, _ := rcs.On("dyn", nil)
+		for _, c := range rc.Configs {
+			if c.Key == "retention.ms" {
+				return c.MaybeValue(), c.Source
+			}
+		}
+		t.Fatal("retention.ms not described")
+		return "", 0
+	}
+	if v, src := retentionOf(adm); v != day || src != kmsg.ConfigSourceDynamicDefaultBrokerConfig {
+		t.Fatalf("topic retention.ms = %s from %v, want the dynamic cluster default", v, src)
+	}
+	// Static properties cannot change at run time.
+	l := "PLAINTEXT://127.0.0.1:1"
+	res, err = adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "listeners", Value: &l}})
+	if err == nil && res[0].Err == nil {
+		t.Fatal("listeners changed at run time")
+	}
+	// The dynamic value survives a restart.
+	cl.Close()
+	b.Close()
+	b2 := startIn(t, dir, nil)
+	if v, _ := retentionOf(kadm.NewClient(newClient(t, b2))); v != day {
+		t.Fatalf("after restart retention.ms = %s", v)
+	}
+}

@@ -15,8 +15,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/gregorhq/gregor/internal/config"
 )
 
 func init() {
@@ -76,26 +74,38 @@ func handleDescribeConfigs(c *conn, v int16, req *kmsg.DescribeConfigsRequest) *
 				sr.Configs = append(sr.Configs, sc)
 			}
 		case resourceBroker:
-			if rr.ResourceName != "" && rr.ResourceName != strconv.Itoa(int(b.cfg.NodeID)) {
+			if !b.isBrokerResource(rr.ResourceName) {
 				sr.ErrorCode = kerr.InvalidRequest.Code
 				msg := "Unexpected broker id, expected " + strconv.Itoa(int(b.cfg.NodeID)) + " or empty string, but received " + rr.ResourceName
 				sr.ErrorMessage = &msg
 				break
 			}
-			for _, k := range b.cfg.SortedKeys() {
+			dyn := b.dynamicFor(rr.ResourceName)
+			for _, k := range b.brokerPropNames() {
 				if !wanted(k) {
 					continue
 				}
-				src := kmsg.ConfigSourceStaticBrokerConfig
-				if b.cfg.Sources[k] == config.SourceDefault {
-					src = kmsg.ConfigSourceDefaultConfig
+				val, src, _ := b.brokerProp(k)
+				if rr.ResourceName == "" {
+					// The cluster-default resource shows only its own
+					// dynamic values, as in Kafka.
+					v, ok := dyn[k]
+					if !ok {
+						continue
+					}
+					val, src = v, kmsg.ConfigSourceDynamicDefaultBrokerConfig
 				}
-				sc := describedConfig(v, k, b.cfg.Raw[k], src, kmsg.ConfigTypeString, "", true)
+				typ := kmsg.ConfigTypeString
+				def := dynamicBrokerConfigs[k]
+				if def != nil {
+					typ = def.typ
+				}
+				sc := describedConfig(v, k, val, src, typ, "", def == nil)
 				if req.IncludeSynonyms {
 					ss := kmsg.NewDescribeConfigsResponseResourceConfigConfigSynonym()
 					ss.Name, ss.Source = k, src
-					val := b.cfg.Raw[k]
-					ss.Value = &val
+					sv := val
+					ss.Value = &sv
 					sc.ConfigSynonyms = append(sc.ConfigSynonyms, ss)
 				}
 				if !req.IncludeDocumentation {

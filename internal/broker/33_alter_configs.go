@@ -5,10 +5,13 @@ package broker
 // The legacy, non-incremental API: the configs given replace all of a
 // topic's overrides. Values are checked against the topic config table
 // (INVALID_CONFIG) before anything changes, and validate_only changes
-// nothing. Broker resources are refused with INVALID_REQUEST: dynamic
-// broker configs are not supported yet.
+// nothing. Broker resources ("" for cluster defaults, or this node's id)
+// take the log defaults topics fall back on (dynamic_configs.go); other
+// broker properties are static and get INVALID_CONFIG.
 
 import (
+	"strconv"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -36,14 +39,21 @@ func handleAlterConfigs(c *conn, v int16, req *kmsg.AlterConfigsRequest) *kmsg.A
 	return resp
 }
 
-// alterTopicConfigs validates and, unless validateOnly, stores a topic's
-// complete new set of overrides. It is shared by both alter APIs.
+// alterTopicConfigs validates and, unless validateOnly, stores the complete
+// new set of overrides of a topic or broker resource. It is shared by both
+// alter APIs.
 func (b *Broker) alterTopicConfigs(typ kmsg.ConfigResourceType, name string, raw map[string]*string, next map[string]string, validateOnly bool) (int16, *string) {
 	fail := func(code int16, msg string) (int16, *string) { return code, &msg }
 	switch int8(typ) {
 	case resourceTopic:
 	case resourceBroker:
-		return fail(kerr.InvalidRequest.Code, "Dynamic broker configs are not supported by Gregor yet; set them in server.properties.")
+		if !b.isBrokerResource(name) {
+			return fail(kerr.InvalidRequest.Code, "Unexpected broker id, expected "+strconv.Itoa(int(b.cfg.NodeID))+" or empty string, but received "+name)
+		}
+		if err := b.alterBrokerConfigs(name, next, validateOnly); err != nil {
+			return fail(kerr.InvalidConfig.Code, err.Error())
+		}
+		return 0, nil
 	default:
 		return fail(kerr.InvalidRequest.Code, "Unsupported resource type")
 	}

@@ -25,14 +25,21 @@ func handleIncrementalAlterConfigs(c *conn, v int16, req *kmsg.IncrementalAlterC
 		sr := kmsg.NewIncrementalAlterConfigsResponseResource()
 		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
 		next := map[string]string{}
-		if t := b.catalog.get(rr.ResourceName); t != nil && int8(rr.ResourceType) == resourceTopic {
-			for k, val := range t.Configs {
-				next[k] = val
+		defs := topicConfigByName
+		switch int8(rr.ResourceType) {
+		case resourceTopic:
+			if t := b.catalog.get(rr.ResourceName); t != nil {
+				for k, val := range t.Configs {
+					next[k] = val
+				}
 			}
+		case resourceBroker:
+			next = b.dynamicFor(rr.ResourceName)
+			defs = dynamicBrokerConfigs
 		}
 		var opErr error
 		for _, cfg := range rr.Configs {
-			def := topicConfigByName[cfg.Name]
+			def := defs[cfg.Name]
 			val := ""
 			if cfg.Value != nil {
 				val = *cfg.Value
@@ -47,9 +54,13 @@ func handleIncrementalAlterConfigs(c *conn, v int16, req *kmsg.IncrementalAlterC
 					opErr = fmt.Errorf("config %s is not a list; APPEND and SUBTRACT apply to list configs only", cfg.Name)
 					break
 				}
-				cur := next[cfg.Name]
-				if _, ok := next[cfg.Name]; !ok {
-					cur = b.resolveTopicConfig(def, nil).value
+				cur, ok := next[cfg.Name]
+				if !ok {
+					if int8(rr.ResourceType) == resourceBroker {
+						cur, _, _ = b.brokerProp(cfg.Name)
+					} else {
+						cur = b.resolveTopicConfig(def, nil).value
+					}
 				}
 				next[cfg.Name] = editList(cur, val, cfg.Op == kmsg.IncrementalAlterConfigOpAppend)
 			default:

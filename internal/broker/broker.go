@@ -31,6 +31,7 @@ type Broker struct {
 	catalog *catalog
 	pids    *producerIDs
 	groups  *group.Coordinator
+	dyn     *dynamicConfigs
 
 	// advertised is the host and port clients are told to connect to.
 	advHost string
@@ -86,6 +87,10 @@ func New(cfg *config.Config, log *slog.Logger) (*Broker, error) {
 	b.advHost, b.advPort = host, int32(p)
 
 	start := time.Now()
+	if b.dyn, err = openDynamicConfigs(dir); err != nil {
+		cancel()
+		return nil, err
+	}
 	// Recovery and retention at open use each topic's own settings.
 	known, err := readCatalog(filepath.Join(dir, catalogFile))
 	if err != nil {

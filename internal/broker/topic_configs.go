@@ -9,7 +9,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/gregorhq/gregor/internal/config"
 	"github.com/gregorhq/gregor/internal/storage"
 )
 
@@ -231,15 +230,15 @@ func (b *Broker) resolveTopicConfig(def *topicConfigDef, overrides map[string]st
 		syn = append(syn, configSynonym{def.name, v, kmsg.ConfigSourceDynamicTopicConfig})
 	}
 	for _, s := range def.synonyms {
-		if v, ok := b.cfg.Raw[s]; ok && b.cfg.Sources[s] != config.SourceDefault {
-			syn = append(syn, configSynonym{s, v, kmsg.ConfigSourceStaticBrokerConfig})
+		if v, src, ok := b.brokerProp(s); ok && src != kmsg.ConfigSourceDefaultConfig {
+			syn = append(syn, configSynonym{s, v, src})
 		}
 	}
 	// Kafka lists the broker default under the most specific synonym
 	// that has a default; we list it under the first synonym.
 	if len(def.synonyms) > 0 {
 		defName := def.synonyms[0]
-		if v, ok := b.cfg.Raw[defName]; ok && b.cfg.Sources[defName] == config.SourceDefault {
+		if v, src, ok := b.brokerProp(defName); ok && src == kmsg.ConfigSourceDefaultConfig {
 			syn = append(syn, configSynonym{defName, v, kmsg.ConfigSourceDefaultConfig})
 		} else {
 			syn = append(syn, configSynonym{defName, def.def, kmsg.ConfigSourceDefaultConfig})
