@@ -102,11 +102,13 @@ func handleDescribeConfigs(c *conn, v int16, req *kmsg.DescribeConfigsRequest) *
 				}
 				sc := describedConfig(v, k, val, src, typ, "", def == nil)
 				if req.IncludeSynonyms {
-					ss := kmsg.NewDescribeConfigsResponseResourceConfigConfigSynonym()
-					ss.Name, ss.Source = k, src
-					sv := val
-					ss.Value = &sv
-					sc.ConfigSynonyms = append(sc.ConfigSynonyms, ss)
+					for _, l := range b.brokerPropLayers(k) {
+						ss := kmsg.NewDescribeConfigsResponseResourceConfigConfigSynonym()
+						ss.Name, ss.Source = l.name, l.source
+						sv := l.value
+						ss.Value = &sv
+						sc.ConfigSynonyms = append(sc.ConfigSynonyms, ss)
+					}
 				}
 				if !req.IncludeDocumentation {
 					sc.Documentation = nil

@@ -91,6 +91,28 @@ func (b *Broker) brokerProp(name string) (string, kmsg.ConfigSource, bool) {
 	return "", kmsg.ConfigSourceUnknown, false
 }
 
+// brokerPropLayers lists every layer that sets a broker property, most
+// specific first, as DescribeConfigs' synonyms do.
+func (b *Broker) brokerPropLayers(name string) []configSynonym {
+	b.dyn.mu.RLock()
+	defer b.dyn.mu.RUnlock()
+	var out []configSynonym
+	if v, ok := b.dyn.broker[name]; ok {
+		out = append(out, configSynonym{name, v, kmsg.ConfigSourceDynamicBrokerConfig})
+	}
+	if v, ok := b.dyn.cluster[name]; ok {
+		out = append(out, configSynonym{name, v, kmsg.ConfigSourceDynamicDefaultBrokerConfig})
+	}
+	if v, ok := b.cfg.Raw[name]; ok {
+		src := kmsg.ConfigSourceStaticBrokerConfig
+		if b.cfg.Sources[name] == config.SourceDefault {
+			src = kmsg.ConfigSourceDefaultConfig
+		}
+		out = append(out, configSynonym{name, v, src})
+	}
+	return out
+}
+
 // brokerPropNames lists every broker property with a value, sorted.
 func (b *Broker) brokerPropNames() []string {
 	b.dyn.mu.RLock()

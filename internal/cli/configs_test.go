@@ -21,6 +21,8 @@ func TestConfigs(t *testing.T) {
 	s.run("configs", "--entity-type", "topics", "--entity-name", "nosuch", "--describe")
 	s.run("configs", "--entity-type", "topics", "--entity-name", "nosuch", "--alter", "--add-config", "retention.ms=1")
 	s.run("configs", "--entity-type", "brokers", "--entity-name", "1", "--alter", "--add-config", "log.retention.ms=1000")
+	s.run("configs", "--entity-type", "brokers", "--entity-name", "1", "--describe")
+	s.run("configs", "--entity-type", "brokers", "--entity-name", "1", "--alter", "--add-config", "listeners=PLAINTEXT://x:1")
 	s.run("configs", "--entity-type", "brokers", "--entity-name", "one", "--describe")
 	s.run("configs", "--entity-type", "users", "--describe")
 	s.run("configs", "--entity-type", "topics", "--alter", "--add-config", "a=b")
