@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -59,14 +58,9 @@ func (f *connFlags) AddFlags(fs *pflag.FlagSet, configFlag string) {
 func (f *connFlags) clientProps(extra ...[]string) (map[string]string, []string, error) {
 	props := map[string]string{}
 	if f.configFile != "" {
-		fh, err := os.Open(f.configFile)
+		fileProps, err := config.ReadPropertiesFile(f.configFile)
 		if err != nil {
 			return nil, nil, err
-		}
-		fileProps, err := config.ParseProperties(fh)
-		fh.Close()
-		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", f.configFile, err)
 		}
 		for k, v := range fileProps {
 			props[k] = v

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"regexp"
 	"sort"
 	"strconv"
@@ -328,12 +327,7 @@ var validConfigKey = regexp.MustCompile(`^[a-zA-Z0-9._-]*$`)
 func (o *configsOptions) runAlter(cmd *cobra.Command, adm *adminClient, etype, name string) error {
 	add := map[string]string{}
 	if o.addConfigFile != "" {
-		fh, err := os.Open(o.addConfigFile)
-		if err != nil {
-			return err
-		}
-		fileProps, err := config.ParseProperties(fh)
-		fh.Close()
+		fileProps, err := config.ReadPropertiesFile(o.addConfigFile)
 		if err != nil {
 			return err
 		}

@@ -122,12 +122,7 @@ func (o *consoleConsumerOptions) run(cmd *cobra.Command) error {
 
 	fprops := map[string]string{}
 	if o.formatterConfig != "" {
-		fh, err := os.Open(o.formatterConfig)
-		if err != nil {
-			return err
-		}
-		fileProps, err := config.ParseProperties(fh)
-		fh.Close()
+		fileProps, err := config.ReadPropertiesFile(o.formatterConfig)
 		if err != nil {
 			return err
 		}

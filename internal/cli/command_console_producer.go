@@ -242,12 +242,7 @@ func (o *consoleProducerOptions) run(cmd *cobra.Command) error {
 	}
 	rprops := map[string]string{}
 	if o.readerConfig != "" {
-		fh, err := os.Open(o.readerConfig)
-		if err != nil {
-			return err
-		}
-		fileProps, err := config.ParseProperties(fh)
-		fh.Close()
+		fileProps, err := config.ReadPropertiesFile(o.readerConfig)
 		if err != nil {
 			return err
 		}

@@ -162,14 +162,9 @@ func (l *Loader) Set(key, value string, src Source) {
 // LoadFile reads a Java-style properties file (key=value or key: value,
 // '#' and '!' comments, backslash line continuation).
 func (l *Loader) LoadFile(path string) error {
-	f, err := os.Open(path)
+	props, err := ReadPropertiesFile(path)
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
-	}
-	defer f.Close()
-	props, err := ParseProperties(f)
-	if err != nil {
-		return fmt.Errorf("config: %s: %w", path, err)
 	}
 	for k, v := range props {
 		l.Set(k, v, SourceFile)
@@ -187,6 +182,20 @@ func (l *Loader) LoadEnv(environ []string) {
 		name := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(k, "GREGOR_"), "_", "."))
 		l.Set(name, v, SourceEnv)
 	}
+}
+
+// ReadPropertiesFile reads a Java properties file.
+func ReadPropertiesFile(path string) (map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	props, err := ParseProperties(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return props, nil
 }
 
 // ParseProperties parses the Java properties subset Kafka's files use.
