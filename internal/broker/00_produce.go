@@ -6,7 +6,9 @@ package broker
 // because librdkafka turns compression off when a broker's minimum Produce
 // version is above 0. We do the same: v0-2 requests close the connection.
 //
-// Each partition's records (one or more v2 batches) are validated and
+// Each partition's records must be exactly one v2 batch with base offset 0
+// and no control bit (INVALID_RECORD otherwise, as in Kafka). Its CRC and
+// every record in it (decompressed if needed) are checked, then it is
 // appended by storage.Log.Append, which assigns offsets in place and keeps
 // the bytes as sent. Appends run on the connection's reader goroutine, so
 // batches of one connection reach the log in the order they were sent —
@@ -94,7 +96,11 @@ func handleProduce(c *conn, inf *inflight, kreq kmsg.Request) {
 				sp.ErrorCode = kerr.CorruptMessage.Code
 				continue
 			}
-			res, err := l.Append(rp.Records)
+			err := storage.CheckProducerBatch(rp.Records)
+			var res storage.AppendResult
+			if err == nil {
+				res, err = l.Append(rp.Records)
+			}
 			if err != nil {
 				sp.ErrorCode = errCode(err)
 				msg := err.Error()

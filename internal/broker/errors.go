@@ -32,7 +32,8 @@ func errCode(err error) int16 {
 	case errors.Is(err, storage.ErrInvalidTimestamp):
 		return kerr.InvalidTimestamp.Code
 	case errors.Is(err, storage.ErrUnsupportedMagic):
-		return kerr.UnsupportedForMessageFormat.Code
+		// Kafka answers an unknown magic byte as a corrupt message.
+		return kerr.CorruptMessage.Code
 	case errors.Is(err, storage.ErrClosed):
 		return kerr.NotLeaderForPartition.Code
 	default:

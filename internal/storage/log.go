@@ -251,8 +251,8 @@ func (l *Log) Append(records []byte) (AppendResult, error) {
 	maxMsg, segBytes := l.cfg.MaxMessageBytes, l.cfg.SegmentBytes
 	l.mu.RUnlock()
 
-	// Validate outside the lock: CRC32C of the whole request is the only
-	// real CPU work on the append path.
+	// Validate outside the lock: the CRC32C and the walk over the records
+	// (decompressing them) are the CPU work of the append path.
 	var hbuf [2]batchHeader
 	hdrs := hbuf[:0]
 	for rest := records; len(rest) > 0; {
@@ -264,6 +264,9 @@ func (l *Log) Append(records []byte) (AppendResult, error) {
 			return AppendResult{}, fmt.Errorf("%w: batch of %d bytes, max.message.bytes is %d", ErrMessageTooLarge, h.size(), maxMsg)
 		}
 		if err := checkShape(b, &h); err != nil {
+			return AppendResult{}, err
+		}
+		if err := validateRecords(b, &h); err != nil {
 			return AppendResult{}, err
 		}
 		hdrs = append(hdrs, h)

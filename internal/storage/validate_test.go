@@ -1,0 +1,67 @@
+package storage
+
+import (
+	"encoding/binary"
+	"errors"
+	"testing"
+)
+
+func TestMalformedRecordsAreRejected(t *testing.T) {
+	e := newEnv(t)
+	s := e.open()
+	defer s.Close()
+	l := mustCreate(t, s, "mr", testCfg())
+	good := buildBatch(t, spec(3, 10))
+	mutations := map[string]func(b []byte) []byte{
+		"record length overruns": func(b []byte) []byte { b[batchHeaderSize] = 0x7e; return b },
+		"offset delta not sequential": func(b []byte) []byte {
+			// The first record's offset delta follows its length,
+			// attributes and timestamp delta (one byte each here).
+			b[batchHeaderSize+3] = 2 * 5 // zigzag 5
+			return b
+		},
+		"trailing bytes": func(b []byte) []byte {
+			b = append(b, 0, 0, 0)
+			binary.BigEndian.PutUint32(b[8:], uint32(len(b)-12))
+			return b
+		},
+		"compression bit on plain records": func(b []byte) []byte {
+			b[22] |= 1 // gzip
+			return b
+		},
+	}
+	for name, mutate := range mutations {
+		b := mutate(append([]byte(nil), good...))
+		recrcTest(b)
+		if _, err := l.Append(b); !errors.Is(err, ErrInvalidRecord) {
+			t.Errorf("%s: err %v, want ErrInvalidRecord", name, err)
+		}
+	}
+	if _, err := l.Append(append([]byte(nil), good...)); err != nil {
+		t.Fatalf("good batch: %v", err)
+	}
+	if l.LogEndOffset() != 3 {
+		t.Fatalf("log end %d, want 3: only the good batch is stored", l.LogEndOffset())
+	}
+}
+
+func TestCheckProducerBatch(t *testing.T) {
+	good := buildBatch(t, spec(2, 10))
+	if err := CheckProducerBatch(good); err != nil {
+		t.Fatalf("good batch: %v", err)
+	}
+	two := append(append([]byte(nil), good...), good...)
+	if err := CheckProducerBatch(two); !errors.Is(err, ErrInvalidRecord) {
+		t.Errorf("two batches: %v", err)
+	}
+	off := append([]byte(nil), good...)
+	binary.BigEndian.PutUint64(off, 1000)
+	if err := CheckProducerBatch(off); !errors.Is(err, ErrInvalidRecord) {
+		t.Errorf("base offset 1000: %v", err)
+	}
+	ctl := append([]byte(nil), good...)
+	ctl[22] |= 0x20
+	if err := CheckProducerBatch(ctl); !errors.Is(err, ErrInvalidRecord) {
+		t.Errorf("control batch: %v", err)
+	}
+}
