@@ -107,8 +107,15 @@ func (c *conn) readLoop() {
 	br := bufio.NewReaderSize(c.nc, 32*1024)
 	max := c.b.cfg.SocketRequestMaxBytes
 	for {
-		frame, err := wire.ReadFrame(br, max, nil)
+		var fbuf *[]byte
+		frame, err := wire.ReadFrame(br, max, func(n int) []byte {
+			fbuf = getBuf(n)
+			return *fbuf
+		})
 		if err != nil {
+			if fbuf != nil {
+				putBuf(fbuf)
+			}
 			c.logReadError(err)
 			return
 		}
@@ -134,8 +141,19 @@ func (c *conn) readLoop() {
 		if !c.dispatch(a, inf, req) {
 			return
 		}
+		// kmsg aliases the frame for []byte fields. Handlers of these APIs
+		// are done with the request when they return (Produce has copied
+		// the records into the log), so the frame can be reused; the
+		// others keep it until the garbage collector takes it.
+		if frameReusable[hdr.Key] {
+			putBuf(fbuf)
+		}
 	}
 }
+
+// frameReusable lists the APIs whose handlers keep no reference into the
+// request frame once they return.
+var frameReusable = map[int16]bool{0: true, 1: true, 2: true, 3: true, 12: true, 18: true}
 
 // dispatch runs the handler, turning a panic into a closed connection
 // instead of a dead broker.
@@ -184,7 +202,8 @@ func isTimeout(err error) bool {
 
 func (c *conn) writeLoop() {
 	bw := bufio.NewWriterSize(c.nc, 64*1024)
-	var buf []byte
+	bp := getBuf(0)
+	defer func() { putBuf(bp) }()
 	broken := false
 	for inf := range c.queue {
 		select {
@@ -206,7 +225,7 @@ func (c *conn) writeLoop() {
 			}
 			continue
 		}
-		buf = wire.AppendResponse(buf[:0], inf.hdr.CorrelationID, inf.resp)
+		buf := wire.AppendResponse((*bp)[:0], inf.hdr.CorrelationID, inf.resp)
 		if inf.release != nil {
 			inf.release()
 		}
@@ -224,8 +243,14 @@ func (c *conn) writeLoop() {
 				c.nc.Close()
 			}
 		}
-		if cap(buf) > 1<<20 {
-			buf = nil // do not pin a huge fetch buffer to an idle connection
+		if cap(buf) != cap(*bp) {
+			*bp = buf // grew while encoding
+		}
+		if cap(buf) > 1<<20 && len(c.queue) == 0 {
+			// Hand a large buffer back to the shared pool while this
+			// connection is idle rather than pin it here.
+			putBuf(bp)
+			bp = getBuf(0)
 		}
 	}
 	if !broken {
