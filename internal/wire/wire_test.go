@@ -148,3 +148,30 @@ func FuzzReadFrame(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkParseProduceRequest measures framing and decoding one Produce
+// request carrying a 16 KiB batch, as the connection reader does.
+func BenchmarkParseProduceRequest(b *testing.B) {
+	req := kmsg.NewPtrProduceRequest()
+	req.Version = 9
+	req.Acks, req.TimeoutMillis = -1, 30000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = "bench"
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Records = make([]byte, 16<<10)
+	rt.Partitions = []kmsg.ProduceRequestTopicPartition{rp}
+	req.Topics = []kmsg.ProduceRequestTopic{rt}
+	frame := kmsg.NewRequestFormatter(kmsg.FormatterClientID("bench")).AppendRequest(nil, req, 1)
+	buf := make([]byte, len(frame))
+	b.SetBytes(int64(len(frame)))
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		body, err := ReadFrame(bytes.NewReader(frame), 1<<20, func(int) []byte { return buf[:len(frame)-4] })
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, _, err := ParseRequest(body, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
