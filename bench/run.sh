@@ -1,56 +1,111 @@
 #!/usr/bin/env bash
 # Gregor against Apache Kafka 4.1, side by side on this machine, with Kafka's
-# own load generators (ProducerPerformance, ConsumerPerformance).
+# own load generators (ProducerPerformance, ConsumerPerformance,
+# EndToEndLatency) and two small franz-go programs (bench/e2e, bench/startup).
 #
-#   bash bench/run.sh                          # builds ./cmd/gregor
-#   GREGOR_BIN=/tmp/gregor BENCH_RECORDS=200000 bash bench/run.sh
+#   bash bench/run.sh                          # builds ./cmd/gregor; ~15 minutes
+#   GREGOR_BIN=/tmp/gregor BENCH_RECORDS=20000 BENCH_ROUNDS=3 bash bench/run.sh
 #
 # Two durability profiles, each with both brokers started fresh:
 #   os     Kafka's defaults (the OS flushes the page cache when it likes)
 #          against Gregor with gregor.durability=os: the like-for-like row.
 #   fsync  Kafka with log.flush.interval.messages=1 (fsync after every
 #          append) against Gregor's default (gregor.durability=fsync).
-# In each profile four producer workloads on an 8-partition topic with
-# 1 KiB records, acks=1 and acks=all, each with the producer's default
-# batching and with batch.size=1048576 linger.ms=5; then ConsumerPerformance
-# reading one of the topics back. Every run gets a fresh topic. The brokers
-# take turns run by run (Kafka, Gregor, Kafka, Gregor, ...), and which goes
-# first alternates by round, so drift in machine load hits both alike.
 #
-# Prints a table of medians over the rounds with the min–max range and the
-# Gregor/Kafka ratio of the medians (throughput: above 1 means Gregor is
-# faster; latency: below 1 means Gregor is faster). Raw results, the table
-# and the broker logs go to bench/results/<timestamp>/.
+# Per profile, on a fresh PARTITIONS-partition topic per run, RECORD_SIZE-byte
+# records. First the throughput phase, BENCH_ROUNDS rounds of:
+#   acks1 acks1-batch1m acksall acksall-batch1m
+#                one ProducerPerformance, --throughput -1, acks=1 or all, the
+#                producer's default batching or batch.size=1048576 linger.ms=5
+#   acks1-x4 acks1-batch1m-x4 acksall-x4 acksall-batch1m-x4
+#                the same with four ProducerPerformance processes at once on
+#                one topic, BENCH_X4_RECORDS records each: "MB/s sum" adds
+#                their own rates; "MB/s wall" divides all bytes by the union of
+#                their sending windows (each one's end minus records/rate), so
+#                producers whose JVMs started late do not inflate it; p99 is
+#                the worst of the four
+#   consume      ConsumerPerformance over the round's acks1 topic (its fetch
+#                rate, which leaves out the group join)
+# Then the latency phase, at a fixed rate of half of Kafka's maximum: the
+# median records/s Kafka reached in this invocation's acks1 / acksall
+# single-producer runs of the same profile (BENCH_LATENCY_RATE overrides):
+#   lat-pp-acks1 lat-pp-acksall
+#                ProducerPerformance --throughput RATE for BENCH_LATENCY_SECONDS:
+#                the producer's send-to-ack latency (whole ms, as it prints)
+#   lat-go-acks1 lat-go-acksall
+#                bench/e2e (franz-go): a producer at RATE on a fixed schedule and
+#                a consumer in one process; end-to-end latency from scheduled
+#                send to consumption, in microseconds
+#   lat-e2e-acks1 lat-e2e-acksall
+#                Kafka's EndToEndLatency, BENCH_E2E_MESSAGES messages: it sends
+#                one record and polls it back before the next, so it cannot run
+#                at a fixed rate; its own p50/p99 of those round trips (whole ms)
+# At the end of a profile, each broker's peak RSS (VmHWM in /proc/PID/status;
+# for Kafka, its JVM) after everything that profile ran.
+# Finally (workload "startup"), BENCH_STARTUP_RUNS cold starts per broker,
+# alternating, with bench/startup: the time from launching the process to the
+# first acknowledged acks=all produce. Kafka: the JVM launched on storage
+# formatted beforehand (untimed), default profile; Gregor: `gregor serve` on
+# an empty directory, default durability.
+#
+# Within each phase the brokers take turns run by run (Kafka, Gregor, Kafka,
+# ...), and which goes first alternates by round, so drift in machine load
+# hits both alike. The table shows medians over the rounds, the min-max range,
+# the Gregor/Kafka ratio of the medians and which broker the medians favour
+# ("?" when the two ranges overlap). Raw results, the table and the broker
+# logs go to bench/results/<timestamp>/.
 #
 # Environment (defaults in brackets):
-#   BENCH_RECORDS [50000]      records per run; the default finishes in about
-#                              10 minutes on 2 cores
-#   BENCH_ROUNDS [3]           runs per broker and workload
+#   BENCH_RECORDS [50000]        records per single-producer run
+#   BENCH_X4_RECORDS [RECORDS/2] records per producer in the x4 runs
+#   BENCH_ROUNDS [3]             runs per broker and workload
 #   BENCH_PROFILES ["os fsync"]
-#   BENCH_WORKLOADS            names to run, of: acks1 acks1-batch1m acksall
-#                              acksall-batch1m consume [all]
+#   BENCH_WORKLOADS              names to run [all but the lat-*-acks1 ones]:
+#                                acks1 acks1-batch1m acksall
+#                                acksall-batch1m acks1-x4 acksall-x4
+#                                acks1-batch1m-x4 acksall-batch1m-x4 consume
+#                                lat-pp-acks1 lat-pp-acksall lat-go-acks1
+#                                lat-go-acksall lat-e2e-acks1 lat-e2e-acksall
+#                                startup
+#   BENCH_LATENCY_SECONDS [6]    length of each fixed-rate run
+#   BENCH_LATENCY_RATE           records/s for the fixed-rate runs, instead of
+#                                half of Kafka's measured maximum
+#   BENCH_E2E_MESSAGES [1000]    round trips per EndToEndLatency run
+#   BENCH_STARTUP_RUNS [3]       cold starts per broker
 #   BENCH_PARTITIONS [8], BENCH_RECORD_SIZE [1024]
-#   BENCH_KAFKA_PORT [19192]   (and +1 for its controller), BENCH_GREGOR_PORT [19292]
-#   GREGOR_BIN                 a built broker; otherwise go build ./cmd/gregor
-#   BENCH_OUT                  results directory [bench/results/<timestamp>]
+#   BENCH_KAFKA_PORT [19192]     (and +1 for its controller), BENCH_GREGOR_PORT [19292],
+#   BENCH_STARTUP_PORT [19392]   (Kafka's start-up runs use it and +1, Gregor's +2)
+#   GREGOR_BIN                   a built broker; otherwise go build ./cmd/gregor
+#   GREGOR_DEBUG_ADDR            start the benchmarked gregor with --debug-addr
+#                                (pprof) on this address, e.g. 127.0.0.1:6060
+#   BENCH_OUT                    results directory [bench/results/<timestamp>]
 #
-# Both brokers listen on 127.0.0.1 only and are stopped on exit. The load
-# generator runs on the same machine as the broker, so the numbers compare
-# the brokers with each other, not with a real deployment.
+# Needs Java 17, Maven (first run), Python 3 and Go. Topics are created with
+# `gregor topics --create` (a Kafka-protocol client; fast next to a JVM per
+# topic) on both brokers. Everything listens on 127.0.0.1 only and is stopped
+# on exit. The load generators run on the same machine as the broker, so the
+# numbers compare the brokers with each other, not with a real deployment.
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 RUNCLASS=$HERE/kafka/kafka-run-class.sh
 RECORDS=${BENCH_RECORDS:-50000}
+X4_RECORDS=${BENCH_X4_RECORDS:-$((RECORDS / 2))}
 ROUNDS=${BENCH_ROUNDS:-3}
 PROFILES=${BENCH_PROFILES:-os fsync}
-ALL_WORKLOADS="acks1 acks1-batch1m acksall acksall-batch1m consume"
-WORKLOADS=${BENCH_WORKLOADS:-$ALL_WORKLOADS}
+DEFAULT_WORKLOADS="acks1 acks1-batch1m acksall acksall-batch1m acks1-x4 acks1-batch1m-x4 acksall-x4 acksall-batch1m-x4 consume lat-pp-acksall lat-go-acksall lat-e2e-acksall startup"
+WORKLOADS=${BENCH_WORKLOADS:-$DEFAULT_WORKLOADS}
+LAT_SECONDS=${BENCH_LATENCY_SECONDS:-6}
+LAT_RATE=${BENCH_LATENCY_RATE:-}
+E2E_MESSAGES=${BENCH_E2E_MESSAGES:-1000}
+STARTUP_RUNS=${BENCH_STARTUP_RUNS:-3}
 PARTITIONS=${BENCH_PARTITIONS:-8}
 RECORD_SIZE=${BENCH_RECORD_SIZE:-1024}
 KPORT=${BENCH_KAFKA_PORT:-19192}
 GPORT=${BENCH_GREGOR_PORT:-19292}
+SPORT=${BENCH_STARTUP_PORT:-19392}
+DEBUG_ADDR=${GREGOR_DEBUG_ADDR:-}
 OUT=${BENCH_OUT:-$ROOT/bench/results/$(date -u +%Y%m%dT%H%M%SZ)}
 RUN_TIMEOUT=600
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/gregor-bench.XXXXXX")
@@ -59,9 +114,21 @@ KAFKA_UP=
 
 log() { echo "bench: $*" >&2; }
 
+PRODUCE_WORKLOADS="acks1 acks1-batch1m acksall acksall-batch1m acks1-x4 acksall-x4 acks1-batch1m-x4 acksall-batch1m-x4"
+LATENCY_WORKLOADS="lat-pp-acks1 lat-pp-acksall lat-go-acks1 lat-go-acksall lat-e2e-acks1 lat-e2e-acksall"
+for w in $WORKLOADS; do
+	case " $PRODUCE_WORKLOADS $LATENCY_WORKLOADS consume startup " in
+	*" $w "*) ;;
+	*)
+		log "unknown workload $w"
+		exit 2
+		;;
+	esac
+done
+
 # Producer settings per workload, on top of bootstrap.servers.
 workload_props() {
-	case $1 in
+	case ${1%-x4} in
 	acks1) echo "acks=1" ;;
 	acks1-batch1m) echo "acks=1 batch.size=1048576 linger.ms=5" ;;
 	acksall) echo "acks=all" ;;
@@ -105,7 +172,7 @@ trap 'exit 130' INT TERM
 
 # ------------------------------------------------------------------ setup
 
-mkdir -p "$OUT"
+mkdir -p "$OUT/runs"
 bash "$HERE/kafka/fetch.sh" || exit 1
 if [[ -n "${GREGOR_BIN:-}" ]]; then
 	BIN=$GREGOR_BIN
@@ -114,25 +181,35 @@ else
 	log "building gregor"
 	(cd "$ROOT" && go build -o "$BIN" ./cmd/gregor) || exit 1
 fi
+(cd "$ROOT" && go build -o "$WORK/e2e" ./bench/e2e && go build -o "$WORK/startup" ./bench/startup) || exit 1
 KAFKA_VERSION=$(cat "$HERE/kafka/.cache/libs/.version")
 GREGOR_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "no commit")
-if [[ -n "$(git -C "$ROOT" status --porcelain 2>/dev/null)" ]]; then
+if [[ -n "$(git -C "$ROOT" status --porcelain -- cmd internal gregor.go go.mod go.sum 2>/dev/null)" ]]; then
 	GREGOR_REV="$GREGOR_REV+dirty"
 fi
 {
 	echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-	echo "command: BENCH_RECORDS=$RECORDS BENCH_ROUNDS=$ROUNDS BENCH_PROFILES=\"$PROFILES\" BENCH_WORKLOADS=\"$WORKLOADS\" bash bench/run.sh"
+	echo "command: BENCH_RECORDS=$RECORDS BENCH_X4_RECORDS=$X4_RECORDS BENCH_ROUNDS=$ROUNDS BENCH_PROFILES=\"$PROFILES\" BENCH_WORKLOADS=\"$WORKLOADS\" BENCH_LATENCY_SECONDS=$LAT_SECONDS${LAT_RATE:+ BENCH_LATENCY_RATE=$LAT_RATE} BENCH_E2E_MESSAGES=$E2E_MESSAGES BENCH_STARTUP_RUNS=$STARTUP_RUNS bash bench/run.sh"
 	echo "kafka: $KAFKA_VERSION (KRaft, one node, -Xms1g -Xmx1g, G1)"
 	echo "gregor: $GREGOR_REV ($BIN)"
-	echo "machine: $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB, $(uname -sr), $(java -version 2>&1 | head -1)"
-	echo "records: $RECORDS x $RECORD_SIZE B per run, $PARTITIONS partitions, $ROUNDS rounds"
+	echo "machine: $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB, $(uname -sr), $(java -version 2>&1 | head -1), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "records: $RECORDS x $RECORD_SIZE B per single-producer run, 4 x $X4_RECORDS per x4 run, $PARTITIONS partitions, $ROUNDS rounds"
 } >"$OUT/env.txt"
 cat "$OUT/env.txt" >&2
-echo "profile,workload,broker,round,records_per_sec,mb_per_sec,avg_ms,p50_ms,p99_ms,max_ms,status" >"$OUT/raw.csv"
+# One row per measured value; a failed run leaves one row with status failed.
+echo "profile,workload,broker,round,metric,value,status" >"$OUT/raw.csv"
+
+record() { # PROFILE WORKLOAD BROKER ROUND METRIC VALUE
+	echo "$1,$2,$3,$4,$5,$6,ok" >>"$OUT/raw.csv"
+}
+failed() { # PROFILE WORKLOAD BROKER ROUND WHY LOGFILE
+	echo "$1,$2,$3,$4,,,$5" >>"$OUT/raw.csv"
+	log "$1 $2 $3 round $4: FAILED ($5; see $6)"
+}
 
 # start_brokers PROFILE: Kafka and Gregor, fresh, configured for PROFILE.
 start_brokers() {
-	local kprops="" gover=()
+	local kprops="" gover=() dbg=()
 	case $1 in
 	os) gover=(--override gregor.durability=os) ;;
 	fsync) kprops="log.flush.interval.messages=1" ;;
@@ -141,6 +218,7 @@ start_brokers() {
 		return 1
 		;;
 	esac
+	[[ -n "$DEBUG_ADDR" ]] && dbg=(--debug-addr "$DEBUG_ADDR")
 	rm -rf "$WORK/kafka" "$WORK/gregor-data"
 	kafka_env KAFKA_FRESH=1 KAFKA_PROPS="$kprops" bash "$HERE/kafka/kafka.sh" start || return 1
 	KAFKA_UP=1
@@ -152,7 +230,7 @@ start_brokers() {
 		--override "advertised.listeners=PLAINTEXT://127.0.0.1:$GPORT" \
 		--override "log.dirs=$WORK/gregor-data" \
 		--override group.initial.rebalance.delay.ms=0 \
-		"${gover[@]}" >>"$OUT/gregor-$1.log" 2>&1 &
+		"${gover[@]}" "${dbg[@]}" >>"$OUT/gregor-$1.log" 2>&1 &
 	GREGOR_PID=$!
 	local deadline=$((SECONDS + 30))
 	until python3 "$HERE/probe.py" --quiet "127.0.0.1:$GPORT"; do
@@ -173,45 +251,127 @@ tool() {
 	timeout -k 10 "$RUN_TIMEOUT" bash "$RUNCLASS" "$@"
 }
 
-create_topic() {
-	KAFKA_TOOL_OPTS="-XX:TieredStopAtLevel=1 -XX:+UseSerialGC" tool org.apache.kafka.tools.TopicCommand \
-		--bootstrap-server "$1" --create --topic "$2" --partitions "$PARTITIONS" --replication-factor 1 >/dev/null
+create_topic() { # BOOTSTRAP TOPIC
+	timeout -k 5 60 "$BIN" topics --bootstrap-server "$1" --create --topic "$2" \
+		--partitions "$PARTITIONS" --replication-factor 1 >/dev/null
 }
 
-# produce PROFILE WORKLOAD BROKER ROUND: one ProducerPerformance run, one CSV row.
+# perf_row LINE: ProducerPerformance's final line ("N records sent, R
+# records/sec (M MB/sec), A ms avg latency, X ms max latency, P50 ms 50th,
+# P95 ms 95th, P99 ms 99th, P999 ms 99.9th.") as "N R M A P50 P99 X".
+perf_row() {
+	sed -nE 's/^([0-9]+) records sent, ([0-9.]+) records\/sec \(([0-9.]+) MB\/sec\), ([0-9.]+) ms avg latency, ([0-9.]+) ms max latency, ([0-9]+) ms 50th, [0-9]+ ms 95th, ([0-9]+) ms 99th.*/\1 \2 \3 \4 \6 \7 \5/p' <<<"$1"
+}
+
+# ppt LOGFILE TOPIC BOOTSTRAP RECORDS THROUGHPUT PROPS...: one
+# ProducerPerformance; its output goes to LOGFILE, its final line to stdout.
+ppt() {
+	local log_file=$1 t=$2 bs=$3 n=$4 rate=$5 out
+	shift 5
+	out=$(tool org.apache.kafka.tools.ProducerPerformance --topic "$t" --num-records "$n" \
+		--record-size "$RECORD_SIZE" --throughput "$rate" \
+		--producer-props bootstrap.servers="$bs" "$@" 2>>"$log_file")
+	local rc=$?
+	printf '%s\n' "$out" >>"$log_file"
+	tail -n 1 <<<"$out"
+	return $rc
+}
+
+# produce PROFILE WORKLOAD BROKER ROUND: one ProducerPerformance run.
 produce() {
-	local profile=$1 w=$2 broker=$3 round=$4 bs t out last row
+	local profile=$1 w=$2 broker=$3 round=$4 bs t last n rate mb avg p50 p99 max
 	bs=$(bootstrap_of "$broker")
 	t="bench-$profile-$w-r$round"
 	local log_file="$OUT/runs/$profile-$w-$broker-r$round.log"
-	mkdir -p "$OUT/runs"
 	if ! create_topic "$bs" "$t" 2>"$log_file"; then
-		echo "$profile,$w,$broker,$round,,,,,,,create-failed" >>"$OUT/raw.csv"
-		log "$profile $w $broker round $round: topic creation failed (see $log_file)"
+		failed "$profile" "$w" "$broker" "$round" create-failed "$log_file"
 		return 0
 	fi
 	# shellcheck disable=SC2046 # the workload's properties are separate words
-	out=$(tool org.apache.kafka.tools.ProducerPerformance --topic "$t" --num-records "$RECORDS" \
-		--record-size "$RECORD_SIZE" --throughput -1 \
-		--producer-props bootstrap.servers="$bs" $(workload_props "$w") 2>>"$log_file")
+	last=$(ppt "$log_file" "$t" "$bs" "$RECORDS" -1 $(workload_props "$w"))
 	local rc=$?
-	printf '%s\n' "$out" >>"$log_file"
-	last=$(tail -n 1 <<<"$out")
-	# "N records sent, R records/sec (M MB/sec), A ms avg latency, X ms max
-	# latency, P50 ms 50th, P95 ms 95th, P99 ms 99th, P999 ms 99.9th."
-	row=$(sed -nE 's/^([0-9]+) records sent, ([0-9.]+) records\/sec \(([0-9.]+) MB\/sec\), ([0-9.]+) ms avg latency, ([0-9.]+) ms max latency, ([0-9]+) ms 50th, [0-9]+ ms 95th, ([0-9]+) ms 99th.*/\1,\2,\3,\4,\6,\7,\5/p' <<<"$last")
-	if ((rc != 0)) || [[ -z "$row" ]] || [[ "${row%%,*}" != "$RECORDS" ]] || grep -q ERROR "$log_file"; then
-		echo "$profile,$w,$broker,$round,,,,,,,failed" >>"$OUT/raw.csv"
-		log "$profile $w $broker round $round: FAILED (exit $rc; see $log_file)"
+	read -r n rate mb avg p50 p99 max <<<"$(perf_row "$last")"
+	if ((rc != 0)) || [[ "${n:-}" != "$RECORDS" ]] || grep -q ERROR "$log_file"; then
+		failed "$profile" "$w" "$broker" "$round" "exit-$rc" "$log_file"
 		return 0
 	fi
-	echo "$profile,$w,$broker,$round,${row#*,},ok" >>"$OUT/raw.csv"
+	record "$profile" "$w" "$broker" "$round" rec_s "$rate"
+	record "$profile" "$w" "$broker" "$round" mb_s "$mb"
+	record "$profile" "$w" "$broker" "$round" avg_ms "$avg"
+	record "$profile" "$w" "$broker" "$round" p50_ms "$p50"
+	record "$profile" "$w" "$broker" "$round" p99_ms "$p99"
+	record "$profile" "$w" "$broker" "$round" max_ms "$max"
 	log "$profile $w $broker round $round: $last"
 }
 
+# produce_x4 PROFILE WORKLOAD BROKER ROUND: four ProducerPerformance
+# processes at once on one topic, X4_RECORDS records each.
+produce_x4() {
+	local profile=$1 w=$2 broker=$3 round=$4 bs t i pids=()
+	bs=$(bootstrap_of "$broker")
+	t="bench-$profile-$w-r$round"
+	local log_file="$OUT/runs/$profile-$w-$broker-r$round.log"
+	local dir="$WORK/x4"
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	if ! create_topic "$bs" "$t" 2>"$log_file"; then
+		failed "$profile" "$w" "$broker" "$round" create-failed "$log_file"
+		return 0
+	fi
+	for i in 1 2 3 4; do
+		# shellcheck disable=SC2046 # the workload's properties are separate words
+		(
+			ppt "$dir/$i.log" "$t" "$bs" "$X4_RECORDS" -1 client.id="perf-producer-$i" $(workload_props "$w") >"$dir/$i.last"
+			echo $? >"$dir/$i.rc"
+			date +%s.%N >"$dir/$i.end"
+		) &
+		pids+=($!)
+	done
+	wait "${pids[@]}"
+	local ok=1 lines=""
+	for i in 1 2 3 4; do
+		{
+			echo "--- producer $i"
+			cat "$dir/$i.log"
+		} >>"$log_file"
+		local row
+		row=$(perf_row "$(cat "$dir/$i.last")")
+		if [[ "$(cat "$dir/$i.rc")" != 0 ]] || [[ "${row%% *}" != "$X4_RECORDS" ]]; then
+			ok=
+		fi
+		lines+="$row $(cat "$dir/$i.end")"$'\n'
+	done
+	if [[ -z "$ok" ]] || grep -q ERROR "$log_file"; then
+		failed "$profile" "$w" "$broker" "$round" "a-producer-failed" "$log_file"
+		return 0
+	fi
+	# Per producer: n rate mb avg p50 p99 max end. Its sending window is
+	# [end - n/rate, end]; "wall" is all bytes over the union of the windows.
+	local summary
+	summary=$(python3 -c '
+import statistics, sys
+size = int(sys.argv[1])
+rows = [list(map(float, l.split())) for l in sys.stdin if len(l.split()) == 8]
+first = min(r[7] - r[0] / r[1] for r in rows)
+last = max(r[7] for r in rows)
+total = sum(r[0] for r in rows)
+print("%.1f %.2f %.2f %.2f %g %g %.1f" % (sum(r[1] for r in rows), sum(r[2] for r in rows),
+      total * size / 1048576 / (last - first), statistics.mean(r[3] for r in rows),
+      statistics.median(r[4] for r in rows), max(r[5] for r in rows), total / (last - first)))
+' "$RECORD_SIZE" <<<"$lines")
+	local rate mb wall avg p50 p99 wallrate
+	read -r rate mb wall avg p50 p99 wallrate <<<"$summary"
+	record "$profile" "$w" "$broker" "$round" rec_s "$rate"
+	record "$profile" "$w" "$broker" "$round" mb_s "$mb"
+	record "$profile" "$w" "$broker" "$round" mb_s_wall "$wall"
+	record "$profile" "$w" "$broker" "$round" avg_ms "$avg"
+	record "$profile" "$w" "$broker" "$round" p50_ms "$p50"
+	record "$profile" "$w" "$broker" "$round" p99_ms "$p99"
+	log "$profile $w $broker round $round: 4 x $X4_RECORDS records, sum $mb MB/s, wall $wall MB/s ($wallrate records/s), p99 (worst) $p99 ms"
+}
+
 # consume PROFILE BROKER ROUND: ConsumerPerformance over the acks1 topic of
-# that round. Its fetch.* columns exclude the group join; reported as
-# records/s and MB/s with the latency columns empty.
+# that round. Its fetch.* columns exclude the group join.
 consume() {
 	local profile=$1 broker=$2 round=$3 bs out row
 	bs=$(bootstrap_of "$broker")
@@ -222,19 +382,155 @@ consume() {
 	local rc=$?
 	printf '%s\n' "$out" >>"$log_file"
 	# start, end, MB, MB.sec, nMsg, nMsg.sec, rebalance.ms, fetch.ms, fetch.MB.sec, fetch.nMsg.sec
-	row=$(tail -n 1 <<<"$out" | awk -F', ' -v n="$RECORDS" 'NF >= 10 && $5 == n {print $10 "," $9}')
+	row=$(tail -n 1 <<<"$out" | awk -F', ' -v n="$RECORDS" 'NF >= 10 && $5 == n {print $10, $9}')
 	if ((rc != 0)) || [[ -z "$row" ]] || grep -q ERROR "$log_file"; then
-		echo "$profile,consume,$broker,$round,,,,,,,failed" >>"$OUT/raw.csv"
-		log "$profile consume $broker round $round: FAILED (exit $rc; see $log_file)"
+		failed "$profile" consume "$broker" "$round" "exit-$rc" "$log_file"
 		return 0
 	fi
-	echo "$profile,consume,$broker,$round,$row,,,,,ok" >>"$OUT/raw.csv"
+	record "$profile" consume "$broker" "$round" rec_s "${row% *}"
+	record "$profile" consume "$broker" "$round" mb_s "${row#* }"
 	log "$profile consume $broker round $round: $(tail -n 1 <<<"$out")"
+}
+
+# latency PROFILE WORKLOAD BROKER ROUND RATE: one fixed-rate or round-trip run.
+latency() {
+	local profile=$1 w=$2 broker=$3 round=$4 rate=$5 bs t out acks n
+	bs=$(bootstrap_of "$broker")
+	t="bench-$profile-$w-r$round"
+	acks=${w##*-acks}
+	local log_file="$OUT/runs/$profile-$w-$broker-r$round.log"
+	if ! create_topic "$bs" "$t" 2>"$log_file"; then
+		failed "$profile" "$w" "$broker" "$round" create-failed "$log_file"
+		return 0
+	fi
+	case $w in
+	lat-pp-*)
+		n=$(awk -v r="$rate" -v s="$LAT_SECONDS" 'BEGIN {printf "%d", r * s}')
+		out=$(ppt "$log_file" "$t" "$bs" "$n" "$rate" acks="$acks")
+		local rc=$? rrate mb avg p50 p99 max
+		read -r n2 rrate mb avg p50 p99 max <<<"$(perf_row "$out")"
+		if ((rc != 0)) || [[ "${n2:-}" != "$n" ]] || grep -q ERROR "$log_file"; then
+			failed "$profile" "$w" "$broker" "$round" "exit-$rc" "$log_file"
+			return 0
+		fi
+		record "$profile" "$w" "$broker" "$round" rate "$rate"
+		record "$profile" "$w" "$broker" "$round" rec_s "$rrate"
+		record "$profile" "$w" "$broker" "$round" avg_ms "$avg"
+		record "$profile" "$w" "$broker" "$round" p50_ms "$p50"
+		record "$profile" "$w" "$broker" "$round" p99_ms "$p99"
+		;;
+	lat-go-*)
+		out=$(timeout -k 10 "$RUN_TIMEOUT" "$WORK/e2e" -brokers "$bs" -topic "$t" -rate "$rate" \
+			-duration "${LAT_SECONDS}s" -size "$RECORD_SIZE" -acks "$acks" 2>>"$log_file")
+		local rc=$?
+		printf '%s\n' "$out" >>"$log_file"
+		# e2e: N records at R/s (acks=A, S B): end-to-end p50 X ms, p99 Y ms,
+		# avg Z ms; produce ack p50 X ms, p99 Y ms
+		local row
+		row=$(sed -nE 's/^e2e: .*end-to-end p50 ([0-9.]+) ms, p99 ([0-9.]+) ms, avg ([0-9.]+) ms; produce ack p50 ([0-9.]+) ms, p99 ([0-9.]+) ms$/\1 \2 \3 \4 \5/p' <<<"$out")
+		if ((rc != 0)) || [[ -z "$row" ]]; then
+			failed "$profile" "$w" "$broker" "$round" "exit-$rc" "$log_file"
+			return 0
+		fi
+		local p50 p99 avg ap50 ap99
+		read -r p50 p99 avg ap50 ap99 <<<"$row"
+		record "$profile" "$w" "$broker" "$round" rate "$rate"
+		record "$profile" "$w" "$broker" "$round" p50_ms "$p50"
+		record "$profile" "$w" "$broker" "$round" p99_ms "$p99"
+		record "$profile" "$w" "$broker" "$round" avg_ms "$avg"
+		record "$profile" "$w" "$broker" "$round" ack_p50_ms "$ap50"
+		record "$profile" "$w" "$broker" "$round" ack_p99_ms "$ap99"
+		;;
+	lat-e2e-*)
+		out=$(tool org.apache.kafka.tools.EndToEndLatency "$bs" "$t" "$E2E_MESSAGES" "$acks" "$RECORD_SIZE" 2>>"$log_file")
+		local rc=$?
+		printf '%s\n' "$out" >>"$log_file"
+		# Avg latency: A ms / Percentiles: 50th = P, 99th = P, 99.9th = P
+		local avg pcts
+		avg=$(sed -nE 's/^Avg latency: ([0-9.]+) ms$/\1/p' <<<"$out")
+		pcts=$(sed -nE 's/^Percentiles: 50th = ([0-9]+), 99th = ([0-9]+), .*/\1 \2/p' <<<"$out")
+		if ((rc != 0)) || [[ -z "$avg" || -z "$pcts" ]] || grep -q ERROR "$log_file"; then
+			failed "$profile" "$w" "$broker" "$round" "exit-$rc" "$log_file"
+			return 0
+		fi
+		record "$profile" "$w" "$broker" "$round" avg_ms "$avg"
+		record "$profile" "$w" "$broker" "$round" p50_ms "${pcts% *}"
+		record "$profile" "$w" "$broker" "$round" p99_ms "${pcts#* }"
+		out="avg $avg ms, p50 ${pcts% *} ms, p99 ${pcts#* } ms over $E2E_MESSAGES round trips"
+		;;
+	esac
+	log "$profile $w $broker round $round: $(tail -n 1 <<<"$out")"
+}
+
+# kafka_max PROFILE WORKLOAD: Kafka's median records/s in this invocation.
+kafka_max() {
+	python3 - "$OUT/raw.csv" "$1" "$2" <<'EOF'
+import csv, statistics, sys
+path, profile, workload = sys.argv[1:]
+v = [float(r["value"]) for r in csv.DictReader(open(path))
+     if r["profile"] == profile and r["workload"] == workload and r["broker"] == "kafka"
+     and r["metric"] == "rec_s" and r["status"] == "ok"]
+print(statistics.median(v) if v else "")
+EOF
+}
+
+# rss PROFILE: each broker's peak and current resident set size, in MiB.
+rss() {
+	local profile=$1 broker pid
+	for broker in kafka gregor; do
+		if [[ $broker == kafka ]]; then pid=$(cat "$WORK/kafka/kafka.pid" 2>/dev/null); else pid=$GREGOR_PID; fi
+		if [[ -z "$pid" ]] || [[ ! -r /proc/$pid/status ]]; then
+			failed "$profile" rss "$broker" 1 no-process "$OUT/env.txt"
+			continue
+		fi
+		local hwm cur
+		hwm=$(awk '/^VmHWM:/ {printf "%.1f", $2 / 1024}' "/proc/$pid/status")
+		cur=$(awk '/^VmRSS:/ {printf "%.1f", $2 / 1024}' "/proc/$pid/status")
+		record "$profile" rss "$broker" 1 hwm_mib "$hwm"
+		record "$profile" rss "$broker" 1 rss_mib "$cur"
+		log "$profile $broker (pid $pid): VmHWM $hwm MiB, VmRSS $cur MiB"
+	done
+}
+
+# startup_runs: cold starts, alternating between the brokers.
+startup_runs() {
+	local i broker order out row log_file
+	local kport=$SPORT gport=$((SPORT + 2))
+	for ((i = 1; i <= STARTUP_RUNS; i++)); do
+		if ((i % 2)); then order="kafka gregor"; else order="gregor kafka"; fi
+		for broker in $order; do
+			log_file="$OUT/runs/startup-$broker-r$i.log"
+			if [[ $broker == kafka ]]; then
+				out=$("$WORK/startup" -runs 1 -addr "127.0.0.1:$kport" \
+					-prepare "KAFKA_STATE={dir} KAFKA_PORT={port} bash '$HERE/kafka/kafka.sh' format" \
+					-start "KAFKA_STATE={dir} KAFKA_PORT={port} exec bash '$HERE/kafka/kafka.sh' foreground" 2>>"$log_file")
+			else
+				out=$("$WORK/startup" -runs 1 -addr "127.0.0.1:$gport" -bin "$BIN" 2>>"$log_file")
+			fi
+			local rc=$?
+			printf '%s\n' "$out" >>"$log_file"
+			row=$(sed -nE 's/^run 1: listening after ([0-9.]+) ms, first acks=all produce after ([0-9.]+) ms$/\1 \2/p' <<<"$out")
+			if ((rc != 0)) || [[ -z "$row" ]]; then
+				failed startup startup "$broker" "$i" "exit-$rc" "$log_file"
+				continue
+			fi
+			record startup startup "$broker" "$i" listen_ms "${row% *}"
+			record startup startup "$broker" "$i" startup_ms "${row#* }"
+			log "startup $broker run $i: $(head -n 1 <<<"$out")"
+		done
+	done
 }
 
 # ------------------------------------------------------------------ run
 
 want() { [[ " $WORKLOADS " == *" $1 "* ]]; }
+
+# The profiles start brokers only for workloads that need them.
+need_brokers=
+for w in $PRODUCE_WORKLOADS $LATENCY_WORKLOADS consume; do
+	want "$w" && need_brokers=1
+done
+[[ -n "$need_brokers" ]] || PROFILES=""
 
 started=$SECONDS
 for profile in $PROFILES; do
@@ -247,11 +543,15 @@ for profile in $PROFILES; do
 	fi
 	for ((round = 1; round <= ROUNDS; round++)); do
 		if ((round % 2)); then order="kafka gregor"; else order="gregor kafka"; fi
-		for w in acks1 acks1-batch1m acksall acksall-batch1m; do
+		for w in $PRODUCE_WORKLOADS; do
 			# consume reads the acks1 topics, so they are written when asked for.
 			want "$w" || { [[ $w == acks1 ]] && want consume; } || continue
 			for broker in $order; do
-				produce "$profile" "$w" "$broker" "$round"
+				if [[ $w == *-x4 ]]; then
+					produce_x4 "$profile" "$w" "$broker" "$round"
+				else
+					produce "$profile" "$w" "$broker" "$round"
+				fi
 			done
 		done
 		if want consume; then
@@ -260,56 +560,43 @@ for profile in $PROFILES; do
 			done
 		fi
 	done
+	# Latency at half of Kafka's maximum for the same acks, measured above.
+	declare -A rate_of=()
+	for acks in acks1 acksall; do
+		rate=$LAT_RATE
+		if [[ -z "$rate" ]]; then
+			max=$(kafka_max "$profile" "$acks")
+			[[ -n "$max" ]] && rate=$(awk -v m="$max" 'BEGIN {printf "%d", m / 2}')
+		fi
+		rate_of[$acks]=$rate
+	done
+	for ((round = 1; round <= ROUNDS; round++)); do
+		if ((round % 2)); then order="kafka gregor"; else order="gregor kafka"; fi
+		for w in $LATENCY_WORKLOADS; do
+			want "$w" || continue
+			rate=${rate_of[${w##*-}]}
+			if [[ -z "$rate" ]] && [[ $w != lat-e2e-* ]]; then
+				((round == 1)) && log "$profile $w: skipped: no Kafka ${w##*-} throughput measured to halve (run ${w##*-} or set BENCH_LATENCY_RATE)"
+				continue
+			fi
+			((round == 1)) && [[ $w != lat-e2e-* ]] && log "$profile $w: fixed rate $rate records/s"
+			for broker in $order; do
+				latency "$profile" "$w" "$broker" "$round" "$rate"
+			done
+		done
+	done
+	unset rate_of
+	rss "$profile"
 	stop_gregor
 	stop_kafka
 	cp "$WORK/kafka/server.log" "$OUT/kafka-$profile.log" 2>/dev/null
 done
+if want startup; then
+	log "== start-up"
+	startup_runs
+fi
 log "finished in $((SECONDS - started))s"
+echo "duration: $((SECONDS - started))s" >>"$OUT/env.txt"
 
-python3 - "$OUT/raw.csv" <<'EOF' | tee "$OUT/summary.txt"
-import csv, statistics, sys
-rows = list(csv.DictReader(open(sys.argv[1])))
-order = ["acks1", "acks1-batch1m", "acksall", "acksall-batch1m", "consume"]
-label = {
-    "acks1": "produce acks=1",
-    "acks1-batch1m": "produce acks=1 batch 1 MiB linger 5",
-    "acksall": "produce acks=all",
-    "acksall-batch1m": "produce acks=all batch 1 MiB linger 5",
-    "consume": "consume (fetch rate)",
-}
-pair = {"os": "kafka defaults | gregor durability=os",
-        "fsync": "kafka flush.messages=1 | gregor fsync"}
-
-def cell(vals, fmt):
-    if not vals:
-        return "-"
-    return f"{fmt.format(statistics.median(vals))} [{fmt.format(min(vals))}-{fmt.format(max(vals))}]"
-
-def ratio(g, k):
-    if not g or not k or statistics.median(k) == 0:
-        return "-"
-    return f"{statistics.median(g) / statistics.median(k):.2f}"
-
-profiles = list(dict.fromkeys(r["profile"] for r in rows))
-head = f"{'workload':40} {'metric':8} {'kafka median [min-max]':26} {'gregor median [min-max]':26} {'gregor/kafka':>12}"
-failed = [r for r in rows if r["status"] != "ok"]
-for p in profiles:
-    print(f"\n## {p}: {pair.get(p, p)}")
-    print(head)
-    for w in order:
-        sel = [r for r in rows if r["profile"] == p and r["workload"] == w and r["status"] == "ok"]
-        if not sel and not any(r["profile"] == p and r["workload"] == w for r in rows):
-            continue
-        get = lambda b, k: [float(r[k]) for r in sel if r["broker"] == b and r[k]]
-        for metric, key, fmt in (("MB/s", "mb_per_sec", "{:.1f}"), ("p99 ms", "p99_ms", "{:.0f}")):
-            k, g = get("kafka", key), get("gregor", key)
-            if metric == "p99 ms" and w == "consume":
-                continue
-            name = label[w] if metric == "MB/s" else ""
-            print(f"{name:40} {metric:8} {cell(k, fmt):26} {cell(g, fmt):26} {ratio(g, k):>12}")
-if failed:
-    print(f"\n{len(failed)} run(s) failed:")
-    for r in failed:
-        print(f"  {r['profile']} {r['workload']} {r['broker']} round {r['round']}: {r['status']}")
-EOF
+python3 "$HERE/summary.py" "$OUT/raw.csv" | tee "$OUT/summary.txt"
 log "results in $OUT"

@@ -7,6 +7,12 @@
 #   bench/kafka/kafka.sh stop     SIGTERM, wait for a clean exit
 #   bench/kafka/kafka.sh status   exit 0 when running and answering Metadata
 #   bench/kafka/kafka.sh reset    stop, then delete the data and logs
+#   bench/kafka/kafka.sh format   write server.properties and format storage
+#                                 (KAFKA_FRESH=1: from an empty data dir), no start
+#   bench/kafka/kafka.sh foreground
+#                                 exec the JVM in the foreground on a formatted
+#                                 state dir (no fetch, no wait, no pid file): what
+#                                 bench/startup times from launch to first produce
 #
 # Environment (defaults in brackets):
 #   KAFKA_PORT [19092]             client listener (PLAINTEXT)
@@ -107,6 +113,34 @@ format_storage() {
 	}
 }
 
+# The broker's JVM command line (after `java`), shared by start and foreground.
+# shellcheck disable=SC2206 # the option variables hold several flags
+JAVA_ARGS=(${KAFKA_HEAP_OPTS:--Xms1g -Xmx1g}
+	${KAFKA_JVM_OPTS:--XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35}
+	-Djava.awt.headless=true
+	-Dkafka.logs.dir="$STATE"
+	-Dlog4j2.configurationFile="$HERE/log4j2-server.properties"
+	-cp "$HERE/.cache/libs/*"
+	kafka.Kafka "$STATE/server.properties")
+
+# format: properties and storage, nothing started.
+format() {
+	bash "$HERE/fetch.sh"
+	if [[ "${KAFKA_FRESH:-0}" == 1 ]]; then
+		rm -rf "$STATE/data"
+	fi
+	mkdir -p "$STATE"
+	write_properties
+	format_storage
+}
+
+# foreground: the JVM replaces this shell, output to kafka.out. The state
+# must already be formatted (format); nothing is checked, so the time from
+# exec to a served request is the broker's own.
+foreground() {
+	exec java "${JAVA_ARGS[@]}" </dev/null >>"$STATE/kafka.out" 2>&1
+}
+
 start() {
 	local pid
 	if pid=$(running_pid); then
@@ -119,22 +153,8 @@ start() {
 			return 1
 		fi
 	done
-	bash "$HERE/fetch.sh"
-	if [[ "${KAFKA_FRESH:-0}" == 1 ]]; then
-		rm -rf "$STATE/data"
-	fi
-	mkdir -p "$STATE"
-	write_properties
-	format_storage
-	# shellcheck disable=SC2086 # the option variables hold several flags
-	setsid java ${KAFKA_HEAP_OPTS:--Xms1g -Xmx1g} \
-		${KAFKA_JVM_OPTS:--XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35} \
-		-Djava.awt.headless=true \
-		-Dkafka.logs.dir="$STATE" \
-		-Dlog4j2.configurationFile="$HERE/log4j2-server.properties" \
-		-cp "$HERE/.cache/libs/*" \
-		kafka.Kafka "$STATE/server.properties" \
-		</dev/null >>"$STATE/kafka.out" 2>&1 &
+	format
+	setsid java "${JAVA_ARGS[@]}" </dev/null >>"$STATE/kafka.out" 2>&1 &
 	pid=$!
 	echo "$pid" >"$PIDFILE"
 	local deadline=$((SECONDS + START_TIMEOUT))
@@ -195,13 +215,15 @@ case "${1:-}" in
 start) start ;;
 stop) stop ;;
 status) status ;;
+format) format ;;
+foreground) foreground ;;
 reset)
 	stop
 	rm -rf "$STATE"
 	log "removed $STATE"
 	;;
 *)
-	echo "usage: $0 start|stop|status|reset" >&2
+	echo "usage: $0 start|stop|status|reset|format|foreground" >&2
 	exit 2
 	;;
 esac

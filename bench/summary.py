@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""The side-by-side table from bench/run.sh's raw.csv.
+
+    python3 bench/summary.py bench/results/<timestamp>/raw.csv
+
+For each profile and measured value: Kafka's and Gregor's median over the
+rounds with the min-max range, the Gregor/Kafka ratio of the medians, and
+which broker the medians favour ("tie" within 5 %), marked "?" when the two
+min-max ranges overlap, i.e. this run cannot tell them apart.
+"""
+import csv
+import statistics
+import sys
+
+HIGHER, LOWER = True, False
+
+# workload -> (label, [(metric, name, format, higher is better)])
+THROUGHPUT = [("mb_s", "MB/s", "{:.1f}", HIGHER), ("p99_ms", "p99 ms", "{:.0f}", LOWER)]
+X4 = [("mb_s", "MB/s sum", "{:.1f}", HIGHER), ("mb_s_wall", "MB/s wall", "{:.1f}", HIGHER),
+      ("p99_ms", "p99 ms worst", "{:.0f}", LOWER)]
+ROWS = [
+    ("acks1", "produce acks=1", THROUGHPUT),
+    ("acks1-batch1m", "produce acks=1 batch 1 MiB linger 5", THROUGHPUT),
+    ("acksall", "produce acks=all", THROUGHPUT),
+    ("acksall-batch1m", "produce acks=all batch 1 MiB linger 5", THROUGHPUT),
+    ("acks1-x4", "4 producers acks=1", X4),
+    ("acks1-batch1m-x4", "4 producers acks=1 batch 1 MiB linger 5", X4),
+    ("acksall-x4", "4 producers acks=all", X4),
+    ("acksall-batch1m-x4", "4 producers acks=all batch 1 MiB linger 5", X4),
+    ("consume", "consume (fetch rate)", [("mb_s", "MB/s", "{:.1f}", HIGHER)]),
+]
+for acks, name in (("acks1", "acks=1"), ("acksall", "acks=all")):
+    ROWS += [
+        (f"lat-pp-{acks}", f"ProducerPerformance {name} at {{rate}}/s: send to ack",
+         [("p50_ms", "p50 ms", "{:.0f}", LOWER), ("p99_ms", "p99 ms", "{:.0f}", LOWER)]),
+        (f"lat-go-{acks}", f"franz-go e2e {name} at {{rate}}/s: send to consume",
+         [("p50_ms", "p50 ms", "{:.2f}", LOWER), ("p99_ms", "p99 ms", "{:.2f}", LOWER),
+          ("ack_p50_ms", "ack p50 ms", "{:.2f}", LOWER), ("ack_p99_ms", "ack p99 ms", "{:.2f}", LOWER)]),
+        (f"lat-e2e-{acks}", f"EndToEndLatency {name}: one at a time",
+         [("p50_ms", "p50 ms", "{:.0f}", LOWER), ("p99_ms", "p99 ms", "{:.0f}", LOWER),
+          ("avg_ms", "avg ms", "{:.2f}", LOWER)]),
+    ]
+ROWS += [
+    ("rss", "broker peak RSS at end of profile", [("hwm_mib", "VmHWM MiB", "{:.0f}", LOWER)]),
+    ("startup", "start-up (launch to first acks=all produce)",
+     [("startup_ms", "produce ms", "{:.0f}", LOWER), ("listen_ms", "listen ms", "{:.0f}", LOWER)]),
+]
+PAIR = {
+    "os": "kafka defaults | gregor durability=os",
+    "fsync": "kafka log.flush.interval.messages=1 | gregor durability=fsync (default)",
+    "startup": "kafka defaults, JVM launched on formatted storage | gregor serve on an empty dir",
+}
+
+
+def cell(vals, fmt):
+    if not vals:
+        return "-"
+    med = fmt.format(statistics.median(vals))
+    if len(vals) == 1:
+        return med
+    return f"{med} [{fmt.format(min(vals))}-{fmt.format(max(vals))}]"
+
+
+def verdict(k, g, higher):
+    if not k or not g:
+        return "-", "-"
+    mk, mg = statistics.median(k), statistics.median(g)
+    if mk == 0 or mg == 0:
+        # Whole milliseconds that round to 0: no meaningful ratio.
+        who = "tie" if mk == mg else "gregor" if (mg > mk) == higher else "kafka"
+        if who != "tie" and max(min(k), min(g)) <= min(max(k), max(g)):
+            who += "?"
+        return "-", who
+    r = mg / mk
+    better = r if higher else 1 / r if r else float("inf")
+    who = "tie" if 1 / 1.05 <= better <= 1.05 else "gregor" if better > 1 else "kafka"
+    if who != "tie" and max(min(k), min(g)) <= min(max(k), max(g)) and (len(k) > 1 or len(g) > 1):
+        who += "?"
+    return f"{r:.2f}", who
+
+
+def main(path):
+    rows = list(csv.DictReader(open(path)))
+    ok = [r for r in rows if r["status"] == "ok"]
+    profiles = list(dict.fromkeys(r["profile"] for r in rows))
+    head = (f"{'workload':54} {'metric':13} {'kafka median [min-max]':24} "
+            f"{'gregor median [min-max]':24} {'g/k':>5} {'favours':7}")
+    for p in profiles:
+        print(f"\n## {p}: {PAIR.get(p, p)}")
+        print(head)
+        for w, label, metrics in ROWS:
+            sel = [r for r in ok if r["profile"] == p and r["workload"] == w]
+            if not sel and not any(r["profile"] == p and r["workload"] == w for r in rows):
+                continue
+            rates = sorted({r["value"] for r in sel if r["metric"] == "rate"})
+            label = label.replace("{rate}", "/".join(f"{float(x):.0f}" for x in rates) or "?")
+            for i, (m, name, fmt, higher) in enumerate(metrics):
+                k = [float(r["value"]) for r in sel if r["broker"] == "kafka" and r["metric"] == m]
+                g = [float(r["value"]) for r in sel if r["broker"] == "gregor" and r["metric"] == m]
+                ratio, who = verdict(k, g, higher)
+                print(f"{label if i == 0 else '':54} {name:13} {cell(k, fmt):24} {cell(g, fmt):24} {ratio:>5} {who:7}")
+    failed = [r for r in rows if r["status"] != "ok"]
+    if failed:
+        print(f"\n{len(failed)} run(s) failed:")
+        for r in failed:
+            print(f"  {r['profile']} {r['workload']} {r['broker']} round {r['round']}: {r['status']}")
+    print("\ng/k: Gregor's median over Kafka's. Throughput (MB/s): above 1 is Gregor faster;"
+          " latency, RSS, start-up: below 1 is Gregor better.")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
