@@ -13,6 +13,12 @@
 #   burrow               Debian package, Burrow 1.2.1 (LinkedIn's lag monitor) for burrow.py
 #   zookeeper            Debian package; Burrow 1.2 keeps its own state in ZooKeeper,
 #                        burrow.py runs one on loopback from /usr/share/java/zookeeper.jar
+#   sarama/              Go module of its own (IBM/sarama): downloads its modules and
+#                        builds it once, so run.sh's `go run` starts from the cache
+#                        (needs go, which building the broker needs anyway)
+#   kafkajs/             `npm ci` from package-lock.json: kafkajs, kafkajs-snappy,
+#                        kafkajs-lz4 (its lz4 dependency builds a native addon with
+#                        node-gyp: g++, make); needs node >= 20 and npm
 #
 # Python packages go to the python3 first on PATH via `python3 -m pip`:
 # Debian's python3-kafka would install for /usr/bin/python3 only.
@@ -77,6 +83,41 @@ if ! command -v Burrow >/dev/null || [[ ! -f /usr/share/java/zookeeper.jar ]]; t
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends burrow zookeeper
 else
 	echo "install.sh: Burrow and zookeeper present"
+fi
+
+# ---- sarama suite (test/compat/sarama, its own go.mod)
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+if ! command -v go >/dev/null; then
+	echo "install.sh: go not found (the broker and the sarama suite need it)" >&2
+	exit 1
+fi
+(cd "$HERE/sarama" && go mod download && go build -o /dev/null .)
+echo "install.sh: sarama suite $(cd "$HERE/sarama" && go list -m -f '{{.Version}}' github.com/IBM/sarama)"
+
+# ---- kafkajs suite (test/compat/kafkajs): node_modules exactly as locked
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+	echo "install.sh: node and npm not found (the kafkajs suite needs them)" >&2
+	exit 1
+fi
+kafkajs_ok() {
+	(cd "$HERE/kafkajs" && node -e '
+		const v = require("kafkajs/package.json").version
+		if (v !== require("./package.json").dependencies.kafkajs) throw new Error("kafkajs " + v)
+		require("kafkajs-snappy")
+		const LZ4 = require("kafkajs-lz4") // loads the native lz4 addon
+		const c = new LZ4().codec()
+		c.compress({ buffer: Buffer.from("x") }).then(b => c.decompress(b)).then(b => {
+			if (b.toString() !== "x") throw new Error("lz4 round trip")
+			console.log("install.sh: kafkajs " + v + " (gzip, snappy, lz4)")
+		})' 2>/dev/null)
+}
+if ! kafkajs_ok; then
+	if ! command -v g++ >/dev/null || ! command -v make >/dev/null; then
+		[[ -n "${apt_updated:-}" ]] || { apt-get update -q; apt_updated=1; }
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q g++ make
+	fi
+	(cd "$HERE/kafkajs" && npm ci --no-audit --no-fund)
+	kafkajs_ok || { echo "install.sh: kafkajs packages do not load after npm ci" >&2; exit 1; }
 fi
 
 # ---- verify: every codec kafka-python and librdkafka will be asked for

@@ -16,7 +16,8 @@
 #   COMPAT_KEEP=1          keep the work dir (broker log, data dir, suite logs)
 #
 # Needs what test/compat/install.sh installs (kcat, kafka-python, confluent-kafka,
-# Burrow and ZooKeeper for burrow.py).
+# Burrow and ZooKeeper for burrow.py, sarama's Go modules, kafkajs' node_modules),
+# plus go and node.
 # Exits non-zero if any check failed, a suite crashed or timed out, the
 # broker died, logged a panic, did not exit 0 on SIGTERM, or lost data
 # across a restart.
@@ -169,10 +170,14 @@ start() {
 # exit status, or to "hung" (it is then killed).
 stop() {
 	STOP_STATUS=hung
+	if [[ "$1" == KILL ]]; then
+		# No exit status to judge; disown keeps bash from printing "Killed".
+		disown "$BROKER_PID" 2>/dev/null
+	fi
 	kill "-$1" "$BROKER_PID" 2>/dev/null
 	for _ in $(seq 50); do
 		if ! kill -0 "$BROKER_PID" 2>/dev/null; then
-			wait "$BROKER_PID"
+			wait "$BROKER_PID" 2>/dev/null
 			STOP_STATUS=$?
 			BROKER_PID=
 			return 0
@@ -238,6 +243,10 @@ if [[ -f java/run.sh ]]; then
 	# Kafka's own CLI tools and Java client; uses the broker in $BOOTSTRAP.
 	run_suite java bash java/run.sh
 fi
+# IBM/sarama, a Go module of its own (sarama/go.mod): go run builds it.
+run_suite sarama go -C sarama run .
+# KafkaJS (kafkajs/node_modules from install.sh: npm ci).
+run_suite kafkajs node kafkajs/suite.js
 if [[ "$GREGOR_COMPAT_GROUPS" == 1 ]]; then
 	run_suite kafka_python_groups python3 kafka_python_groups.py
 	# confluent-kafka static members, kcat -G with two processes.
