@@ -14,6 +14,8 @@ Environment:
   COMPAT_TIMEOUT   default per-check timeout in seconds (default 30)
 """
 
+import contextlib
+import io
 import logging
 import os
 import re
@@ -153,3 +155,22 @@ class Suite:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(1 if self.failed else 0)
+
+
+@contextlib.contextmanager
+def captured():
+    """Capture what seed code prints; the text is part of what suites assert."""
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        yield buf
+
+
+def quiet_close(client):
+    """Close a kafka-python client, best effort (producers get a 5 s bound)."""
+    try:
+        if type(client).__name__ == "KafkaProducer":
+            client.close(timeout=5)
+        else:
+            client.close()
+    except Exception:  # noqa: BLE001 - closing is best effort
+        pass

@@ -21,27 +21,14 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.structs import OffsetAndMetadata
 
-from harness import CheckFailed, Suite, expect, expect_eq, wait_until
+from harness import CheckFailed, Suite, expect, expect_eq, wait_until, captured, quiet_close
 
 S = Suite("kpg")
 B = S.bootstrap
 
 
-@contextlib.contextmanager
-def captured():
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        yield buf
 
 
-def quiet_close(client):
-    try:
-        if isinstance(client, KafkaProducer):
-            client.close(timeout=5)
-        else:
-            client.close()
-    except Exception:  # noqa: BLE001
-        pass
 
 
 def create_topic(name, partitions):

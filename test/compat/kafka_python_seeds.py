@@ -30,7 +30,7 @@ from kafka.protocol.parser import KafkaProtocol
 from kafka.protocol.produce import ProduceRequest
 from kafka.record.memory_records import MemoryRecordsBuilder
 
-from harness import CheckFailed, Suite, expect, expect_eq, wait_until
+from harness import CheckFailed, Suite, expect, expect_eq, wait_until, captured, quiet_close
 
 S = Suite("kp")
 B = S.bootstrap
@@ -38,22 +38,8 @@ B = S.bootstrap
 
 # ---------------------------------------------------------------- helpers
 
-@contextlib.contextmanager
-def captured():
-    """Capture what the seed code prints; the text is part of what we assert."""
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        yield buf
 
 
-def quiet_close(client):
-    try:
-        if isinstance(client, KafkaProducer):
-            client.close(timeout=5)
-        else:
-            client.close()
-    except Exception:  # noqa: BLE001 - closing is best effort
-        pass
 
 
 def create_topic(name, partitions):
