@@ -76,6 +76,26 @@ type Config struct {
 	// Durability is gregor.durability: "fsync" (default) or "os".
 	Durability string
 
+	// Limits (hardening). Kafka's names where Kafka has the setting.
+	MaxConnections        int            // max.connections
+	MaxConnectionsPerIP   int            // max.connections.per.ip
+	MaxConnectionsPerIPOv map[string]int // max.connections.per.ip.overrides (host:count,...)
+	ConnectionsMaxIdleMs  int64          // connections.max.idle.ms
+	// QueuedMaxRequestBytes is queued.max.request.bytes: the broker-wide
+	// budget of request bytes read but not yet answered. Kafka's default is
+	// unbounded (-1); Gregor defaults to 256 MiB, safe on a 1-2 GiB machine.
+	QueuedMaxRequestBytes int64
+	FetchMaxBytes         int   // fetch.max.bytes: cap on one Fetch response
+	GroupMaxSize          int   // group.max.size
+	MaxPartitionsPerReq   int32 // gregor.max.partitions.per.request (KRaft's fixed 10,000)
+	// MaxPartitions is gregor.max.partitions, the broker-wide partition cap;
+	// 0 derives it from the file descriptor limit.
+	MaxPartitions int32
+	// RecoveryAcceptGaps is gregor.recovery.accept.gaps: partitions
+	// ("topic-N", or "*" for all) whose recovery may drop a hole in the
+	// log (missing or short middle segment) instead of refusing to serve.
+	RecoveryAcceptGaps []string
+
 	// Raw holds every property as finally resolved, including ones this
 	// broker does not interpret, for DescribeConfigs.
 	Raw map[string]string
@@ -126,6 +146,16 @@ var defaults = map[string]string{
 	"group.min.session.timeout.ms":        "6000",
 	"group.max.session.timeout.ms":        "1800000",
 	"gregor.durability":                   DurabilityFsync,
+	"max.connections":                     "2147483647",
+	"max.connections.per.ip":              "2147483647",
+	"max.connections.per.ip.overrides":    "",
+	"connections.max.idle.ms":             "600000",
+	"queued.max.request.bytes":            "268435456",
+	"fetch.max.bytes":                     "57671680",
+	"group.max.size":                      "2147483647",
+	"gregor.max.partitions.per.request":   "10000",
+	"gregor.max.partitions":               "0",
+	"gregor.recovery.accept.gaps":         "",
 }
 
 // Defaults returns a copy of the built-in default properties.
@@ -338,6 +368,26 @@ func (l *Loader) Resolve() (*Config, error) {
 	c.GroupMinSessionMs = geti("group.min.session.timeout.ms")
 	c.GroupMaxSessionMs = geti("group.max.session.timeout.ms")
 	c.Durability = strings.ToLower(p["gregor.durability"])
+	c.MaxConnections = int(geti("max.connections"))
+	c.MaxConnectionsPerIP = int(geti("max.connections.per.ip"))
+	c.MaxConnectionsPerIPOv = map[string]int{}
+	for _, kv := range splitList(p["max.connections.per.ip.overrides"]) {
+		// The count follows the last colon: IPv6 hosts contain colons.
+		i := strings.LastIndexByte(kv, ':')
+		v, err := strconv.Atoi(strings.TrimSpace(kv[i+1:]))
+		if i <= 0 || err != nil || v < 0 {
+			errs = append(errs, fmt.Errorf("max.connections.per.ip.overrides: %q is not host:count", kv))
+			continue
+		}
+		c.MaxConnectionsPerIPOv[strings.TrimSpace(kv[:i])] = v
+	}
+	c.ConnectionsMaxIdleMs = geti("connections.max.idle.ms")
+	c.QueuedMaxRequestBytes = geti("queued.max.request.bytes")
+	c.FetchMaxBytes = int(geti("fetch.max.bytes"))
+	c.GroupMaxSize = int(geti("group.max.size"))
+	c.MaxPartitionsPerReq = int32(geti("gregor.max.partitions.per.request"))
+	c.MaxPartitions = int32(geti("gregor.max.partitions"))
+	c.RecoveryAcceptGaps = splitList(p["gregor.recovery.accept.gaps"])
 
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
@@ -391,6 +441,21 @@ func (c *Config) Validate() error {
 	}
 	if c.OffsetsTopicPartitions < 1 {
 		errs = append(errs, errors.New("offsets.topic.num.partitions must be >= 1"))
+	}
+	if c.MaxConnections < 0 || c.MaxConnectionsPerIP < 0 {
+		errs = append(errs, errors.New("max.connections and max.connections.per.ip must be >= 0"))
+	}
+	if c.FetchMaxBytes < 0 {
+		errs = append(errs, errors.New("fetch.max.bytes must be >= 0"))
+	}
+	if c.GroupMaxSize < 1 {
+		errs = append(errs, errors.New("group.max.size must be >= 1"))
+	}
+	if c.MaxPartitionsPerReq < 1 {
+		errs = append(errs, errors.New("gregor.max.partitions.per.request must be >= 1"))
+	}
+	if c.MaxPartitions < 0 {
+		errs = append(errs, errors.New("gregor.max.partitions must be >= 0 (0: derived from the file descriptor limit)"))
 	}
 	switch c.LogMessageTimestamp {
 	case "CreateTime", "LogAppendTime":

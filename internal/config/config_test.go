@@ -97,3 +97,25 @@ func TestValidateRejects(t *testing.T) {
 		}
 	}
 }
+
+func TestLimitProperties(t *testing.T) {
+	l := NewLoader()
+	l.Set("max.connections.per.ip.overrides", "127.0.0.1:5, ::1:7,host.example:0", SourceFile)
+	c, err := l.Resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{"127.0.0.1": 5, "::1": 7, "host.example": 0}
+	for h, n := range want {
+		if c.MaxConnectionsPerIPOv[h] != n {
+			t.Errorf("override %s = %d, want %d (%v)", h, c.MaxConnectionsPerIPOv[h], n, c.MaxConnectionsPerIPOv)
+		}
+	}
+	if c.FetchMaxBytes != 55<<20 || c.ConnectionsMaxIdleMs != 600000 || c.QueuedMaxRequestBytes != 256<<20 || c.MaxPartitionsPerReq != 10000 {
+		t.Errorf("defaults: fetch.max.bytes %d, idle %d, queued %d, per request %d", c.FetchMaxBytes, c.ConnectionsMaxIdleMs, c.QueuedMaxRequestBytes, c.MaxPartitionsPerReq)
+	}
+	l.Set("max.connections.per.ip.overrides", "nocount", SourceFile)
+	if _, err := l.Resolve(); err == nil {
+		t.Error("an override without a count was accepted")
+	}
+}

@@ -91,11 +91,9 @@ type RequestHeader struct {
 // serves, if not nil, is asked before the body is decoded: a request the
 // broker would refuse anyway is not decoded at all.
 //
-// Known issue: kmsg (v1.15.0) reads a tagged-field count and loops that
-// many times even after the data ran out, so a flexible request claiming
-// ~2^32 tagged fields costs ~30 s of CPU before it is rejected. The
-// connection is still closed and the broker keeps serving; the fix belongs
-// in kmsg (stop the loop when the reader fails).
+// kmsg v1.15.1 or later is required: it bounds array lengths by the bytes
+// left and stops tagged-field loops at the end of input, so a hostile count
+// costs nothing (v1.15.0 looped over a 2^32 tag count for ~30 s).
 func ParseRequest(frame []byte, serves func(key, version int16) bool) (RequestHeader, kmsg.Request, error) {
 	var h RequestHeader
 	if len(frame) < minHeader {
