@@ -131,6 +131,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Broker, error) {
 	gcfg.MaxSessionTimeout = time.Duration(cfg.GroupMaxSessionMs) * time.Millisecond
 	gcfg.OffsetsRetention = time.Duration(cfg.OffsetsRetentionMs) * time.Millisecond
 	gcfg.MaxMetadataBytes = cfg.OffsetMetadataMaxBytes
+	gcfg.MaxSize = cfg.GroupMaxSize
 	gcfg.Durable = cfg.Durability == config.DurabilityFsync
 	b.groups = group.New(gcfg, log.With("component", "group"), b.offsetsPartition, b.topicExists)
 	if t := b.catalog.get(group.TopicName); t != nil {

@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sort"
 	"sync"
 	"time"
@@ -42,6 +43,7 @@ type Config struct {
 	MaxSessionTimeout     time.Duration // group.max.session.timeout.ms (30 min)
 	OffsetsRetention      time.Duration // offsets.retention.minutes (7 days)
 	MaxMetadataBytes      int           // offset.metadata.max.bytes (4096)
+	MaxSize               int           // group.max.size (2^31-1)
 	// Durable makes commits wait for an fsync before they are answered.
 	Durable bool
 }
@@ -55,6 +57,7 @@ func DefaultConfig() Config {
 		MaxSessionTimeout:     30 * time.Minute,
 		OffsetsRetention:      7 * 24 * time.Hour,
 		MaxMetadataBytes:      4096,
+		MaxSize:               math.MaxInt32,
 		Durable:               true,
 	}
 }
@@ -67,6 +70,10 @@ type Log interface {
 	LogStartOffset() int64
 	LogEndOffset() int64
 }
+
+// errNoPartition: the group's __consumer_offsets partition is not
+// available here (not created, deleted, or its log dir failed).
+var errNoPartition = errors.New("group: offsets partition not available")
 
 // Coordinator owns every group of this broker.
 type Coordinator struct {
@@ -280,7 +287,7 @@ func (c *Coordinator) sortedGroups() []*Group {
 func (c *Coordinator) write(group string, recs []kv) (Log, int64, error) {
 	l, err := c.partition(PartitionFor(group, c.cfg.Partitions))
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, fmt.Errorf("%w: %w", errNoPartition, err)
 	}
 	res, err := l.Append(encodeBatch(recs, time.Now()))
 	if err != nil {

@@ -9,6 +9,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregorhq/gregor/internal/guard"
 )
 
 // State is a classic group's state, named as Kafka names it.
@@ -218,6 +220,13 @@ func (g *Group) join(jr JoinRequest, reply func(*kmsg.JoinGroupResponse)) {
 	sessionTimeout := time.Duration(req.SessionTimeoutMillis) * time.Millisecond
 
 	if req.MemberID == "" {
+		// group.max.size: a new member (or a new static instance) would
+		// grow the group; pending members count, as they will join.
+		known := req.InstanceID != nil && g.members[g.static[*req.InstanceID]] != nil
+		if !known && len(g.members)+len(g.pending) >= g.c.cfg.MaxSize {
+			reply(joinError(req, kerr.GroupMaxSizeReached.Code, req.MemberID))
+			return
+		}
 		if req.InstanceID != nil {
 			g.joinStatic(jr, protos, rebalanceTimeout, sessionTimeout, reply)
 			return
@@ -340,7 +349,14 @@ func (g *Group) joinStatic(jr JoinRequest, protos []protocol, rebalanceTimeout, 
 			resp.Members = g.memberList()
 		}
 		g.resetHeartbeat(&m)
-		g.persistLocked()
+		if _, _, err := g.persistLocked(); err != nil {
+			// The replacement is not stored: tell the new incarnation and
+			// rebalance, so nobody acts on membership that a restart
+			// would not remember.
+			reply(joinError(req, storeErrorCode(err), newID))
+			g.prepareRebalance("storing a static member replacement failed")
+			return
+		}
 		reply(resp)
 	case PreparingRebalance:
 		g.updateMember(&m, jr, protos, rebalanceTimeout, sessionTimeout, reply)
@@ -386,7 +402,7 @@ func hasProtocol(m *member, name string) bool {
 }
 
 func (g *Group) addPending(id string, sessionTimeout time.Duration) {
-	g.pending[id] = time.AfterFunc(sessionTimeout, func() {
+	g.pending[id] = guard.AfterFunc(sessionTimeout, g.c.log, "group pending-member timer", func() {
 		g.mu.Lock()
 		defer g.mu.Unlock()
 		if _, ok := g.pending[id]; ok {
@@ -524,7 +540,7 @@ func (g *Group) armRebalanceTimer(d time.Duration) {
 		g.rebalanceTimer.Stop()
 	}
 	epoch := g.epoch
-	g.rebalanceTimer = time.AfterFunc(d, func() {
+	g.rebalanceTimer = guard.AfterFunc(d, g.c.log, "group rebalance timer", func() {
 		g.mu.Lock()
 		defer g.mu.Unlock()
 		if g.epoch != epoch || g.state != PreparingRebalance {
@@ -549,7 +565,7 @@ func (g *Group) armRebalanceTimerAt(epoch uint64, d time.Duration) {
 	if d < 0 {
 		d = 0
 	}
-	g.rebalanceTimer = time.AfterFunc(d, func() {
+	g.rebalanceTimer = guard.AfterFunc(d, g.c.log, "group rebalance timer", func() {
 		g.mu.Lock()
 		defer g.mu.Unlock()
 		if g.epoch == epoch && g.state == PreparingRebalance && !g.initialDelay {
@@ -597,7 +613,9 @@ func (g *Group) completeJoin() {
 		g.protocol = ""
 		g.leader = ""
 		g.setState(Empty)
-		g.persistLocked()
+		// Nobody is left to tell if this fails; persistLocked logs it, and
+		// a restart then remembers the last stored generation instead.
+		_, _, _ = g.persistLocked()
 		return
 	}
 	g.protocol = g.selectProtocol()
@@ -620,7 +638,7 @@ func (g *Group) completeJoin() {
 	// Members that never send SyncGroup are dropped after the rebalance
 	// timeout, as in Kafka (KIP-814's pending sync).
 	epoch := g.epoch
-	time.AfterFunc(g.maxRebalanceTimeout(), func() {
+	guard.AfterFunc(g.maxRebalanceTimeout(), g.c.log, "group pending-sync timer", func() {
 		g.mu.Lock()
 		defer g.mu.Unlock()
 		if g.epoch != epoch || g.state != CompletingRebalance {
@@ -698,7 +716,7 @@ func (g *Group) resetHeartbeat(m *member) {
 		m.heartbeat.Stop()
 	}
 	id := m.id
-	m.heartbeat = time.AfterFunc(m.sessionTimeout, func() {
+	m.heartbeat = guard.AfterFunc(m.sessionTimeout, g.c.log, "group session timer", func() {
 		g.mu.Lock()
 		defer g.mu.Unlock()
 		cur := g.members[id]

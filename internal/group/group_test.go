@@ -3,6 +3,7 @@ package group
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -18,11 +19,15 @@ type memLog struct {
 	mu   sync.Mutex
 	data []byte
 	next int64
+	fail error // returned by Append when set
 }
 
 func (m *memLog) Append(b []byte) (storage.AppendResult, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.fail != nil {
+		return storage.AppendResult{}, m.fail
+	}
 	count := int64(binary.BigEndian.Uint32(b[57:]))
 	binary.BigEndian.PutUint64(b[0:], uint64(m.next))
 	res := storage.AppendResult{BaseOffset: m.next, LastOffset: m.next + count - 1}
@@ -244,5 +249,87 @@ func TestJoinStateMachine(t *testing.T) {
 	}
 	if s := c.Describe("g"); s.State != "PreparingRebalance" {
 		t.Fatalf("after a leave the group rebalances, state %s", s.State)
+	}
+}
+
+func TestGroupMaxSize(t *testing.T) {
+	logs := &memLogs{logs: map[int32]*memLog{}}
+	cfg := DefaultConfig()
+	cfg.InitialRebalanceDelay = 0
+	cfg.MaxSize = 2
+	c := New(cfg, nil, logs.get, func(string) bool { return true })
+	if err := c.Load(logs.existing); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	// Two members are handed ids (KIP-394); pending members count.
+	a := <-join(c, "g", "", 4)
+	b := <-join(c, "g", "", 4)
+	if a.ErrorCode != kerr.MemberIDRequired.Code || b.ErrorCode != kerr.MemberIDRequired.Code {
+		t.Fatalf("first two joins: %d, %d", a.ErrorCode, b.ErrorCode)
+	}
+	if r := <-join(c, "g", "", 4); r.ErrorCode != kerr.GroupMaxSizeReached.Code {
+		t.Fatalf("third join: error %d, want GROUP_MAX_SIZE_REACHED", r.ErrorCode)
+	}
+	// The two admitted members still complete their join.
+	ca, cb := join(c, "g", a.MemberID, 4), join(c, "g", b.MemberID, 4)
+	if ra, rb := <-ca, <-cb; ra.ErrorCode != 0 || rb.ErrorCode != 0 || ra.Generation != 1 {
+		t.Fatalf("admitted members: %+v / %+v", ra, rb)
+	}
+	if r := <-join(c, "g", "", 4); r.ErrorCode != kerr.GroupMaxSizeReached.Code {
+		t.Fatalf("join to a full stable group: error %d", r.ErrorCode)
+	}
+}
+
+// An assignment that cannot be stored is not handed out: every waiting
+// member gets the error and the group rebalances (Kafka's behaviour).
+func TestSyncGroupReportsStoreFailure(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want int16
+	}{
+		{"too large", fmt.Errorf("%w: batch of 10485760 bytes", storage.ErrMessageTooLarge), kerr.UnknownServerError.Code},
+		{"log dir failed", fmt.Errorf("%w: fsync: input/output error", storage.ErrStorageFailed), kerr.CoordinatorNotAvailable.Code},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			logs := &memLogs{logs: map[int32]*memLog{}}
+			c := newTestCoordinator(t, logs)
+			r := <-join(c, "g", "", 4)
+			m := r.MemberID
+			if r = <-join(c, "g", m, 4); r.ErrorCode != 0 {
+				t.Fatalf("join: %d", r.ErrorCode)
+			}
+			l, _ := logs.get(PartitionFor("g", DefaultConfig().Partitions))
+			ml := l.(*memLog)
+			ml.mu.Lock()
+			ml.fail = tc.err
+			ml.mu.Unlock()
+			s := kmsg.NewPtrSyncGroupRequest()
+			s.Group, s.MemberID, s.Generation = "g", m, r.Generation
+			as := kmsg.NewSyncGroupRequestGroupAssignment()
+			as.MemberID, as.MemberAssignment = m, []byte{1, 2, 3}
+			s.GroupAssignment = []kmsg.SyncGroupRequestGroupAssignment{as}
+			got := make(chan *kmsg.SyncGroupResponse, 1)
+			c.SyncGroup(s, func(r *kmsg.SyncGroupResponse) { got <- r })
+			if resp := <-got; resp.ErrorCode != tc.want || len(resp.MemberAssignment) != 0 {
+				t.Fatalf("sync: error %d assignment %v, want error %d and no assignment", resp.ErrorCode, resp.MemberAssignment, tc.want)
+			}
+			if st := c.Describe("g"); st.State != "PreparingRebalance" {
+				t.Fatalf("after a failed store the group should rebalance, is %s", st.State)
+			}
+			// Once the log works again the member rejoins and gets its assignment.
+			ml.mu.Lock()
+			ml.fail = nil
+			ml.mu.Unlock()
+			if r = <-join(c, "g", m, 4); r.ErrorCode != 0 {
+				t.Fatalf("rejoin: %d", r.ErrorCode)
+			}
+			s.Generation = r.Generation
+			c.SyncGroup(s, func(r *kmsg.SyncGroupResponse) { got <- r })
+			if resp := <-got; resp.ErrorCode != 0 || len(resp.MemberAssignment) != 3 {
+				t.Fatalf("sync after recovery: %+v", resp)
+			}
+		})
 	}
 }

@@ -2,10 +2,14 @@ package group
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregorhq/gregor/internal/guard"
+	"github.com/gregorhq/gregor/internal/storage"
 )
 
 // checkMember validates a member of the current generation, as SyncGroup,
@@ -73,14 +77,58 @@ func (c *Coordinator) SyncGroup(req *kmsg.SyncGroupRequest, reply func(*kmsg.Syn
 				om.assignment = []byte{}
 			}
 		}
+		l, last, err := g.persistLocked()
+		if err != nil {
+			// Kafka answers every waiting member with the error and
+			// rebalances again: an assignment that is not stored must not
+			// be acted on.
+			code := storeErrorCode(err)
+			for _, om := range g.members {
+				om.assignment = nil
+				if om.syncReply != nil {
+					resp := kmsg.NewPtrSyncGroupResponse()
+					resp.ErrorCode = code
+					om.syncReply(resp)
+					om.syncReply = nil
+				}
+			}
+			g.prepareRebalance("storing the group assignment failed")
+			return
+		}
 		g.setState(Stable)
-		g.persistLocked()
+		// The members waiting now are answered once the assignment is
+		// durable, as acks=all would have it in Kafka.
+		type parked struct {
+			reply func(*kmsg.SyncGroupResponse)
+			resp  *kmsg.SyncGroupResponse
+		}
+		var waiting []parked
 		for _, om := range g.members {
 			if om.syncReply != nil {
-				om.syncReply(g.syncResponse(om))
+				waiting = append(waiting, parked{om.syncReply, g.syncResponse(om)})
 				om.syncReply = nil
 			}
 		}
+		answer := func(err error) {
+			for _, p := range waiting {
+				if err != nil {
+					p.resp = kmsg.NewPtrSyncGroupResponse()
+					p.resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
+				}
+				p.reply(p.resp)
+			}
+		}
+		if !c.cfg.Durable {
+			answer(nil)
+			return
+		}
+		guard.Go(c.log, "group sync durability wait", func() {
+			err := c.waitDurable(l, last)
+			if err != nil {
+				c.log.Error("group assignment not durable", "group", g.id, "err", err)
+			}
+			answer(err)
+		}, func(any) { answer(errors.New("panic")) })
 	case Stable:
 		reply(g.syncResponse(m))
 		g.resetHeartbeat(m)
@@ -299,21 +347,21 @@ func (c *Coordinator) OffsetCommit(req *kmsg.OffsetCommitRequest, reply func(*km
 	}
 	// The append happened in request order; only the wait for the fsync
 	// runs concurrently with the connection's next requests.
-	go func() {
+	guard.Go(c.log, "offset commit durability wait", func() {
 		if err := c.waitDurable(l, last); err != nil {
 			fail(err)
 			return
 		}
 		g.mu.Lock()
+		defer g.mu.Unlock()
 		for _, p := range accepted {
 			p.oc.logOffset = last
 			if cur, ok := g.offsets[p.tp]; !ok || cur.logOffset <= last {
 				g.offsets[p.tp] = p.oc
 			}
 		}
-		g.mu.Unlock()
 		reply(resp)
-	}()
+	}, func(v any) { fail(fmt.Errorf("panic: %v", v)) })
 }
 
 // FetchedOffset is one committed offset for OffsetFetch.
@@ -509,10 +557,11 @@ func (c *Coordinator) DeleteOffsets(id string, topics map[string][]int32, subscr
 	return out, nil
 }
 
-// persistLocked writes the group's metadata record. Callers hold g.mu.
+// persistLocked writes the group's metadata record and returns where it
+// landed, so the caller can wait for it to be durable. Requires g.mu.
 // Membership is advisory after a crash (members rejoin), so this write is
 // not waited on; offsets are.
-func (g *Group) persistLocked() {
+func (g *Group) persistLocked() (Log, int64, error) {
 	v := kmsg.NewGroupMetadataValue()
 	v.Version = 3
 	v.ProtocolType = g.protocolType
@@ -545,9 +594,26 @@ func (g *Group) persistLocked() {
 		}
 		v.Members = append(v.Members, vm)
 	}
-	if _, _, err := g.c.write(g.id, []kv{{groupKey(g.id), v.AppendTo(nil)}}); err != nil {
+	l, last, err := g.c.write(g.id, []kv{{groupKey(g.id), v.AppendTo(nil)}})
+	if err != nil {
 		g.c.log.Error("writing group metadata failed", "group", g.id, "err", err)
 	}
+	return l, last, err
+}
+
+// storeErrorCode maps a failed write of group metadata to what Kafka's
+// coordinator answers: a record too large for __consumer_offsets is the
+// group's own fault and unexpected (UNKNOWN_SERVER_ERROR); a log that is
+// gone or failed means the coordinator cannot serve now
+// (COORDINATOR_NOT_AVAILABLE, which clients retry).
+func storeErrorCode(err error) int16 {
+	switch {
+	case errors.Is(err, storage.ErrMessageTooLarge):
+		return kerr.UnknownServerError.Code
+	case errors.Is(err, storage.ErrStorageFailed), errors.Is(err, storage.ErrClosed), errors.Is(err, errNoPartition):
+		return kerr.CoordinatorNotAvailable.Code
+	}
+	return kerr.UnknownServerError.Code
 }
 
 // restore rebuilds a group from its metadata record. Members come back
