@@ -103,7 +103,7 @@ func (t *memTransport) Start(r Receiver) error {
 	t.net.mu.Unlock()
 	return nil
 }
-func (t *memTransport) Close() error           { t.closed.Store(true); return nil }
+func (t *memTransport) Close() error { t.closed.Store(true); return nil }
 
 func (t *memTransport) Send(msgs []*pb.Message) {
 	n := t.net
