@@ -10,10 +10,8 @@ require (
 	github.com/twmb/franz-go v1.22.2
 	github.com/twmb/franz-go/pkg/kadm v1.19.0
 	github.com/twmb/franz-go/pkg/kmsg v1.15.1
+	go.etcd.io/raft/v3 v3.7.0
+	google.golang.org/protobuf v1.36.11
 )
 
-require (
-	github.com/inconshreveable/mousetrap v1.1.0 // indirect
-	go.etcd.io/raft/v3 v3.7.0 // indirect
-	google.golang.org/protobuf v1.36.11 // indirect
-)
+require github.com/inconshreveable/mousetrap v1.1.0 // indirect
