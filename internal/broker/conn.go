@@ -266,14 +266,13 @@ func (c *conn) readLoop() {
 			fbuf = nb
 			return *nb, nil
 		})
-		fc.read()
-		// drop gives the frame back when the connection ends before a
-		// handler has it.
+		// drop gives the frame back when no handler gets it.
 		drop := func() {
 			if fbuf != nil {
 				putBuf(fbuf)
 			}
 			fc.release()
+			fc.handed()
 		}
 		if err != nil {
 			drop()
@@ -312,15 +311,16 @@ func (c *conn) readLoop() {
 			inf.frame = fc
 		}
 		c.enqueue(inf)
-		if !c.dispatch(a, inf, req) {
-			if reusable {
-				fc.release() // the buffer may still be referenced: not pooled
-			}
-			return
-		}
+		ok := c.dispatch(a, inf, req)
 		if reusable {
-			putBuf(fbuf)
+			if ok { // after a panic the buffer may still be referenced
+				putBuf(fbuf)
+			}
 			fc.release()
+		}
+		fc.handed()
+		if !ok {
+			return
 		}
 	}
 }

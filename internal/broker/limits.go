@@ -191,14 +191,17 @@ func (r *logLimiter) allow(now time.Time) (int, bool) {
 //     handlers never wait for a connection to read more, so they finish.
 //  2. growing a partly read frame: tryAcquire, else wait for the grow
 //     token. The token's holder reads the rest of its frame without
-//     waiting on the budget again (force), so it finishes (or its peer
-//     goes away) and hands the token on. Readers waiting for the token
-//     hold partial frames, but the token holder never waits for them.
+//     waiting on the budget again (force), runs its handler, and hands
+//     the token on when the handler returns (or its peer goes away).
+//     Readers waiting for the token hold partial frames, but the token
+//     holder never waits for them.
 //
-// The price is that the budget can be overdrawn by one frame at a time,
-// at most socket.request.max.bytes. A single frame larger than the whole
-// budget is still served: acquire lets a frame start whenever nothing is
-// charged, and its growth goes through the token.
+// The price is that the budget can be overdrawn by the token holder's
+// frame, at most socket.request.max.bytes, plus frames read with the
+// token whose handlers park them after returning (JoinGroup, SyncGroup:
+// small frames, released when they answer). A single frame larger than
+// the whole budget is still served: acquire lets a frame start whenever
+// nothing is charged, and its growth goes through the token.
 type reqBudget struct {
 	limit int64 // <= 0: unbounded, like Kafka's -1
 
@@ -297,7 +300,9 @@ func (b *reqBudget) takeToken(ctx context.Context) error {
 
 func (b *reqBudget) giveToken() { b.token <- struct{}{} }
 
-// frameCharge tracks one frame's claim on the budget while it is read.
+// frameCharge tracks one frame's claim on the budget. The reader owns it
+// (grow, handed) until the frame is handed over; release is then called
+// once, by the reader or, for frames a handler keeps, by inflight.reply.
 type frameCharge struct {
 	budget  *reqBudget
 	charged int64
@@ -331,18 +336,18 @@ func (f *frameCharge) grow(ctx context.Context, want int64) error {
 	return nil
 }
 
-// read ends the reading of the frame: the grow token, if held, goes to the
-// next reader. The charge stays until the frame is released.
-func (f *frameCharge) read() {
+// handed is called by the reader once the frame's handler has returned
+// (or the frame is dropped): the grow token, if held, goes to the next
+// reader. The charge stays until release.
+func (f *frameCharge) handed() {
 	if f.token {
 		f.token = false
 		f.budget.giveToken()
 	}
 }
 
-// release gives the frame's bytes back to the budget. It is idempotent.
+// release gives the frame's bytes back to the budget.
 func (f *frameCharge) release() {
-	f.read()
 	f.budget.release(f.charged)
 	f.charged = 0
 }
