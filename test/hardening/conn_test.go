@@ -653,3 +653,30 @@ func TestConnBigProduces(t *testing.T) {
 		})
 	}
 }
+
+// TestConnDenseCreateTopics: a 10 MB CreateTopics v4 frame that really
+// holds 625,000 (empty-named) topics, unlike the bombs above whose counts
+// lie. It decodes (kmsg: ~50 ms, ~47 MiB), so its cost is the handler's;
+// the test asserts the broker answers or closes and then serves others,
+// and reports CPU and RSS. The bound on it is the per-request partition
+// cap (gregor.max.partitions.per.request) applied before per-topic work.
+func TestConnDenseCreateTopics(t *testing.T) {
+	s := newServer(t)
+	s.start()
+	create := be.BigEndian.AppendUint16(nil, 19)
+	create = be.BigEndian.AppendUint16(create, 4)
+	create = be.BigEndian.AppendUint32(create, 1)
+	create = append(create, 0xff, 0xff)
+	n := (10_000_000 - 32) / 16
+	create = be.BigEndian.AppendUint32(create, uint32(n))
+	for i := 0; i < n; i++ {
+		// name "", 1 partition, replication 1, no assignments, no configs
+		create = append(create, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0)
+	}
+	create = append(create, 0, 0, 0x75, 0x30, 0) // timeout 30s, validate_only false
+	rss0, cpu0 := s.rss(), s.cpu()
+	connBomb(t, s.addr, withSize(create))
+	t.Logf("dense CreateTopics, %d topics in %d bytes: %v CPU, RSS %s → %s", n, len(create), s.cpu()-cpu0, mib(rss0), mib(s.rss()))
+	connAlive(t, s.addr)
+	s.stop()
+}
