@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -266,4 +267,75 @@ func TestIdleConnectionClosed(t *testing.T) {
 	if waited := time.Since(start); waited < time.Second {
 		t.Fatalf("long poll answered after %v; expected it to wait ~1.5s", waited)
 	}
+}
+
+// TestPipelineByteBound: a client that pipelines 1 MiB requests whose
+// handlers do not answer gets at most maxPipelinedBytes (plus the one
+// request always allowed) read ahead; once they are answered, the rest
+// are read and answered in order.
+func TestPipelineByteBound(t *testing.T) {
+	b := netStartBroker(t)
+	a := lookupAPI(3)
+	orig := a.handle
+	var started atomic.Int32
+	release := make(chan struct{})
+	a.handle = func(c *conn, inf *inflight, req kmsg.Request) {
+		started.Add(1)
+		go func() {
+			<-release
+			orig(c, inf, req)
+		}()
+	}
+	t.Cleanup(func() { a.handle = orig })
+
+	nc, err := net.Dial("tcp", b.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	// Metadata v1 with a topic list of ~1 MiB (names the broker will
+	// report as unknown).
+	req := kmsg.NewPtrMetadataRequest()
+	req.Version = 1
+	for i := 0; i < 1<<20/256; i++ {
+		name := fmt.Sprintf("%0250d", i)
+		mt := kmsg.NewMetadataRequestTopic()
+		mt.Topic = &name
+		req.Topics = append(req.Topics, mt)
+	}
+	const n = 40
+	go func() {
+		for i := int32(0); i < n; i++ {
+			if _, err := nc.Write(kmsg.NewRequestFormatter().AppendRequest(nil, req, i)); err != nil {
+				return
+			}
+		}
+	}()
+	time.Sleep(500 * time.Millisecond) // let the reader take what it may
+	got := started.Load()
+	t.Logf("%d of %d pipelined 1 MiB requests read while none was answered", got, n)
+	if got < 2 || int64(got) > maxPipelinedBytes/(1<<20)+1 {
+		t.Fatalf("%d requests of 1 MiB read ahead; bound is %d bytes", got, maxPipelinedBytes)
+	}
+	close(release)
+	_ = nc.SetReadDeadline(time.Now().Add(20 * time.Second))
+	for i := int32(0); i < n; i++ {
+		body, err := connResponse(nc)
+		if err != nil {
+			t.Fatalf("response %d: %v", i, err)
+		}
+		if corr := int32(binary.BigEndian.Uint32(body)); corr != i {
+			t.Fatalf("response %d has correlation id %d", i, corr)
+		}
+	}
+}
+
+func connResponse(nc net.Conn) ([]byte, error) {
+	var sz [4]byte
+	if _, err := io.ReadFull(nc, sz[:]); err != nil {
+		return nil, err
+	}
+	body := make([]byte, binary.BigEndian.Uint32(sz[:]))
+	_, err := io.ReadFull(nc, body)
+	return body, err
 }
