@@ -45,6 +45,11 @@ type Broker struct {
 	conns     map[*conn]struct{}
 	closed    bool
 
+	// Connection limits and the request-memory budget (limits.go), made
+	// on first use by netLimits.
+	netOnce sync.Once
+	net     *netLimits
+
 	wg sync.WaitGroup // accept loops, connections and background loops
 }
 
@@ -165,6 +170,8 @@ func (b *Broker) ClusterID() string { return b.clusterID }
 // Start opens the listeners and begins serving. A listener port of 0
 // picks a free port; if the advertised port is 0 too it follows.
 func (b *Broker) Start() error {
+	nl := b.netLimits()
+	b.log.Info("connection limits", "max_connections", nl.maxConns, "nofile", nl.nofile, "fds_for_logs", nl.forLogs, "queued.max.request.bytes", b.cfg.QueuedMaxRequestBytes)
 	for i, l := range b.cfg.Listeners {
 		_, hostport, err := config.ParseListener(l)
 		if err != nil {
@@ -207,6 +214,7 @@ func (b *Broker) AdvertisedAddr() string {
 
 func (b *Broker) acceptLoop(ln net.Listener) {
 	defer b.wg.Done()
+	nl := b.netLimits()
 	var delay time.Duration
 	for {
 		nc, err := ln.Accept()
@@ -225,11 +233,20 @@ func (b *Broker) acceptLoop(ln net.Listener) {
 			continue
 		}
 		delay = 0
+		// Over a limit, the newest connection is the one refused: closed
+		// before it costs more than its descriptor for a moment.
+		ip := ipOf(nc.RemoteAddr())
+		if ok, why, limit := nl.admit(ip); !ok {
+			nc.Close()
+			nl.refused(ip, why, limit)
+			continue
+		}
 		c := newConn(b, nc)
 		b.mu.Lock()
 		if b.closed {
 			b.mu.Unlock()
 			nc.Close()
+			nl.leave(ip)
 			return
 		}
 		b.conns[c] = struct{}{}
@@ -237,6 +254,7 @@ func (b *Broker) acceptLoop(ln net.Listener) {
 		b.wg.Add(1)
 		go func() {
 			defer b.wg.Done()
+			defer nl.leave(ip)
 			c.serve()
 			b.mu.Lock()
 			delete(b.conns, c)

@@ -10,12 +10,31 @@ import (
 // (a produce request) or an encoded fetch response; recycling them keeps
 // the garbage collector out of the request path. Classes are powers of two
 // from 4 KiB to 64 MiB; larger buffers are not pooled.
+//
+// Small classes (below 1 MiB) use a sync.Pool each. Large ones use one
+// shared free list that keeps at most maxRetained bytes: a sync.Pool
+// holds a buffer per P and drops everything after two garbage
+// collections, so a burst of large frames (or a client sending 10 MB
+// bombs) would be allocated again and again, with the garbage inflating
+// RSS, while a plain free list reuses them and bounds what stays resident
+// after the burst.
 const (
-	minBufClass = 12 // 4 KiB
-	maxBufClass = 26 // 64 MiB
+	minBufClass   = 12 // 4 KiB
+	minLargeClass = 20 // 1 MiB
+	maxBufClass   = 26 // 64 MiB
+
+	maxRetained = 32 << 20
 )
 
-var bufPools [maxBufClass + 1]sync.Pool
+var bufPools [minLargeClass]sync.Pool
+
+// large is the free list of the classes from minLargeClass up. mu is a
+// leaf lock.
+var large struct {
+	mu       sync.Mutex
+	free     [maxBufClass + 1][]*[]byte
+	retained int // bytes of capacity in free
+}
 
 func bufClass(n int) int {
 	if n <= 1<<minBufClass {
@@ -31,7 +50,18 @@ func getBuf(n int) *[]byte {
 		b := make([]byte, n)
 		return &b
 	}
-	if v := bufPools[c].Get(); v != nil {
+	if c >= minLargeClass {
+		large.mu.Lock()
+		if l := len(large.free[c]); l > 0 {
+			bp := large.free[c][l-1]
+			large.free[c] = large.free[c][:l-1]
+			large.retained -= cap(*bp)
+			large.mu.Unlock()
+			*bp = (*bp)[:n]
+			return bp
+		}
+		large.mu.Unlock()
+	} else if v := bufPools[c].Get(); v != nil {
 		bp := v.(*[]byte)
 		*bp = (*bp)[:n]
 		return bp
@@ -49,5 +79,16 @@ func putBuf(bp *[]byte) {
 		return // too small to matter, or too big to keep
 	}
 	*bp = (*bp)[:0]
-	bufPools[bits.Len(uint(c))-1].Put(bp)
+	class := bits.Len(uint(c)) - 1
+	if class < minLargeClass {
+		bufPools[class].Put(bp)
+		return
+	}
+	large.mu.Lock()
+	defer large.mu.Unlock()
+	if large.retained+c > maxRetained {
+		return // left to the garbage collector
+	}
+	large.free[class] = append(large.free[class], bp)
+	large.retained += c
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -35,7 +36,22 @@ type conn struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	stopOnce sync.Once
+	// Unanswered requests: queued by the reader, retired by the writer
+	// once their response is written or dropped. The reader stops reading
+	// while either bound (maxPipelined, maxPipelinedBytes) is reached and
+	// waits on answered, which the writer signals.
+	pendingN     atomic.Int32
+	pendingBytes atomic.Int64
+	answered     chan struct{} // capacity 1: "something was answered"
+	lastAnswer   atomic.Int64  // unix nanoseconds of the last response written
+
+	// idle is connections.max.idle.ms; 0 disables it. The read deadline
+	// carries it: armed when a frame starts, extended while requests are
+	// in flight (see idleReader). dlMu orders that against stopReading,
+	// whose deadline must win.
+	idle     time.Duration
+	dlMu     sync.Mutex
+	stopping bool // Requires dlMu.
 }
 
 // inflight is one request awaiting its response.
@@ -47,11 +63,22 @@ type inflight struct {
 	// release, if set before reply, runs once the response is encoded
 	// (or dropped), to recycle buffers the response points into.
 	release func()
+	// size is the request frame's length, counted against the
+	// connection's maxPipelinedBytes until the response is written.
+	size int64
+	// frame, if set, is the frame's queued.max.request.bytes charge, given
+	// back by reply: the handler is done with the request then. It is set
+	// for the APIs not in frameReusable; the reader releases the others
+	// itself as soon as their handler returns.
+	frame *frameCharge
 }
 
 // reply completes the request. Only the first call counts.
 func (f *inflight) reply(resp kmsg.Response) {
 	f.once.Do(func() {
+		if f.frame != nil {
+			f.frame.release()
+		}
 		f.resp = resp
 		close(f.done)
 	})
@@ -61,6 +88,12 @@ func (f *inflight) reply(resp kmsg.Response) {
 // that sends faster than the broker answers is held back by TCP.
 const maxPipelined = 64
 
+// maxPipelinedBytes bounds the request bytes read ahead of their
+// responses on one connection, so that one client cannot take the whole
+// queued.max.request.bytes budget by pipelining. A single request of any
+// size (up to socket.request.max.bytes) is always read.
+const maxPipelinedBytes = 16 << 20
+
 func newConn(b *Broker, nc net.Conn) *conn {
 	host := nc.RemoteAddr().String()
 	if h, _, err := net.SplitHostPort(host); err == nil {
@@ -68,20 +101,118 @@ func newConn(b *Broker, nc net.Conn) *conn {
 	}
 	ctx, cancel := context.WithCancel(b.ctx)
 	return &conn{
-		ctx:    ctx,
-		cancel: cancel,
-		b:      b,
-		nc:     nc,
-		log:    b.log.With("remote", nc.RemoteAddr().String()),
-		host:   "/" + host,
-		queue:  make(chan *inflight, maxPipelined),
+		ctx:      ctx,
+		cancel:   cancel,
+		b:        b,
+		nc:       nc,
+		log:      b.log.With("remote", nc.RemoteAddr().String()),
+		host:     "/" + host,
+		queue:    make(chan *inflight, maxPipelined),
+		answered: make(chan struct{}, 1),
+		idle:     time.Duration(max(b.cfg.ConnectionsMaxIdleMs, 0)) * time.Millisecond,
 	}
 }
 
 // stopReading makes the reader return at its next read, for shutdown.
 // Requests already read are still answered.
 func (c *conn) stopReading() {
-	c.stopOnce.Do(func() { _ = c.nc.SetReadDeadline(time.Now()) })
+	c.dlMu.Lock()
+	defer c.dlMu.Unlock()
+	c.stopping = true
+	_ = c.nc.SetReadDeadline(time.Now())
+}
+
+// armIdle starts the idle clock: the connection is closed if no complete
+// request arrives within connections.max.idle.ms (unless one is in flight
+// then; see idleReader).
+func (c *conn) armIdle() {
+	if c.idle <= 0 {
+		return
+	}
+	c.dlMu.Lock()
+	defer c.dlMu.Unlock()
+	if !c.stopping {
+		_ = c.nc.SetReadDeadline(time.Now().Add(c.idle))
+	}
+}
+
+// errIdle ends a connection that stayed idle for connections.max.idle.ms.
+var errIdle = errors.New("broker: connection idle longer than connections.max.idle.ms")
+
+// idleReader is the socket as the reader sees it. When the idle deadline
+// passes it decides: a connection with a request in flight (a long-poll
+// Fetch) or answered within the idle time is not idle, and the deadline
+// moves on; otherwise the read fails with errIdle. A shutdown deadline
+// (stopReading) is passed through.
+type idleReader struct{ c *conn }
+
+func (r idleReader) Read(p []byte) (int, error) {
+	for {
+		n, err := r.c.nc.Read(p)
+		if n > 0 || err == nil || !isTimeout(err) {
+			return n, err
+		}
+		if ok, stopping := r.c.extendIdle(); stopping {
+			return n, err
+		} else if !ok {
+			return n, errIdle
+		}
+	}
+}
+
+// extendIdle moves the idle deadline if the connection is not idle.
+func (c *conn) extendIdle() (extended, stopping bool) {
+	c.dlMu.Lock()
+	defer c.dlMu.Unlock()
+	if c.stopping || c.idle <= 0 {
+		return false, c.stopping
+	}
+	now := time.Now()
+	until := time.Unix(0, c.lastAnswer.Load()).Add(c.idle)
+	if c.pendingN.Load() > 0 {
+		until = now.Add(c.idle)
+	}
+	if !until.After(now) {
+		return false, false
+	}
+	_ = c.nc.SetReadDeadline(until)
+	return true, false
+}
+
+// enqueue hands a request to the writer, in arrival order.
+func (c *conn) enqueue(inf *inflight) {
+	c.pendingN.Add(1)
+	c.pendingBytes.Add(inf.size)
+	c.queue <- inf
+}
+
+// retire is the writer's last word on a request: it no longer counts
+// against the pipelining bounds.
+func (c *conn) retire(inf *inflight) {
+	c.lastAnswer.Store(time.Now().UnixNano())
+	c.pendingBytes.Add(-inf.size)
+	c.pendingN.Add(-1)
+	select {
+	case c.answered <- struct{}{}:
+	default:
+	}
+}
+
+// waitPipeline holds the reader back while the connection has as many
+// unanswered requests, or request bytes, as it may. It reports false if
+// the connection is ending.
+func (c *conn) waitPipeline() bool {
+	for {
+		n := c.pendingN.Load()
+		if n == 0 || (n < maxPipelined && c.pendingBytes.Load() < maxPipelinedBytes) {
+			return true
+		}
+		select {
+		case <-c.answered:
+		case <-c.ctx.Done():
+			return false
+		}
+	}
 }
 
 func (c *conn) serve() {
@@ -90,6 +221,7 @@ func (c *conn) serve() {
 		defer close(writerDone)
 		c.writeLoop()
 	}()
+	c.lastAnswer.Store(time.Now().UnixNano())
 	c.readLoop()
 	c.cancel()
 	close(c.queue)
@@ -104,49 +236,91 @@ func serves(key, version int16) bool {
 }
 
 func (c *conn) readLoop() {
-	br := bufio.NewReaderSize(c.nc, 32*1024)
+	br := bufio.NewReaderSize(idleReader{c}, 32*1024)
 	max := c.b.cfg.SocketRequestMaxBytes
+	budget := c.b.netLimits().budget
 	for {
+		if !c.waitPipeline() {
+			return
+		}
+		c.armIdle()
+		// The frame's buffer grows as its bytes arrive, from the pools,
+		// each growth charged to queued.max.request.bytes first.
 		var fbuf *[]byte
-		frame, err := wire.ReadFrame(br, max, func(n int) []byte {
-			fbuf = getBuf(n)
-			return *fbuf
-		})
-		if err != nil {
+		fc := &frameCharge{budget: budget}
+		frame, err := wire.ReadFrame(br, max, func(buf []byte, want int) ([]byte, error) {
+			start := time.Now()
+			if err := fc.grow(c.ctx, int64(want)); err != nil {
+				return nil, err
+			}
+			if time.Since(start) > time.Millisecond {
+				// Waiting for the budget is the broker's doing, not
+				// the client's: it does not count as idle time.
+				c.armIdle()
+			}
+			nb := getBuf(want)
+			*nb = append((*nb)[:0], buf...)
 			if fbuf != nil {
 				putBuf(fbuf)
 			}
+			fbuf = nb
+			return *nb, nil
+		})
+		// drop gives the frame back when no handler gets it.
+		drop := func() {
+			if fbuf != nil {
+				putBuf(fbuf)
+			}
+			fc.release()
+			fc.handed()
+		}
+		if err != nil {
+			drop()
 			c.logReadError(err)
 			return
 		}
 		hdr, req, err := wire.ParseRequest(frame, serves)
 		if err != nil {
+			drop()
 			c.log.Warn("closing connection: bad request", "err", err, "api", kmsg.NameForKey(hdr.Key), "api_key", hdr.Key, "api_version", hdr.Version, "client_id", hdr.ClientID)
 			return
 		}
 		a := lookupAPI(hdr.Key)
-		inf := &inflight{hdr: hdr, done: make(chan struct{})}
+		inf := &inflight{hdr: hdr, done: make(chan struct{}), size: int64(len(frame))}
 		switch {
 		case hdr.Key == 18 && (req == nil || hdr.Version > a.max):
 			// KIP-511: an ApiVersions version we do not serve gets a v0
 			// answer with UNSUPPORTED_VERSION and our ranges.
-			c.queue <- inf
+			drop()
+			c.enqueue(inf)
 			inf.reply(apiVersionsUnsupported())
 			continue
 		case a == nil || hdr.Version < a.min || hdr.Version > a.max:
+			drop()
 			c.log.Warn("closing connection: unsupported api version", "api", kmsg.NameForKey(hdr.Key), "api_key", hdr.Key, "api_version", hdr.Version, "client_id", hdr.ClientID)
 			return
 		}
-		c.queue <- inf
-		if !c.dispatch(a, inf, req) {
-			return
+		// kmsg aliases the frame for []byte fields. Handlers of the
+		// frameReusable APIs are done with the request when they return
+		// (Produce has copied the records into the log), so the frame is
+		// reused and its charge given back then; the others give the
+		// charge back when they reply, and leave the buffer to the
+		// garbage collector.
+		reusable := frameReusable[hdr.Key]
+		if !reusable {
+			inf.frame = fc
 		}
-		// kmsg aliases the frame for []byte fields. Handlers of these APIs
-		// are done with the request when they return (Produce has copied
-		// the records into the log), so the frame can be reused; the
-		// others keep it until the garbage collector takes it.
-		if frameReusable[hdr.Key] {
-			putBuf(fbuf)
+		c.enqueue(inf)
+		ok := c.dispatch(a, inf, req)
+		if reusable {
+			if ok { // after a panic the buffer may still be referenced
+				putBuf(fbuf)
+			}
+			fc.release()
+		}
+		fc.handed()
+		if !ok {
+			return
 		}
 	}
 }
@@ -161,6 +335,9 @@ func (c *conn) dispatch(a *api, inf *inflight, req kmsg.Request) (ok bool) {
 	defer func() {
 		if r := recover(); r != nil {
 			c.log.Error("handler panic; closing connection", "api", kmsg.NameForKey(inf.hdr.Key), "panic", r, "stack", string(debug.Stack()))
+			// Complete the slot so the writer does not wait for it
+			// forever; nothing is sent for it.
+			inf.reply(nil)
 			ok = false
 		}
 	}()
@@ -184,8 +361,10 @@ func (c *conn) goAsync(inf *inflight, fn func() kmsg.Response) {
 
 func (c *conn) logReadError(err error) {
 	switch {
-	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), isTimeout(err):
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), isTimeout(err), errors.Is(err, context.Canceled):
 		c.log.Debug("connection closed", "err", err)
+	case errors.Is(err, errIdle):
+		c.log.Debug("closing idle connection", "idle", c.idle)
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		c.log.Info("closing connection: truncated frame", "err", err)
 	case errors.Is(err, wire.ErrFrameTooLarge), errors.Is(err, wire.ErrFrameNegative), errors.Is(err, wire.ErrFrameTooSmall):
@@ -223,13 +402,16 @@ func (c *conn) writeLoop() {
 			if inf.release != nil {
 				inf.release()
 			}
+			c.retire(inf)
 			continue
 		}
 		buf := wire.AppendResponse((*bp)[:0], inf.hdr.CorrelationID, inf.resp)
 		if inf.release != nil {
 			inf.release()
 		}
-		if _, err := bw.Write(buf); err != nil {
+		_, err := bw.Write(buf)
+		c.retire(inf)
+		if err != nil {
 			c.log.Debug("write failed", "err", err)
 			broken = true
 			c.nc.Close()

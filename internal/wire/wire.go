@@ -41,10 +41,28 @@ var (
 // minHeader is api_key + api_version + correlation_id + client_id length.
 const minHeader = 2 + 2 + 4 + 2
 
-// ReadFrame reads one size-prefixed frame. The size is checked against max
-// before anything is allocated, so a hostile length costs nothing. alloc
-// returns a buffer of exactly n bytes (nil means make).
-func ReadFrame(r io.Reader, max int, alloc func(n int) []byte) ([]byte, error) {
+// FirstChunk is the most a frame's buffer holds before any of its body
+// has arrived. Larger frames grow as their bytes come in, so a header that
+// announces 100 MiB and then trickles costs this much, not 100 MiB.
+const FirstChunk = 64 << 10
+
+// growFactor is how much a frame's buffer grows each time it fills. A
+// frame of n bytes is copied less than n/3 bytes in total while growing,
+// and never holds more than growFactor times what has arrived.
+const growFactor = 4
+
+// Grow returns a buffer that holds buf's bytes (len(buf) of them) and has
+// room for at least want bytes. ReadFrame calls it first with buf nil and
+// then each time the buffer is full; want never exceeds the frame's
+// length. An error ends the read and is returned by ReadFrame. Grow may
+// block (the broker waits here for its request-memory budget).
+type Grow func(buf []byte, want int) ([]byte, error)
+
+// ReadFrame reads one size-prefixed frame and returns its body. The size
+// is checked against max before anything is allocated, so a hostile length
+// costs nothing, and the buffer then grows with the bytes that actually
+// arrive (FirstChunk, then by growFactor). grow nil means plain make.
+func ReadFrame(r io.Reader, max int, grow Grow) ([]byte, error) {
 	var sz [4]byte
 	if _, err := io.ReadFull(r, sz[:]); err != nil {
 		return nil, err
@@ -58,19 +76,34 @@ func ReadFrame(r io.Reader, max int, alloc func(n int) []byte) ([]byte, error) {
 	case n < minHeader:
 		return nil, fmt.Errorf("%w: %d bytes", ErrFrameTooSmall, n)
 	}
-	var buf []byte
-	if alloc != nil {
-		buf = alloc(int(n))
-	} else {
-		buf = make([]byte, n)
+	if grow == nil {
+		grow = growMake
 	}
-	if _, err := io.ReadFull(r, buf); err != nil {
-		if errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
+	size := int(n)
+	buf, err := grow(nil, min(size, FirstChunk))
+	for err == nil {
+		end := min(size, cap(buf))
+		var m int
+		m, err = io.ReadFull(r, buf[len(buf):end])
+		buf = buf[:len(buf)+m]
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			break
 		}
-		return nil, err
+		if len(buf) == size {
+			return buf, nil
+		}
+		buf, err = grow(buf, min(size, growFactor*len(buf)))
 	}
-	return buf, nil
+	return nil, err
+}
+
+func growMake(buf []byte, want int) ([]byte, error) {
+	nb := make([]byte, len(buf), want)
+	copy(nb, buf)
+	return nb, nil
 }
 
 // RequestHeader is a parsed request header.

@@ -31,9 +31,9 @@ func TestReadFrameLimits(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			allocated := false
-			_, err := ReadFrame(bytes.NewReader(tt.in), 1<<20, func(n int) []byte {
+			_, err := ReadFrame(bytes.NewReader(tt.in), 1<<20, func(buf []byte, want int) ([]byte, error) {
 				allocated = true
-				return make([]byte, n)
+				return growMake(buf, want)
 			})
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("err = %v, want %v", err, tt.want)
@@ -43,6 +43,61 @@ func TestReadFrameLimits(t *testing.T) {
 			}
 		})
 	}
+}
+
+// trickle is a reader that hands out at most step bytes per Read, like a
+// slow peer, and records how many bytes it has given.
+type trickle struct {
+	src  []byte
+	step int
+	read int
+}
+
+func (r *trickle) Read(p []byte) (int, error) {
+	if r.read == len(r.src) {
+		return 0, io.EOF
+	}
+	n := copy(p[:min(len(p), r.step)], r.src[r.read:])
+	r.read += n
+	return n, nil
+}
+
+// TestReadFrameGrowsWithArrivals checks the slowloris bound: the buffer
+// for a frame that announces 10 MiB holds no more than FirstChunk until
+// the body actually arrives, and never more than growFactor times what
+// has arrived; the frame read in the end is byte for byte what was sent.
+func TestReadFrameGrowsWithArrivals(t *testing.T) {
+	const size = 10 << 20
+	body := make([]byte, size)
+	for i := range body {
+		body[i] = byte(i * 7)
+	}
+	in := append(binary.BigEndian.AppendUint32(nil, size), body...)
+
+	// Only the header and 10 bytes: the buffer stays at FirstChunk.
+	short := &trickle{src: in[:14], step: 1}
+	var maxWant int
+	_, err := ReadFrame(short, size, func(buf []byte, want int) ([]byte, error) {
+		maxWant = max(maxWant, want)
+		return growMake(buf, want)
+	})
+	if !errors.Is(err, io.ErrUnexpectedEOF) || maxWant != FirstChunk {
+		t.Fatalf("truncated 10 MiB frame: err %v, largest buffer %d, want %d", err, maxWant, FirstChunk)
+	}
+
+	r := &trickle{src: in, step: 100 << 10}
+	grows := 0
+	got, err := ReadFrame(r, size, func(buf []byte, want int) ([]byte, error) {
+		grows++
+		if arrived := r.read - 4; want > FirstChunk && want > growFactor*arrived {
+			t.Fatalf("asked for %d bytes with only %d arrived", want, arrived)
+		}
+		return growMake(buf, want)
+	})
+	if err != nil || !bytes.Equal(got, body) {
+		t.Fatalf("err %v, frame equal %v", err, bytes.Equal(got, body))
+	}
+	t.Logf("10 MiB frame read with %d buffer sizes", grows)
 }
 
 func TestParseRequestRoundTrip(t *testing.T) {
@@ -153,7 +208,7 @@ func BenchmarkParseProduceRequest(b *testing.B) {
 	b.SetBytes(int64(len(frame)))
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		body, err := ReadFrame(bytes.NewReader(frame), 1<<20, func(int) []byte { return buf[:len(frame)-4] })
+		body, err := ReadFrame(bytes.NewReader(frame), 1<<20, func(_ []byte, want int) ([]byte, error) { return buf[:0:want], nil })
 		if err != nil {
 			b.Fatal(err)
 		}
