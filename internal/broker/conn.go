@@ -66,19 +66,11 @@ type inflight struct {
 	// size is the request frame's length, counted against the
 	// connection's maxPipelinedBytes until the response is written.
 	size int64
-	// frame, if set, is the frame's queued.max.request.bytes charge, given
-	// back by reply: the handler is done with the request then. It is set
-	// for the APIs not in frameReusable; the reader releases the others
-	// itself as soon as their handler returns.
-	frame *frameCharge
 }
 
 // reply completes the request. Only the first call counts.
 func (f *inflight) reply(resp kmsg.Response) {
 	f.once.Do(func() {
-		if f.frame != nil {
-			f.frame.release()
-		}
 		f.resp = resp
 		close(f.done)
 	})
@@ -303,21 +295,22 @@ func (c *conn) readLoop() {
 		// kmsg aliases the frame for []byte fields. Handlers of the
 		// frameReusable APIs are done with the request when they return
 		// (Produce has copied the records into the log), so the frame is
-		// reused and its charge given back then; the others give the
-		// charge back when they reply, and leave the buffer to the
-		// garbage collector.
-		reusable := frameReusable[hdr.Key]
-		if !reusable {
-			inf.frame = fc
-		}
+		// reused then; the others leave it to the garbage collector.
+		//
+		// Either way the queued.max.request.bytes charge is given back
+		// when the handler returns, as Kafka releases a request's memory
+		// pool bytes: a handler that parks (a JoinGroup waiting for its
+		// rebalance, a long poll) must not hold the broker-wide budget
+		// for minutes, or a few parked clients could stall every other
+		// connection's reads. What parked requests keep is bounded per
+		// connection by the pipelining bounds, which count until the
+		// response is written.
 		c.enqueue(inf)
 		ok := c.dispatch(a, inf, req)
-		if reusable {
-			if ok { // after a panic the buffer may still be referenced
-				putBuf(fbuf)
-			}
-			fc.release()
+		if frameReusable[hdr.Key] && ok { // after a panic the buffer may still be referenced
+			putBuf(fbuf)
 		}
+		fc.release()
 		fc.handed()
 		if !ok {
 			return

@@ -339,3 +339,44 @@ func connResponse(nc net.Conn) ([]byte, error) {
 	_, err := io.ReadFull(nc, body)
 	return body, err
 }
+
+// TestParkedRequestsDoNotHoldTheBudget: JoinGroups that park for their
+// rebalance (here a 5 s initial delay) give their queued.max.request.bytes
+// back when the handler returns, as Kafka releases request memory: with a
+// 1 MiB budget, four parked 512 KiB joins must not stall another client.
+func TestParkedRequestsDoNotHoldTheBudget(t *testing.T) {
+	b := netStartBroker(t, "queued.max.request.bytes=1048576", "group.initial.rebalance.delay.ms=5000")
+	addr := b.Addr().String()
+	for i := 0; i < 4; i++ {
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		req := kmsg.NewPtrJoinGroupRequest()
+		req.Version = 3 // no KIP-394 round trip: the join parks at once
+		req.Group = "parked"
+		req.SessionTimeoutMillis, req.RebalanceTimeoutMillis = 30000, 30000
+		req.ProtocolType = "consumer"
+		p := kmsg.NewJoinGroupRequestProtocol()
+		p.Name, p.Metadata = "range", make([]byte, 512<<10)
+		req.Protocols = []kmsg.JoinGroupRequestProtocol{p}
+		frame := kmsg.NewRequestFormatter(kmsg.FormatterClientID("parker")).AppendRequest(nil, req, 1)
+		if _, err := nc.Write(frame); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // the joins are read and parked
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	start := time.Now()
+	if err := netRoundTrip(nc, 7); err != nil {
+		t.Fatalf("another client was not served while joins were parked: %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("another client waited %v behind parked joins", d)
+	}
+}
