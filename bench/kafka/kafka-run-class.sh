@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Run one Kafka class with the cached 4.1 classpath, like Kafka's own
+# Run one Kafka class with the cached 4.4 classpath, like Kafka's own
 # bin/kafka-run-class.sh but without a distribution.
 #
 #   bench/kafka/kafka-run-class.sh CLASS [ARGS...]
 #   bench/kafka/kafka-run-class.sh org.apache.kafka.tools.TopicCommand \
 #       --bootstrap-server 127.0.0.1:19092 --list
 #
-# Classes checked present in 4.1.2:
+# Classes checked present in 4.4.0:
 #   org.apache.kafka.tools.TopicCommand
 #   org.apache.kafka.tools.ConsoleProducer
 #   org.apache.kafka.tools.consumer.ConsoleConsumer
@@ -14,6 +14,11 @@
 #   org.apache.kafka.tools.ProducerPerformance
 #   org.apache.kafka.tools.ConsumerPerformance
 #   org.apache.kafka.tools.EndToEndLatency
+#   org.apache.kafka.tools.ConfigCommand
+#   org.apache.kafka.tools.MetadataQuorumCommand
+#   org.apache.kafka.tools.ClusterTool
+#   org.apache.kafka.tools.LeaderElectionCommand
+#   org.apache.kafka.tools.reassign.ReassignPartitionsCommand
 #   kafka.tools.StorageTool                      (format, random-uuid)
 #
 # Environment: KAFKA_TOOL_HEAP (default -Xmx512m), KAFKA_TOOL_OPTS (more JVM

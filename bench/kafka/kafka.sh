@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A single-node Apache Kafka 4.1 (KRaft, broker and controller in one JVM,
+# A single-node Apache Kafka 4.4 (KRaft, broker and controller in one JVM,
 # node.id=1) on 127.0.0.1, for compatibility checks and side-by-side
 # benchmarks with Gregor. Jars come from Maven Central through fetch.sh.
 #

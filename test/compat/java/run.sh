@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Apache Kafka's own command-line tools and Java client (4.1) against a broker.
+# Apache Kafka's own command-line tools and Java client (4.4) against a broker.
 #
 #   BOOTSTRAP=127.0.0.1:9092 bash test/compat/java/run.sh     # a running broker
 #   GREGOR_BIN=/tmp/gregor bash test/compat/java/run.sh       # start one here
@@ -212,8 +212,8 @@ end_offsets() {
 # console_produce TOPIC < lines: keyed records, "key:value" per line.
 console_produce() {
 	tool org.apache.kafka.tools.ConsoleProducer --bootstrap-server "$BOOTSTRAP" --topic "$1" \
-		--property parse.key=true --property key.separator=: \
-		--producer-property acks=all
+		--reader-property parse.key=true --reader-property key.separator=: \
+		--command-property acks=all
 }
 
 # console_consume TOPIC N [ARGS...]: N records as "key:value" lines.
@@ -222,7 +222,7 @@ console_consume() {
 	shift 2
 	tool org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server "$BOOTSTRAP" --topic "$t" \
 		--max-messages "$n" --timeout-ms 20000 \
-		--property print.key=true --property key.separator=: "$@"
+		--formatter-property print.key=true --formatter-property key.separator=: "$@"
 }
 
 # keyed_lines N [FIRST]: "key:value" lines with a few awkward values — a
@@ -356,20 +356,20 @@ PY
 T_ALTER=$(topic alter-configs)
 
 topic_overrides() {
-	tool kafka.admin.ConfigCommand --bootstrap-server "$BOOTSTRAP" --describe \
+	tool org.apache.kafka.tools.ConfigCommand --bootstrap-server "$BOOTSTRAP" --describe \
 		--entity-type topics --entity-name "$T_ALTER"
 }
 
 check_configs_alter() {
 	local out
 	topics --create --topic "$T_ALTER" --partitions 1 --replication-factor 1 >/dev/null || fail "create $T_ALTER failed"
-	out=$(tool kafka.admin.ConfigCommand --bootstrap-server "$BOOTSTRAP" --alter --entity-type topics \
+	out=$(tool org.apache.kafka.tools.ConfigCommand --bootstrap-server "$BOOTSTRAP" --alter --entity-type topics \
 		--entity-name "$T_ALTER" --add-config retention.ms=7200000,segment.bytes=16777216) || fail "--alter --add-config failed"
 	expect_same "--alter output" "Completed updating config for topic $T_ALTER." "$out"
 	out=$(topic_overrides) || fail "--describe failed"
 	grep -q "retention.ms=7200000 sensitive=false" <<<"$out" || fail "--describe lacks retention.ms=7200000: $out"
 	grep -q "segment.bytes=16777216 sensitive=false" <<<"$out" || fail "--describe lacks segment.bytes=16777216: $out"
-	tool kafka.admin.ConfigCommand --bootstrap-server "$BOOTSTRAP" --alter --entity-type topics \
+	tool org.apache.kafka.tools.ConfigCommand --bootstrap-server "$BOOTSTRAP" --alter --entity-type topics \
 		--entity-name "$T_ALTER" --delete-config retention.ms >/dev/null || fail "--alter --delete-config failed"
 	out=$(topic_overrides) || fail "--describe failed"
 	! grep -q "retention.ms=" <<<"$out" || fail "retention.ms still set after --delete-config: $out"
