@@ -91,6 +91,21 @@ type Config struct {
 	// MaxPartitions is gregor.max.partitions, the broker-wide partition cap;
 	// 0 derives it from the file descriptor limit.
 	MaxPartitions int32
+	// KRaft: the cluster's roles and quorum, Kafka's property names.
+	ProcessRoles []string // process.roles: "broker", "controller" or both (default both)
+	// QuorumVoters is controller.quorum.voters (id@host:port,...): the
+	// static voter set. Empty with process.roles including controller
+	// means this node alone, the zero-configuration cluster of one.
+	QuorumVoters            []Voter
+	QuorumBootstrapServers  []string          // controller.quorum.bootstrap.servers
+	ControllerListenerNames []string          // controller.listener.names
+	InterBrokerListenerName string            // inter.broker.listener.name
+	SecurityProtocolMap     map[string]string // listener.security.protocol.map, NAME → protocol
+	BrokerRack              string            // broker.rack
+	BrokerHeartbeatMs       int64             // broker.heartbeat.interval.ms
+	BrokerSessionTimeoutMs  int64             // broker.session.timeout.ms
+	MetadataLogDir          string            // metadata.log.dir (default: the first log dir)
+
 	// RecoveryAcceptGaps is gregor.recovery.accept.gaps: partitions
 	// ("topic-N", or "*" for all) whose recovery may drop a hole in the
 	// log (missing or short middle segment) instead of refusing to serve.
@@ -101,6 +116,56 @@ type Config struct {
 	Raw map[string]string
 	// Sources records where each property in Raw came from.
 	Sources map[string]Source
+}
+
+// Voter is one entry of controller.quorum.voters.
+type Voter struct {
+	ID   int32
+	Host string
+	Port int
+}
+
+// Addr is host:port.
+func (v Voter) Addr() string { return net.JoinHostPort(v.Host, strconv.Itoa(v.Port)) }
+
+// HasRole reports whether process.roles includes role.
+func (c *Config) HasRole(role string) bool {
+	for _, r := range c.ProcessRoles {
+		if r == role {
+			return true
+		}
+	}
+	return false
+}
+
+// ListenerProtocol is the security protocol of a listener name, from
+// listener.security.protocol.map; "" if the name is not mapped.
+func (c *Config) ListenerProtocol(name string) string {
+	return c.SecurityProtocolMap[strings.ToUpper(name)]
+}
+
+// parseVoters parses controller.quorum.voters: "1@host:9093,2@[::1]:9093".
+func parseVoters(s string) ([]Voter, error) {
+	var out []Voter
+	seen := map[int32]bool{}
+	for _, part := range splitList(s) {
+		id, addr, ok := strings.Cut(part, "@")
+		n, err := strconv.ParseInt(id, 10, 32)
+		if !ok || err != nil || n < 0 {
+			return nil, fmt.Errorf("controller.quorum.voters: %q is not id@host:port", part)
+		}
+		host, port, err := net.SplitHostPort(addr)
+		p, perr := strconv.Atoi(port)
+		if err != nil || perr != nil || p <= 0 || p > 65535 || host == "" {
+			return nil, fmt.Errorf("controller.quorum.voters: %q is not id@host:port", part)
+		}
+		if seen[int32(n)] {
+			return nil, fmt.Errorf("controller.quorum.voters: voter %d is listed twice", n)
+		}
+		seen[int32(n)] = true
+		out = append(out, Voter{ID: int32(n), Host: host, Port: p})
+	}
+	return out, nil
 }
 
 // Source tells where a property value came from.
@@ -156,6 +221,18 @@ var defaults = map[string]string{
 	"gregor.max.partitions.per.request":   "10000",
 	"gregor.max.partitions":               "0",
 	"gregor.recovery.accept.gaps":         "",
+	// Zero configuration is a combined broker and controller, a cluster
+	// of one; Kafka has no default for process.roles.
+	"process.roles":                       "broker,controller",
+	"controller.quorum.voters":            "",
+	"controller.quorum.bootstrap.servers": "",
+	"controller.listener.names":           "CONTROLLER",
+	"inter.broker.listener.name":          "",
+	"listener.security.protocol.map":      "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
+	"broker.rack":                         "",
+	"broker.heartbeat.interval.ms":        "2000",
+	"broker.session.timeout.ms":           "9000",
+	"metadata.log.dir":                    "",
 }
 
 // Defaults returns a copy of the built-in default properties.
@@ -388,6 +465,31 @@ func (l *Loader) Resolve() (*Config, error) {
 	c.MaxPartitionsPerReq = int32(geti("gregor.max.partitions.per.request"))
 	c.MaxPartitions = int32(geti("gregor.max.partitions"))
 	c.RecoveryAcceptGaps = splitList(p["gregor.recovery.accept.gaps"])
+	for _, r := range splitList(p["process.roles"]) {
+		c.ProcessRoles = append(c.ProcessRoles, strings.ToLower(r))
+	}
+	var err error
+	if c.QuorumVoters, err = parseVoters(p["controller.quorum.voters"]); err != nil {
+		errs = append(errs, err)
+	}
+	c.QuorumBootstrapServers = splitList(p["controller.quorum.bootstrap.servers"])
+	for _, n := range splitList(p["controller.listener.names"]) {
+		c.ControllerListenerNames = append(c.ControllerListenerNames, strings.ToUpper(n))
+	}
+	c.InterBrokerListenerName = strings.ToUpper(strings.TrimSpace(p["inter.broker.listener.name"]))
+	c.SecurityProtocolMap = map[string]string{}
+	for _, kv := range splitList(p["listener.security.protocol.map"]) {
+		name, proto, ok := strings.Cut(kv, ":")
+		if !ok || strings.TrimSpace(name) == "" || strings.TrimSpace(proto) == "" {
+			errs = append(errs, fmt.Errorf("listener.security.protocol.map: %q is not NAME:PROTOCOL", kv))
+			continue
+		}
+		c.SecurityProtocolMap[strings.ToUpper(strings.TrimSpace(name))] = strings.ToUpper(strings.TrimSpace(proto))
+	}
+	c.BrokerRack = strings.TrimSpace(p["broker.rack"])
+	c.BrokerHeartbeatMs = geti("broker.heartbeat.interval.ms")
+	c.BrokerSessionTimeoutMs = geti("broker.session.timeout.ms")
+	c.MetadataLogDir = strings.TrimSpace(p["metadata.log.dir"])
 
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
@@ -417,10 +519,20 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("listeners must name at least one listener"))
 	}
 	for _, l := range append(append([]string{}, c.Listeners...), c.AdvertisedListeners...) {
-		if _, _, err := ParseListener(l); err != nil {
+		name, _, err := ParseListener(l)
+		if err != nil {
 			errs = append(errs, err)
+			continue
+		}
+		switch proto := c.ListenerProtocol(name); proto {
+		case "PLAINTEXT":
+		case "":
+			errs = append(errs, fmt.Errorf("listener %q: %s is not in listener.security.protocol.map", l, name))
+		default:
+			errs = append(errs, fmt.Errorf("listener %q: security protocol %s is not supported yet (only PLAINTEXT)", l, proto))
 		}
 	}
+	errs = append(errs, c.validateRoles()...)
 	if len(c.LogDirs) == 0 {
 		errs = append(errs, errors.New("log.dirs must name a directory"))
 	}
@@ -473,8 +585,44 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// ParseListener splits "PLAINTEXT://host:port" into its name and address.
-// Only PLAINTEXT listeners are served for now.
+// validateRoles checks process.roles against the quorum settings, with
+// Kafka's rules.
+func (c *Config) validateRoles() []error {
+	var errs []error
+	if len(c.ProcessRoles) == 0 {
+		return append(errs, errors.New("process.roles must be broker, controller or both"))
+	}
+	for _, r := range c.ProcessRoles {
+		if r != "broker" && r != "controller" {
+			errs = append(errs, fmt.Errorf("process.roles: %q is not broker or controller", r))
+		}
+	}
+	inVoters := false
+	for _, v := range c.QuorumVoters {
+		if v.ID == c.NodeID {
+			inVoters = true
+		}
+	}
+	switch {
+	case c.HasRole("controller") && len(c.QuorumVoters) > 0 && !inVoters:
+		errs = append(errs, fmt.Errorf("node.id %d has the controller role but is not in controller.quorum.voters", c.NodeID))
+	case !c.HasRole("controller") && inVoters:
+		errs = append(errs, fmt.Errorf("node.id %d is in controller.quorum.voters but process.roles has no controller", c.NodeID))
+	case !c.HasRole("controller") && len(c.QuorumVoters) == 0 && len(c.QuorumBootstrapServers) == 0:
+		errs = append(errs, errors.New("a broker-only node needs controller.quorum.voters or controller.quorum.bootstrap.servers"))
+	}
+	if c.HasRole("controller") && len(c.ControllerListenerNames) == 0 {
+		errs = append(errs, errors.New("controller.listener.names must name a listener when process.roles includes controller"))
+	}
+	if c.BrokerHeartbeatMs <= 0 || c.BrokerSessionTimeoutMs <= c.BrokerHeartbeatMs {
+		errs = append(errs, errors.New("broker.session.timeout.ms must be larger than broker.heartbeat.interval.ms, which must be > 0"))
+	}
+	return errs
+}
+
+// ParseListener splits "NAME://host:port" into its upper-cased name and
+// address. Which security protocol the name means comes from
+// listener.security.protocol.map (Config.ListenerProtocol).
 func ParseListener(s string) (name, hostport string, err error) {
 	u, err := url.Parse(s)
 	if err != nil || u.Scheme == "" || u.Host == "" {
@@ -483,11 +631,7 @@ func ParseListener(s string) (name, hostport string, err error) {
 	if _, _, err := net.SplitHostPort(u.Host); err != nil {
 		return "", "", fmt.Errorf("config: listener %q: %w", s, err)
 	}
-	name = strings.ToUpper(u.Scheme)
-	if name != "PLAINTEXT" {
-		return "", "", fmt.Errorf("config: listener %q: only PLAINTEXT is supported", s)
-	}
-	return name, u.Host, nil
+	return strings.ToUpper(u.Scheme), u.Host, nil
 }
 
 // SortedKeys returns Raw's keys in order, for stable output.

@@ -119,3 +119,56 @@ func TestLimitProperties(t *testing.T) {
 		t.Error("an override without a count was accepted")
 	}
 }
+
+func TestKRaftProperties(t *testing.T) {
+	l := NewLoader()
+	l.Set("process.roles", "broker,controller", SourceFile)
+	l.Set("node.id", "2", SourceFile)
+	l.Set("controller.quorum.voters", "1@127.0.0.1:19093, 2@127.0.0.1:29093,3@[::1]:39093", SourceFile)
+	l.Set("listeners", "PLAINTEXT://127.0.0.1:29092,CONTROLLER://127.0.0.1:29093", SourceFile)
+	l.Set("broker.rack", "r2", SourceFile)
+	c, err := l.Resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.QuorumVoters) != 3 || c.QuorumVoters[2] != (Voter{ID: 3, Host: "::1", Port: 39093}) || c.QuorumVoters[2].Addr() != "[::1]:39093" {
+		t.Fatalf("voters: %+v", c.QuorumVoters)
+	}
+	if !c.HasRole("broker") || !c.HasRole("controller") || c.BrokerRack != "r2" || c.ListenerProtocol("controller") != "PLAINTEXT" {
+		t.Fatalf("roles %v rack %q", c.ProcessRoles, c.BrokerRack)
+	}
+	if c.BrokerHeartbeatMs != 2000 || c.BrokerSessionTimeoutMs != 9000 {
+		t.Fatalf("heartbeat %d session %d", c.BrokerHeartbeatMs, c.BrokerSessionTimeoutMs)
+	}
+	for _, bad := range []map[string]string{
+		{"node.id": "4"}, // a controller not among the voters
+		{"process.roles": "broker", "node.id": "1"},                                 // a voter without the controller role
+		{"process.roles": "broker", "controller.quorum.voters": "", "node.id": "4"}, // a broker with no way to the quorum
+		{"process.roles": "gateway"},
+		{"controller.quorum.voters": "1@nohostport"},
+		{"controller.quorum.voters": "1@h:1,1@h:2"},
+		{"listeners": "SSL://127.0.0.1:9093"},
+		{"listeners": "INTERNAL://127.0.0.1:9093"},
+		{"broker.session.timeout.ms": "1000"},
+	} {
+		l := NewLoader()
+		l.Set("controller.quorum.voters", "1@127.0.0.1:19093", SourceFile)
+		for k, v := range bad {
+			l.Set(k, v, SourceFlag)
+		}
+		if _, err := l.Resolve(); err == nil {
+			t.Errorf("accepted %v", bad)
+		}
+	}
+	// Zero configuration stays valid: a combined node, alone in its quorum.
+	if c := DefaultConfig(); !c.HasRole("controller") || len(c.QuorumVoters) != 0 {
+		t.Fatalf("default roles %v voters %v", c.ProcessRoles, c.QuorumVoters)
+	}
+	// A mapped custom listener name is accepted.
+	l = NewLoader()
+	l.Set("listeners", "INTERNAL://127.0.0.1:9093", SourceFile)
+	l.Set("listener.security.protocol.map", "INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT", SourceFile)
+	if _, err := l.Resolve(); err != nil {
+		t.Fatal(err)
+	}
+}
