@@ -9,6 +9,12 @@ package broker
 // (none: offset -1). Any other timestamp finds the first record whose
 // timestamp is at or after it; none gives offset -1, timestamp -1.
 //
+// Nothing at or above the high watermark is ever answered, as Kafka does
+// for consumers: -1 is the HW (with gregor.durability=fsync the fsynced
+// offset), and a timestamp lookup (or -3) that lands at or above the HW
+// finds nothing (offset -1). A partition of an offline log dir answers
+// KAFKA_STORAGE_ERROR.
+//
 // v0 answers in old_style_offsets, a list holding the one offset.
 
 import (
@@ -36,15 +42,17 @@ func handleListOffsets(c *conn, v int16, req *kmsg.ListOffsetsRequest) *kmsg.Lis
 				st.Partitions = append(st.Partitions, sp)
 				continue
 			}
-			var err error
-			switch rp.Timestamp {
-			case -1:
-				sp.Offset = l.HighWatermark()
-			case -2, -4:
+			err := l.Err()
+			hw := l.HighWatermark()
+			switch {
+			case err != nil:
+			case rp.Timestamp == -1:
+				sp.Offset = hw
+			case rp.Timestamp == -2 || rp.Timestamp == -4:
 				sp.Offset = l.LogStartOffset()
-			case -3:
+			case rp.Timestamp == -3:
 				sp.Offset, sp.Timestamp, err = l.MaxTimestamp()
-			case -5:
+			case rp.Timestamp == -5:
 			default:
 				var found bool
 				var off, ts int64
@@ -52,6 +60,9 @@ func handleListOffsets(c *conn, v int16, req *kmsg.ListOffsetsRequest) *kmsg.Lis
 				if found {
 					sp.Offset, sp.Timestamp = off, ts
 				}
+			}
+			if (rp.Timestamp >= 0 || rp.Timestamp == -3) && sp.Offset >= hw {
+				sp.Offset, sp.Timestamp = -1, -1 // not visible yet
 			}
 			if err != nil {
 				sp.ErrorCode = errCode(err)

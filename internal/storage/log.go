@@ -113,7 +113,7 @@ type Log struct {
 
 	notifyMu sync.Mutex
 	notify   chan struct{}
-	readers  []chan struct{} // parked fetches (Watch); notifyMu
+	readers  []Waker // parked fetches (Watch); notifyMu
 
 	syncQueued atomic.Bool // an fsync round for this log is requested (requestSync)
 }

@@ -32,21 +32,30 @@ func (l *Log) hwBound(i int, size, hw int64) int64 {
 	return -1
 }
 
-// Watch parks a reader: ch gets a (non-blocking) send whenever the high
-// watermark of this log may have advanced, the log closes or the log dir
-// fails. ch should have a buffer of 1; one channel can watch many logs, so
-// a long poll over many partitions needs no goroutine per partition. Call
-// Unwatch when done.
-func (l *Log) Watch(ch chan struct{}) {
+// Waker is a parked reader of one or more logs (a long-polling fetch).
+type Waker interface {
+	// Wake reports that l's high watermark may have advanced, or that l
+	// closed or its log dir failed. It runs on the goroutine that changed
+	// the log, under the log's notifyMu: it must be quick and must not
+	// call back into the log.
+	Wake(l *Log)
+}
+
+// Watch parks a reader: w.Wake(l) is called whenever the high watermark of
+// this log may have advanced, the log closes or the log dir fails. One
+// Waker can watch many logs, so a long poll over many partitions needs no
+// goroutine per partition, and an append wakes only the readers of its
+// own log. Call Unwatch when done; no Wake call starts after it returns.
+func (l *Log) Watch(w Waker) {
 	l.notifyMu.Lock()
-	l.readers = append(l.readers, ch)
+	l.readers = append(l.readers, w)
 	l.notifyMu.Unlock()
 }
 
 // Unwatch removes a reader added by Watch.
-func (l *Log) Unwatch(ch chan struct{}) {
+func (l *Log) Unwatch(w Waker) {
 	l.notifyMu.Lock()
-	if i := slices.Index(l.readers, ch); i >= 0 {
+	if i := slices.Index(l.readers, w); i >= 0 {
 		last := len(l.readers) - 1
 		l.readers[i] = l.readers[last]
 		l.readers[last] = nil
@@ -55,14 +64,11 @@ func (l *Log) Unwatch(ch chan struct{}) {
 	l.notifyMu.Unlock()
 }
 
-// wakeReaders signals every parked reader of this log.
+// wakeReaders tells every parked reader of this log.
 func (l *Log) wakeReaders() {
 	l.notifyMu.Lock()
-	for _, ch := range l.readers {
-		select {
-		case ch <- struct{}{}:
-		default: // already signalled; the reader will re-read everything
-		}
+	for _, w := range l.readers {
+		w.Wake(l)
 	}
 	l.notifyMu.Unlock()
 }

@@ -65,7 +65,17 @@ func (f *gateFile) Sync() error {
 	return f.File.Sync()
 }
 
-func waitSignal(t *testing.T, ch chan struct{}, what string) {
+// chanWaker is a Waker that signals a channel.
+type chanWaker chan struct{}
+
+func (c chanWaker) Wake(*Log) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+func waitSignal(t *testing.T, ch chanWaker, what string) {
 	t.Helper()
 	select {
 	case <-ch:
@@ -74,7 +84,7 @@ func waitSignal(t *testing.T, ch chan struct{}, what string) {
 	}
 }
 
-func noSignal(t *testing.T, ch chan struct{}, what string) {
+func noSignal(t *testing.T, ch chanWaker, what string) {
 	t.Helper()
 	select {
 	case <-ch:
@@ -95,7 +105,7 @@ func TestDurableHighWatermark(t *testing.T) {
 	s.SetDurableHighWatermark(true)
 	l := mustCreate(t, s, "hw", testCfg())
 
-	wake := make(chan struct{}, 1)
+	wake := make(chanWaker, 1)
 	l.Watch(wake)
 	defer l.Unwatch(wake)
 
@@ -207,7 +217,7 @@ func TestWatchWakesOnlyItsLog(t *testing.T) {
 	defer s.Close()
 	a := mustCreate(t, s, "a", testCfg())
 	b := mustCreate(t, s, "b", testCfg())
-	wa, wb := make(chan struct{}, 1), make(chan struct{}, 1)
+	wa, wb := make(chanWaker, 1), make(chanWaker, 1)
 	a.Watch(wa)
 	b.Watch(wb)
 	mustAppend(t, b, buildBatch(t, spec(1, 1)))
@@ -340,7 +350,7 @@ func TestIOErrorTakesLogDirOffline(t *testing.T) {
 	s := e.open()
 	l := mustCreate(t, s, "eio", testCfg())
 	mustAppend(t, l, buildBatch(t, spec(2, 1)))
-	wake := make(chan struct{}, 1)
+	wake := make(chanWaker, 1)
 	l.Watch(wake)
 	ffs.failSync.Store(true)
 	if err := l.WaitDurable(context.Background(), 1); !errors.Is(err, ErrStorageFailed) {
