@@ -151,10 +151,12 @@ type fetchKey struct {
 func newFetch(b *Broker, ctx context.Context, req *kmsg.FetchRequest) *fetch {
 	f := &fetch{b: b, ctx: ctx, req: req, resp: req.ResponseKind().(*kmsg.FetchResponse)}
 	f.maxBytes = int(req.MaxBytes)
-	if limit := b.cfg.FetchMaxBytes; limit > 0 && (f.maxBytes <= 0 || f.maxBytes > limit) {
+	if f.maxBytes <= 0 {
+		f.maxBytes = 1 << 30 // as before the cap: no client limit
+	}
+	if limit := b.cfg.FetchMaxBytes; limit > 0 && f.maxBytes > limit {
 		f.maxBytes = limit
 	}
-	f.maxBytes = max(f.maxBytes, 0)
 	f.resp.Topics = make([]kmsg.FetchResponseTopic, 0, len(req.Topics))
 	parts := map[fetchKey]int{}
 	topics := map[fetchKey]int{} // topic (p = 0) → index in resp.Topics
@@ -255,7 +257,8 @@ func (f *fetch) read(i int) (urgent bool) {
 	fr, res, err := p.l.ReadRange(p.offset, limit)
 	defer fr.Release()
 	sp.ErrorCode = errCode(err)
-	if err != nil && sp.ErrorCode == kerr.KafkaStorageError.Code {
+	if err != nil && sp.ErrorCode != kerr.OffsetOutOfRange.Code {
+		// Kafka answers an error with unknown (-1) offsets.
 		sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
 		return true
 	}

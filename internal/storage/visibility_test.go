@@ -376,3 +376,37 @@ func TestIOErrorTakesLogDirOffline(t *testing.T) {
 	}
 	s.Close()
 }
+
+// With a durable HW, an fsync round that fails for lack of descriptors is
+// retried on its own, so records produced without waiting (acks=0/1)
+// still become visible once descriptors are back, with no further append.
+func TestDurableHighWatermarkRetriesAfterEMFILE(t *testing.T) {
+	e := newEnv(t)
+	g := &gateFS{}
+	e.fs = g
+	s := e.open()
+	defer func() { g.open(); s.Close() }()
+	s.SetDurableHighWatermark(true)
+	cfg := testCfg()
+	cfg.SegmentBytes = 512
+	l := mustCreate(t, s, "retry", cfg)
+	g.close() // rounds block in their first fsync
+	for len(segmentFiles(t, l.Dir(), ".log")) < 2 {
+		mustAppend(t, l, buildBatch(t, spec(1, 1)))
+	}
+	leo := l.LogEndOffset()
+	g.emfile.Store(true) // the blocked round's later opens fail
+	g.open()
+	time.Sleep(300 * time.Millisecond) // a few retries, all failing
+	if hw := l.HighWatermark(); hw >= leo || s.Failure() != nil {
+		t.Fatalf("with EMFILE: HW %d (LEO %d), failure %v", hw, leo, s.Failure())
+	}
+	g.emfile.Store(false)
+	deadline := time.Now().Add(5 * time.Second)
+	for l.HighWatermark() < leo && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if hw := l.HighWatermark(); hw != leo {
+		t.Fatalf("HW %d never reached LEO %d after descriptors came back", hw, leo)
+	}
+}
