@@ -238,6 +238,23 @@ func TestAcksOneVisibleAfterPromptFsync(t *testing.T) {
 	}
 }
 
+// With gregor.durability=os the high watermark is the log end: an acks=1
+// record is visible as soon as it is acknowledged, as in Kafka.
+func TestDurabilityOSHighWatermarkIsLogEnd(t *testing.T) {
+	b := fetchTestBroker(t, "gregor.durability", "os")
+	cl := fetchTestClient(t, b, kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite(),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	fetchCreateTopic(t, cl, "os", 1)
+	produceN(t, cl, "os", 0, 3, 10)
+	if l := b.store.Get("os", 0); l.HighWatermark() != 3 {
+		t.Fatalf("HW %d right after 3 acknowledged records, want 3", l.HighWatermark())
+	}
+	resp := rawFetch(t, cl, fetchReq(b, "os", []int32{0}, 0, 1))
+	if p := resp.Topics[0].Partitions[0]; p.HighWatermark != 3 || len(p.RecordBatches) == 0 {
+		t.Fatalf("fetch: HW %d, %d bytes", p.HighWatermark, len(p.RecordBatches))
+	}
+}
+
 // An I/O failure takes the log dir offline: every API reports
 // KAFKA_STORAGE_ERROR for its partitions, Failed() fires, and Close is
 // clean but leaves no clean-shutdown marker.
