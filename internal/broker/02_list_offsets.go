@@ -15,9 +15,19 @@ package broker
 // finds nothing (offset -1). A partition of an offline log dir answers
 // KAFKA_STORAGE_ERROR.
 //
+// With the durable high watermark, latest (-1) first waits (at most
+// listOffsetsSyncWait) for the fsync covering what the log holds when the
+// request arrives: a client that produced with acks=0/1 and then asks for
+// the end, as many do, sees its records as it would in Kafka (where a
+// single replica's HW moves on append), at the cost of one group-commit
+// round for this request.
+//
 // v0 answers in old_style_offsets, a list holding the one offset.
 
 import (
+	"context"
+	"time"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -25,6 +35,9 @@ import (
 func init() {
 	register(2, 0, 10, handleListOffsets)
 }
+
+// listOffsetsSyncWait bounds how long latest waits for an fsync round.
+const listOffsetsSyncWait = time.Second
 
 func handleListOffsets(c *conn, v int16, req *kmsg.ListOffsetsRequest) *kmsg.ListOffsetsResponse {
 	b := c.b
@@ -43,6 +56,16 @@ func handleListOffsets(c *conn, v int16, req *kmsg.ListOffsetsRequest) *kmsg.Lis
 				continue
 			}
 			err := l.Err()
+			if rp.Timestamp == -1 && err == nil {
+				if leo := l.LogEndOffset(); l.HighWatermark() < leo {
+					ctx, cancel := context.WithTimeout(c.ctx, listOffsetsSyncWait)
+					// An error (timeout, shutdown, failure) just leaves
+					// the HW where it is; a failure is reported below.
+					_ = l.WaitDurable(ctx, leo-1)
+					cancel()
+					err = l.Err()
+				}
+			}
 			hw := l.HighWatermark()
 			switch {
 			case err != nil:

@@ -348,3 +348,32 @@ func TestLogDirFailureReportedAndBrokerCloses(t *testing.T) {
 		t.Fatal("clean-shutdown marker written for a failed log dir")
 	}
 }
+
+// A client that produces with acks=1 and then asks for the end offset sees
+// its records, as in Kafka, although they become visible only after their
+// fsync: ListOffsets latest waits for that round.
+func TestListOffsetsLatestAfterAcksOne(t *testing.T) {
+	b := fetchTestBroker(t)
+	cl := fetchTestClient(t, b, kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite(),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	fetchCreateTopic(t, cl, "ryw", 1)
+	adm := kadm.NewClient(cl)
+	var want int64
+	for round := range 20 {
+		var rs []*kgo.Record
+		for range 200 {
+			rs = append(rs, &kgo.Record{Topic: "ryw", Value: make([]byte, 100)})
+		}
+		if err := cl.ProduceSync(fetchTestCtx(t), rs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		want += int64(len(rs))
+		offs, err := adm.ListEndOffsets(fetchTestCtx(t), "ryw")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o, _ := offs.Lookup("ryw", 0); o.Offset != want {
+			t.Fatalf("round %d: end offset %d right after %d acks=1 records were acknowledged", round, o.Offset, want)
+		}
+	}
+}
