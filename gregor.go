@@ -79,6 +79,11 @@ func (b *Broker) Dir() string { return b.b.DataDir() }
 // ClusterID is the cluster id from meta.properties.
 func (b *Broker) ClusterID() string { return b.b.ClusterID() }
 
+// Failed is closed when the log dir goes offline after an I/O error (the
+// broker then answers KAFKA_STORAGE_ERROR for every partition); the
+// program should Close the broker, as `gregor serve` does.
+func (b *Broker) Failed() <-chan struct{} { return b.b.Failed() }
+
 // Close shuts the broker down gracefully: requests already received are
 // answered, logs are flushed and checkpoints written.
 func (b *Broker) Close() error { return b.b.Close() }

@@ -2,17 +2,29 @@ package broker
 
 // Fetch (key 1), versions 4-17.
 //
-// Reads whole record batches, byte for byte as stored. Limits follow KIP-74:
-// the response holds at most max_bytes and each partition at most its
+// Reads whole record batches, byte for byte as stored, below the high
+// watermark only (with gregor.durability=fsync that is the fsynced offset,
+// so a consumer never sees a record a crash can take back). Limits follow
+// KIP-74: the response holds at most max_bytes, capped by the broker's
+// fetch.max.bytes whatever the client asks, and each partition at most its
 // partition_max_bytes, except that the first batch of the first non-empty
 // partition is always returned whole, however large, so a consumer can
-// always make progress. Other partitions never get a cut batch: a batch that
-// does not fit waits for the next fetch.
+// always make progress. Other partitions never get a cut batch: a batch
+// that does not fit waits for the next fetch, and is not read at all (the
+// size is known from the index before any data is copied).
+//
+// A partition listed more than once is fetched once, as Kafka does (its
+// fetch builds a map keyed by topic-partition): the response lists it once,
+// at its first position, with the fetch offset and partition_max_bytes of
+// its last listing.
 //
 // max_wait_ms is a long poll: when fewer than min_bytes are available the
-// request waits until an append to any requested partition (woken at once
-// through storage.Log.Subscribe), the timeout, broker shutdown, or the
-// client going away.
+// request parks on each of its partitions (storage.Log.Watch; no goroutine
+// per partition) and is woken when the high watermark of one of them moves,
+// then re-reads only the partitions that moved. It also ends at the
+// timeout, broker shutdown, the client going away or a log dir failure.
+//
+// A partition of an offline log dir answers KAFKA_STORAGE_ERROR.
 //
 // Fetch sessions (KIP-227): Gregor is sessionless. A full fetch that asks
 // for a new session (session_id 0, epoch 0) is answered with session_id 0,
@@ -70,14 +82,34 @@ func handleFetch(c *conn, inf *inflight, kreq kmsg.Request) {
 // records, and kafka-python fails on them.
 var noRecords = []byte{}
 
+// fetchPart is one distinct partition of a Fetch request.
+type fetchPart struct {
+	l        *storage.Log // nil: answered with the error already set
+	offset   int64
+	maxBytes int
+	ti, pi   int     // its place in resp.Topics[ti].Partitions[pi]
+	n        int     // bytes of records currently in the response
+	buf      *[]byte // pooled buffer holding them, or nil
+	hw       int64   // high watermark seen by the last read
+}
+
 // fetch is one Fetch request being answered.
 type fetch struct {
-	b    *Broker
-	ctx  context.Context // the connection's: done at shutdown or disconnect
-	req  *kmsg.FetchRequest
-	resp *kmsg.FetchResponse
-	logs []*storage.Log // parallel to the flattened partitions; nil on error
-	bufs []*[]byte      // pooled buffers the response's records point into
+	b        *Broker
+	ctx      context.Context // the connection's: done at shutdown or disconnect
+	req      *kmsg.FetchRequest
+	resp     *kmsg.FetchResponse
+	parts    []fetchPart
+	maxBytes int // the request's max_bytes capped by fetch.max.bytes
+	total    int // bytes of records in the response
+
+	// Long poll. Wake (any goroutine) marks the parts whose log moved and
+	// signals wake; the fetch goroutine re-reads only those.
+	mu    sync.Mutex
+	byLog map[*storage.Log]int // log → index in parts; read-only once built
+	dirty []bool               // mu; parts marked since the last re-read
+	moved []int                // mu; the indexes marked in dirty
+	wake  chan struct{}
 }
 
 // fetchBufs recycles the buffers fetched records are read into: a fresh
@@ -88,32 +120,80 @@ var fetchBufs = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return
 // maxPooledBuf keeps unusually large buffers out of the pool.
 const maxPooledBuf = 8 << 20
 
+func putFetchBuf(bp *[]byte) {
+	if cap(*bp) <= maxPooledBuf {
+		*bp = (*bp)[:0]
+		fetchBufs.Put(bp)
+	}
+}
+
+// releaseBuffers returns every record buffer; the response must not be
+// used afterwards (the connection calls it once the response is encoded).
 func (f *fetch) releaseBuffers() {
-	for _, bp := range f.bufs {
-		if cap(*bp) <= maxPooledBuf {
-			*bp = (*bp)[:0]
-			fetchBufs.Put(bp)
+	for i := range f.parts {
+		if p := &f.parts[i]; p.buf != nil {
+			putFetchBuf(p.buf)
+			p.buf, p.n = nil, 0
 		}
 	}
-	f.bufs = f.bufs[:0]
+	f.total = 0
+}
+
+// fetchKey identifies a partition of the request: by topic name when the
+// topic is known (so a topic named twice, or by name and id, collapses),
+// else by what the request said.
+type fetchKey struct {
+	topic string
+	id    [16]byte
+	p     int32
 }
 
 func newFetch(b *Broker, ctx context.Context, req *kmsg.FetchRequest) *fetch {
 	f := &fetch{b: b, ctx: ctx, req: req, resp: req.ResponseKind().(*kmsg.FetchResponse)}
+	f.maxBytes = int(req.MaxBytes)
+	if f.maxBytes <= 0 {
+		f.maxBytes = 1 << 30 // as before the cap: no client limit
+	}
+	if limit := b.cfg.FetchMaxBytes; limit > 0 && f.maxBytes > limit {
+		f.maxBytes = limit
+	}
 	f.resp.Topics = make([]kmsg.FetchResponseTopic, 0, len(req.Topics))
+	parts := map[fetchKey]int{}
+	topics := map[fetchKey]int{} // topic (p = 0) → index in resp.Topics
 	for _, rt := range req.Topics {
-		st := kmsg.NewFetchResponseTopic()
-		st.Topic, st.TopicID = rt.Topic, rt.TopicID
 		var t *topic
 		if req.Version >= 13 {
 			t = b.catalog.getByID(rt.TopicID)
-			if t != nil {
-				st.Topic = t.Name
-			}
 		} else {
 			t = b.catalog.get(rt.Topic)
 		}
+		tk := fetchKey{topic: rt.Topic, id: rt.TopicID}
+		if req.Version >= 13 {
+			tk.topic = ""
+		}
+		if t != nil {
+			tk = fetchKey{topic: t.Name}
+		}
+		ti, ok := topics[tk]
+		if !ok {
+			st := kmsg.NewFetchResponseTopic()
+			st.Topic, st.TopicID = rt.Topic, rt.TopicID
+			if t != nil {
+				st.Topic = t.Name
+			}
+			ti = len(f.resp.Topics)
+			topics[tk] = ti
+			f.resp.Topics = append(f.resp.Topics, st)
+		}
 		for _, rp := range rt.Partitions {
+			pk := tk
+			pk.p = rp.Partition
+			if i, dup := parts[pk]; dup {
+				// Kafka keeps the last listing's parameters.
+				f.parts[i].offset, f.parts[i].maxBytes = rp.FetchOffset, int(rp.PartitionMaxBytes)
+				continue
+			}
+			st := &f.resp.Topics[ti]
 			sp := kmsg.NewFetchResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
@@ -131,113 +211,155 @@ func newFetch(b *Broker, ctx context.Context, req *kmsg.FetchRequest) *fetch {
 					sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				}
 			}
+			parts[pk] = len(f.parts)
+			f.parts = append(f.parts, fetchPart{l: l, offset: rp.FetchOffset, maxBytes: int(rp.PartitionMaxBytes),
+				ti: ti, pi: len(st.Partitions), hw: -1})
 			st.Partitions = append(st.Partitions, sp)
-			f.logs = append(f.logs, l)
 		}
-		f.resp.Topics = append(f.resp.Topics, st)
 	}
 	return f
 }
 
-// fill reads every partition once and reports whether min_bytes (or an
-// error worth answering at once) is reached.
+// fill reads every partition and reports whether the response is ready:
+// min_bytes reached, or an error worth answering at once.
 func (f *fetch) fill() bool {
-	maxBytes := int(f.req.MaxBytes)
-	if f.req.Version < 3 || maxBytes <= 0 {
-		maxBytes = 1 << 30
-	}
-	total := 0
+	f.releaseBuffers() // a full re-fill replaces everything
 	urgent := false
-	i := 0
-	f.releaseBuffers() // a re-fill after a long-poll wake-up replaces everything
-	for ti := range f.req.Topics {
-		rt := &f.req.Topics[ti]
-		st := &f.resp.Topics[ti]
-		for pi := range rt.Partitions {
-			rp := &rt.Partitions[pi]
-			sp := &st.Partitions[pi]
-			l := f.logs[i]
-			i++
-			if l == nil {
-				urgent = true
-				continue
-			}
-			limit := int(rp.PartitionMaxBytes)
-			if rem := maxBytes - total; rem < limit {
-				limit = rem
-			}
-			if limit < 0 {
-				limit = 0
-			}
-			bp := fetchBufs.Get().(*[]byte)
-			res, err := l.ReadInto((*bp)[:0], rp.FetchOffset, limit)
-			if cap(res.Records) > 0 {
-				*bp = res.Records // may have grown
-			}
-			f.bufs = append(f.bufs, bp)
-			sp.HighWatermark = l.HighWatermark()
-			sp.LastStableOffset = sp.HighWatermark
-			sp.LogStartOffset = l.LogStartOffset()
-			sp.ErrorCode = errCode(err)
-			sp.RecordBatches = noRecords
-			if err != nil {
-				urgent = true
-				continue
-			}
-			sp.HighWatermark = res.HighWatermark
-			sp.LastStableOffset = res.HighWatermark
-			sp.LogStartOffset = res.LogStartOffset
-			n := len(res.Records)
-			// Only the first non-empty partition may exceed its limits.
-			if n == 0 || n > limit && total > 0 {
-				continue
-			}
-			sp.RecordBatches = res.Records
-			total += n
+	for i := range f.parts {
+		if f.read(i) {
+			urgent = true
 		}
 	}
-	return urgent || total >= int(f.req.MinBytes) && total > 0 || f.req.MinBytes <= 0
+	return f.ready(urgent)
 }
 
-// wait long-polls until min_bytes is reached, the deadline passes or the
-// broker shuts down. It subscribes before re-reading so an append between
-// the read and the wait is never missed.
+func (f *fetch) ready(urgent bool) bool {
+	return urgent || f.total >= int(f.req.MinBytes) && f.total > 0 || f.req.MinBytes <= 0
+}
+
+// read (re)reads one partition into the response, replacing what it held,
+// and reports whether it answered an error.
+func (f *fetch) read(i int) (urgent bool) {
+	p := &f.parts[i]
+	sp := &f.resp.Topics[p.ti].Partitions[p.pi]
+	if p.l == nil {
+		return true
+	}
+	if p.buf != nil {
+		putFetchBuf(p.buf)
+		p.buf = nil
+	}
+	f.total -= p.n
+	p.n = 0
+	sp.RecordBatches = noRecords
+
+	limit := max(min(p.maxBytes, f.maxBytes-f.total), 0)
+	fr, res, err := p.l.ReadRange(p.offset, limit)
+	defer fr.Release()
+	sp.ErrorCode = errCode(err)
+	if err != nil && sp.ErrorCode != kerr.OffsetOutOfRange.Code {
+		// Kafka answers an error with unknown (-1) offsets.
+		sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
+		return true
+	}
+	// On OFFSET_OUT_OF_RANGE the offsets still tell the consumer where
+	// the log is.
+	p.hw = res.HighWatermark
+	sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = res.HighWatermark, res.HighWatermark, res.LogStartOffset
+	if err != nil {
+		return true
+	}
+	// Only the first non-empty partition may exceed its limits (KIP-74);
+	// a batch that does not fit elsewhere is not even copied.
+	if fr.Size == 0 || fr.Size > limit && f.total > 0 {
+		return false
+	}
+	bp := fetchBufs.Get().(*[]byte)
+	recs, err := fr.AppendTo((*bp)[:0])
+	if cap(recs) > 0 {
+		*bp = recs[:0] // may have grown
+	}
+	if err != nil {
+		putFetchBuf(bp)
+		f.b.log.Error("fetch read failed", "topic", p.l.Topic(), "partition", p.l.Partition(), "err", err)
+		sp.ErrorCode = kerr.KafkaStorageError.Code
+		return true
+	}
+	p.buf, p.n = bp, len(recs)
+	f.total += p.n
+	sp.RecordBatches = recs
+	return false
+}
+
+// Wake implements storage.Waker: a watched log's high watermark may have
+// moved. Called on the appending or fsyncing goroutine; only marks.
+func (f *fetch) Wake(l *storage.Log) {
+	i, ok := f.byLog[l]
+	if !ok {
+		return
+	}
+	f.mu.Lock()
+	if !f.dirty[i] {
+		f.dirty[i] = true
+		f.moved = append(f.moved, i)
+	}
+	f.mu.Unlock()
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+// wait long-polls until min_bytes is reached, the deadline passes, the
+// client goes away or the broker shuts down. It parks on every partition
+// first, then marks the ones whose high watermark moved since fill read
+// them, so an append between the read and the park is never missed.
 func (f *fetch) wait(maxWait time.Duration) {
 	timer := time.NewTimer(maxWait)
 	defer timer.Stop()
-	wake := make(chan struct{}, 1)
+	f.wake = make(chan struct{}, 1)
+	f.dirty = make([]bool, len(f.parts))
+	f.byLog = make(map[*storage.Log]int, len(f.parts))
+	for i := range f.parts {
+		if l := f.parts[i].l; l != nil {
+			f.byLog[l] = i
+		}
+	}
+	for l := range f.byLog {
+		l.Watch(f)
+	}
+	defer func() {
+		for l := range f.byLog {
+			l.Unwatch(f)
+		}
+	}()
+	for i := range f.parts {
+		if p := &f.parts[i]; p.l != nil && p.l.HighWatermark() != p.hw {
+			f.Wake(p.l)
+		}
+	}
+	var moved []int // swapped with f.moved, so neither is reallocated
 	for {
-		stop := make(chan struct{})
-		for _, l := range f.logs {
-			if l == nil {
-				continue
-			}
-			ch := l.Subscribe()
-			go func() {
-				select {
-				case <-ch:
-					select {
-					case wake <- struct{}{}:
-					default:
-					}
-				case <-stop:
-				}
-			}()
-		}
-		if f.fill() {
-			close(stop)
-			return
-		}
 		select {
-		case <-wake:
-			close(stop)
+		case <-f.wake:
 		case <-timer.C:
-			close(stop)
-			f.fill()
 			return
 		case <-f.ctx.Done():
-			close(stop)
-			f.fill()
+			return
+		}
+		f.mu.Lock()
+		moved, f.moved = f.moved, moved[:0]
+		for _, i := range moved {
+			f.dirty[i] = false
+		}
+		f.mu.Unlock()
+		urgent := false
+		for _, i := range moved {
+			if f.read(i) {
+				urgent = true
+			}
+		}
+		if f.ready(urgent) {
 			return
 		}
 	}

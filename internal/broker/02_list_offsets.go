@@ -9,9 +9,25 @@ package broker
 // (none: offset -1). Any other timestamp finds the first record whose
 // timestamp is at or after it; none gives offset -1, timestamp -1.
 //
+// Nothing at or above the high watermark is ever answered, as Kafka does
+// for consumers: -1 is the HW (with gregor.durability=fsync the fsynced
+// offset), and a timestamp lookup (or -3) that lands at or above the HW
+// finds nothing (offset -1). A partition of an offline log dir answers
+// KAFKA_STORAGE_ERROR.
+//
+// With the durable high watermark, latest (-1) first waits (at most
+// listOffsetsSyncWait) for the fsync covering what the log holds when the
+// request arrives: a client that produced with acks=0/1 and then asks for
+// the end, as many do, sees its records as it would in Kafka (where a
+// single replica's HW moves on append), at the cost of one group-commit
+// round for this request.
+//
 // v0 answers in old_style_offsets, a list holding the one offset.
 
 import (
+	"context"
+	"time"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -19,6 +35,9 @@ import (
 func init() {
 	register(2, 0, 10, handleListOffsets)
 }
+
+// listOffsetsSyncWait bounds how long latest waits for an fsync round.
+const listOffsetsSyncWait = time.Second
 
 func handleListOffsets(c *conn, v int16, req *kmsg.ListOffsetsRequest) *kmsg.ListOffsetsResponse {
 	b := c.b
@@ -36,15 +55,27 @@ func handleListOffsets(c *conn, v int16, req *kmsg.ListOffsetsRequest) *kmsg.Lis
 				st.Partitions = append(st.Partitions, sp)
 				continue
 			}
-			var err error
-			switch rp.Timestamp {
-			case -1:
-				sp.Offset = l.HighWatermark()
-			case -2, -4:
+			err := l.Err()
+			if rp.Timestamp == -1 && err == nil {
+				if leo := l.LogEndOffset(); l.HighWatermark() < leo {
+					ctx, cancel := context.WithTimeout(c.ctx, listOffsetsSyncWait)
+					// An error (timeout, shutdown, failure) just leaves
+					// the HW where it is; a failure is reported below.
+					_ = l.WaitDurable(ctx, leo-1)
+					cancel()
+					err = l.Err()
+				}
+			}
+			hw := l.HighWatermark()
+			switch {
+			case err != nil:
+			case rp.Timestamp == -1:
+				sp.Offset = hw
+			case rp.Timestamp == -2 || rp.Timestamp == -4:
 				sp.Offset = l.LogStartOffset()
-			case -3:
+			case rp.Timestamp == -3:
 				sp.Offset, sp.Timestamp, err = l.MaxTimestamp()
-			case -5:
+			case rp.Timestamp == -5:
 			default:
 				var found bool
 				var off, ts int64
@@ -52,6 +83,9 @@ func handleListOffsets(c *conn, v int16, req *kmsg.ListOffsetsRequest) *kmsg.Lis
 				if found {
 					sp.Offset, sp.Timestamp = off, ts
 				}
+			}
+			if (rp.Timestamp >= 0 || rp.Timestamp == -3) && sp.Offset >= hw {
+				sp.Offset, sp.Timestamp = -1, -1 // not visible yet
 			}
 			if err != nil {
 				sp.ErrorCode = errCode(err)

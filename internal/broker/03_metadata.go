@@ -10,6 +10,10 @@ package broker
 // with LEADER_NOT_AVAILABLE while leaders are elected; here the topic is
 // usable at once, so it is reported ready and the client need not retry.
 //
+// When the log dir is offline (an I/O error; see logdir_failure.go) every
+// partition answers KAFKA_STORAGE_ERROR with no leader, the node listed in
+// offline_replicas and an empty ISR: the only replica is unusable.
+//
 // v0 asks for all topics with an empty list; v1+ with a null list.
 // Cluster and topic authorized operations are reported as "not requested"
 // (-2147483648) since there are no ACLs.
@@ -94,6 +98,7 @@ func (b *Broker) metadataTopic(t *topic, code int16) kmsg.MetadataResponseTopic 
 	mt.IsInternal = t.Internal
 	mt.AuthorizedOperations = authorizedOpsUnknown
 	mt.Partitions = make([]kmsg.MetadataResponseTopicPartition, 0, t.Partitions)
+	offline := b.store.Failure() != nil
 	for p := int32(0); p < t.Partitions; p++ {
 		mp := kmsg.NewMetadataResponseTopicPartition()
 		mp.Partition = p
@@ -102,6 +107,12 @@ func (b *Broker) metadataTopic(t *topic, code int16) kmsg.MetadataResponseTopic 
 		mp.Replicas = []int32{b.cfg.NodeID}
 		mp.ISR = []int32{b.cfg.NodeID}
 		mp.OfflineReplicas = []int32{}
+		if offline {
+			mp.ErrorCode = kerr.KafkaStorageError.Code
+			mp.Leader = -1
+			mp.ISR = []int32{}
+			mp.OfflineReplicas = []int32{b.cfg.NodeID}
+		}
 		mt.Partitions = append(mt.Partitions, mp)
 	}
 	return mt

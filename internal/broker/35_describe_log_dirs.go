@@ -4,11 +4,12 @@ package broker
 //
 // One log dir (the first of log.dirs) with the size of each requested
 // partition (all when topics is null), and from v4 the volume's total and
-// usable bytes.
+// usable bytes. An offline log dir answers KAFKA_STORAGE_ERROR.
 
 import (
 	"syscall"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -21,6 +22,9 @@ func handleDescribeLogDirs(c *conn, v int16, req *kmsg.DescribeLogDirsRequest) *
 	resp := req.ResponseKind().(*kmsg.DescribeLogDirsResponse)
 	dir := kmsg.NewDescribeLogDirsResponseDir()
 	dir.Dir = b.dataDir
+	if b.store.Failure() != nil {
+		dir.ErrorCode = kerr.KafkaStorageError.Code // offline, as Kafka reports it
+	}
 	dir.TotalBytes, dir.UsableBytes = -1, -1
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(b.dataDir, &st); err == nil {

@@ -8,7 +8,8 @@ package broker
 // max.request.partition.size.limit) per response; when more remain,
 // next_cursor names the topic and partition to continue from, and a request
 // carrying a cursor starts there. Eligible-leader-replica lists are empty:
-// a single node has no ELR.
+// a single node has no ELR. An offline log dir is reported as in Metadata:
+// KAFKA_STORAGE_ERROR per partition, no leader, the node offline.
 
 import (
 	"sort"
@@ -46,6 +47,7 @@ func handleDescribeTopicPartitions(c *conn, v int16, req *kmsg.DescribeTopicPart
 		startTopic, startPartition = req.Cursor.Topic, req.Cursor.Partition
 	}
 	count := 0
+	offline := b.store.Failure() != nil
 	for _, name := range names {
 		if name < startTopic {
 			continue
@@ -76,6 +78,10 @@ func handleDescribeTopicPartitions(c *conn, v int16, req *kmsg.DescribeTopicPart
 			sp.Partition, sp.LeaderID, sp.LeaderEpoch = p, b.cfg.NodeID, 0
 			sp.Replicas, sp.ISR = []int32{b.cfg.NodeID}, []int32{b.cfg.NodeID}
 			sp.EligibleLeaderReplicas, sp.LastKnownELR, sp.OfflineReplicas = []int32{}, []int32{}, []int32{}
+			if offline {
+				sp.ErrorCode, sp.LeaderID = kerr.KafkaStorageError.Code, -1
+				sp.ISR, sp.OfflineReplicas = []int32{}, []int32{b.cfg.NodeID}
+			}
 			st.Partitions = append(st.Partitions, sp)
 			count++
 		}

@@ -117,6 +117,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Broker, error) {
 		cancel()
 		return nil, fmt.Errorf("broker: open log dir %s: %w", dir, err)
 	}
+	b.store.SetDurableHighWatermark(cfg.Durability == config.DurabilityFsync)
 	b.catalog, err = openCatalog(dir, b.store, b.topicLogConfig)
 	if err != nil {
 		b.store.Close()

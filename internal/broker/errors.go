@@ -34,6 +34,16 @@ func errCode(err error) int16 {
 	case errors.Is(err, storage.ErrUnsupportedMagic):
 		// Kafka answers an unknown magic byte as a corrupt message.
 		return kerr.CorruptMessage.Code
+	case errors.Is(err, storage.ErrStorageFailed):
+		return kerr.KafkaStorageError.Code
+	case errors.Is(err, storage.ErrTooManyOpenFiles):
+		// Out of file descriptors fails only this request; the log dir
+		// stays online. KAFKA_STORAGE_ERROR ("disk error when trying to
+		// access log file") is the closest code, and every client treats it
+		// as retriable (refresh metadata, retry), so the request goes
+		// through once descriptors are free. An unwritten append cannot be
+		// duplicated by that retry.
+		return kerr.KafkaStorageError.Code
 	case errors.Is(err, storage.ErrClosed):
 		return kerr.NotLeaderForPartition.Code
 	default:

@@ -129,10 +129,18 @@ func (o *serveOptions) run(cmd *cobra.Command) error {
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	s := <-sig
-	log.Info("shutting down", "signal", s.String())
-	signal.Stop(sig)
-	return b.Close()
+	select {
+	case s := <-sig:
+		log.Info("shutting down", "signal", s.String())
+		signal.Stop(sig)
+		return b.Close()
+	case <-b.Failed():
+		// As Kafka does when its last log dir fails: nothing left to serve.
+		log.Error("shutting down: the log dir is offline", "err", b.LogDirFailure())
+		signal.Stop(sig)
+		b.Close()
+		return fmt.Errorf("log dir failed: %w", b.LogDirFailure())
+	}
 }
 
 // debugMux serves net/http/pprof's handlers without touching

@@ -138,9 +138,19 @@
 // syncer goroutine per Store fsyncs (fdatasync) every log with waiters once
 // per round and releases all of them; the recovery point then moves to the
 // log end offset seen before the fsync. flush.messages and flush.ms trigger
-// the same fsync. A failed write or fsync marks the Store failed: appends and
-// WaitDurable return ErrStorageFailed from then on, and Close does not
-// write the clean-shutdown marker.
+// the same fsync. With SetDurableHighWatermark(true) (the broker's
+// gregor.durability=fsync) the high watermark is the recovery point, so
+// readers never see a record a crash can take back; every append then asks
+// the syncer for a round without waiting, so records become readable one
+// group-commit round after their append.
+//
+// A failed write or fsync (EIO, ENOSPC, ...) takes the log dir offline,
+// as Kafka does: appends, reads and WaitDurable return ErrStorageFailed
+// from then on, Store.Failed is closed, and Close flushes nothing and does
+// not write the clean-shutdown marker. Running out of file descriptors
+// (EMFILE, ENFILE) is not a failure: that one operation returns
+// ErrTooManyOpenFiles and the log stays as it was (a roll creates the new
+// segment before it finishes the old one).
 //
 // Open after a clean shutdown trusts the files (index sanity checks, plus a
 // walk of the last segment's tail); after a crash it rescans from the

@@ -109,8 +109,17 @@ func TestFsyncFailureIsSticky(t *testing.T) {
 	if _, err := l.Append(buildBatch(t, spec(1, 1))); !errors.Is(err, ErrStorageFailed) {
 		t.Fatalf("append after fsync failure: %v", err)
 	}
-	if res, err := l.Read(0, 100); err != nil || len(res.Records) == 0 {
-		t.Fatalf("reads should keep working: %v", err)
+	// The dir is offline, as in Kafka: nothing is served from it.
+	if _, err := l.Read(0, 100); !errors.Is(err, ErrStorageFailed) {
+		t.Fatalf("read from an offline log dir: %v", err)
+	}
+	select {
+	case <-s.Failed():
+	default:
+		t.Fatal("Failed() not closed after an fsync failure")
+	}
+	if !errors.Is(s.Failure(), ErrStorageFailed) || len(e.logged("log dir failed")) != 1 {
+		t.Fatalf("failure not reported: %v, %v", s.Failure(), e.logged("log dir failed"))
 	}
 	s.Close()
 	// No clean-shutdown marker after a failure: the next Open recovers.

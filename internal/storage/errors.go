@@ -47,10 +47,18 @@ var (
 	// ErrRecordListTooLarge: one Append is larger than segment.bytes. It wraps
 	// ErrMessageTooLarge; Kafka's code is RECORD_LIST_TOO_LARGE (18).
 	ErrRecordListTooLarge = fmt.Errorf("%w: record list larger than segment.bytes", ErrMessageTooLarge)
-	// ErrStorageFailed: a write or fsync failed; the log dir is treated as
-	// failed and refuses appends and durability waits from then on.
+	// ErrStorageFailed: a write or fsync failed (EIO, ENOSPC, ...); the log
+	// dir is offline from then on, as Kafka takes a log dir offline: it
+	// refuses appends, reads and durability waits (Store.Failed).
 	// Kafka: KAFKA_STORAGE_ERROR (56).
 	ErrStorageFailed = errors.New("storage: log dir failed")
+	// ErrTooManyOpenFiles: an operation could not open a file because the
+	// process or the system ran out of file descriptors (EMFILE, ENFILE).
+	// It is transient: only that operation failed, nothing was written and
+	// the log dir stays online, so the same request can succeed once
+	// descriptors are free. The broker answers KAFKA_STORAGE_ERROR (56),
+	// which every client treats as retriable.
+	ErrTooManyOpenFiles = errors.New("storage: too many open files")
 	// ErrLogExists: Create for a partition that already exists.
 	ErrLogExists = errors.New("storage: partition already exists")
 )

@@ -20,7 +20,19 @@ package storage
 //     offset whose bytes have not reached the OS. Fields written under mu
 //     are also only written while appendMu is held, so code holding appendMu
 //     may read them without mu.
-//   - notifyMu guards the Subscribe channel.
+//   - notifyMu guards the Subscribe channel and the parked readers
+//     (Watch/Unwatch). It is a leaf.
+//
+// High watermark. With Store.SetDurableHighWatermark(true) (the broker's
+// gregor.durability=fsync) the high watermark is the durable offset: a
+// record becomes readable only once an fsync covers it, so no reader ever
+// sees a record that a crash can take back. Every append then queues an
+// fsync round without waiting for it (Store.requestSync), so records of
+// producers that do not wait (acks=0/1) become visible one group-commit
+// round later. Otherwise the high watermark is the log end offset. Either
+// way logStart <= HW <= leo, and reads never return a batch at or above
+// the HW. Parked readers (Watch) are woken when the HW advances: on append
+// without durable HW, after the fsync with it.
 //
 // Readers (Read, ReadRange, OffsetForTimestamp, MaxTimestamp) take mu.RLock
 // only long enough to pick a segment, copy its published size and index
@@ -46,6 +58,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -80,21 +93,29 @@ type Log struct {
 
 	syncMu sync.Mutex
 
-	mu         sync.RWMutex
-	cfg        LogConfig
-	segs       []*segment // copy-on-write; the last is active
-	logStart   int64
-	leo        int64
-	durable    int64      // recovery point: offsets below it are fsynced
-	lastFlush  time.Time  // time of the last fsync round (flush.ms)
-	unsynced   []*segment // rolled segments not yet fsynced; each holds a ref
-	rollGen    int64      // bumped when a segment file is created
-	dirSyncGen int64      // rollGen covered by the last directory fsync
-	epochStart int64      // logStart written to leader-epoch-checkpoint
-	closed     bool
+	mu       sync.RWMutex
+	cfg      LogConfig
+	segs     []*segment // copy-on-write; the last is active
+	logStart int64
+	leo      int64
+	durable  int64 // recovery point: offsets below it are fsynced
+	// hwBase/hwPos: where the durable data ended in the file when durable
+	// was last advanced (segment base, byte size), so a read can stop at
+	// the high watermark without walking headers. Valid if hwSet.
+	hwSet         bool
+	hwBase, hwPos int64
+	lastFlush     time.Time  // time of the last fsync round (flush.ms)
+	unsynced      []*segment // rolled segments not yet fsynced; each holds a ref
+	rollGen       int64      // bumped when a segment file is created
+	dirSyncGen    int64      // rollGen covered by the last directory fsync
+	epochStart    int64      // logStart written to leader-epoch-checkpoint
+	closed        bool
 
 	notifyMu sync.Mutex
 	notify   chan struct{}
+	readers  []Waker // parked fetches (Watch); notifyMu
+
+	syncQueued atomic.Bool // an fsync round for this log is requested (requestSync)
 }
 
 // Topic returns the topic name.
@@ -142,9 +163,15 @@ func (l *Log) LogEndOffset() int64 {
 	return l.leo
 }
 
-// HighWatermark equals LogEndOffset: Gregor is a single node, so a record is
-// committed once it is in the log.
-func (l *Log) HighWatermark() int64 { return l.LogEndOffset() }
+// HighWatermark is the offset below which records may be read: the log
+// end offset, or with a durable high watermark the fsynced offset (see the
+// top of this file). Gregor is a single node, so there is no replication to
+// wait for.
+func (l *Log) HighWatermark() int64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.hwLocked()
+}
 
 // RecoveryPoint is the offset below which everything has been fsynced.
 // Addition to the agreed API.
@@ -283,6 +310,13 @@ func (l *Log) Append(records []byte) (AppendResult, error) {
 		return res, err
 	}
 	l.wake()
+	if l.store.hwDurable.Load() {
+		// Visible only after an fsync: start one now instead of leaving
+		// acks=0/1 records invisible until flush.ms.
+		l.store.requestSync(l)
+	} else {
+		l.wakeReaders()
+	}
 	if flush {
 		if err := l.WaitDurable(context.Background(), res.LastOffset); err != nil {
 			// The records are in the log (and visible), but not durable.
@@ -456,17 +490,25 @@ func (l *Log) zeroAhead(seg *segment, end int64) {
 
 // rollLocked closes the active segment for appends and starts a new one at
 // the log end offset. Caller holds appendMu.
+//
+// The new segment is created before the old one is finished, so a roll
+// that cannot open files (EMFILE: transient, see Store.fail) changes
+// nothing: the old segment stays active and whole, the append that wanted
+// the roll is refused, and the next append tries the roll again.
 func (l *Log) rollLocked(now time.Time) error {
 	old := l.segs[len(l.segs)-1]
 	if old.size == 0 {
 		return nil
 	}
-	if err := l.finishSegment(old); err != nil {
-		return l.store.fail(err)
-	}
 	ns, err := createSegment(l.fsys, l.dir, l.leo, now)
 	if err != nil {
+		removeSegmentFiles(l.fsys, l.dir, l.leo)
 		return l.store.fail(fmt.Errorf("roll %s: %w", l.dir, err))
+	}
+	if err := l.finishSegment(old); err != nil {
+		ns.release()
+		removeSegmentFiles(l.fsys, l.dir, l.leo)
+		return l.store.fail(err)
 	}
 	// Kafka snapshots producer state at every roll, named by the new base.
 	l.writeSnapshot(l.leo, false)
@@ -481,6 +523,14 @@ func (l *Log) rollLocked(now time.Time) error {
 	l.mu.Unlock()
 	l.logger.Debug("rolled segment", "topic", l.topic, "partition", l.partition, "base", ns.base)
 	return nil
+}
+
+// removeSegmentFiles unlinks what a failed createSegment may have left.
+// base is above every published segment's base, so nothing live is named so.
+func removeSegmentFiles(fsys FS, dir string, base int64) {
+	for _, ext := range []string{extLog, extIndex, extTimeIndex} {
+		fsys.Remove(segmentPath(dir, base, ext))
+	}
 }
 
 // finishSegment prepares a segment that will take no more appends: the final
@@ -591,6 +641,13 @@ func (l *Log) close(remove bool) error {
 		return nil
 	}
 	var err error
+	if !remove && l.store.failure() != nil {
+		// An offline dir gets no more writes: nothing is flushed, and
+		// Store.Close writes no clean-shutdown marker, so the next start
+		// recovers the log.
+		remove = true
+		err = l.store.failure()
+	}
 	if !remove {
 		active := l.segs[len(l.segs)-1]
 		if ferr := l.finishSegment(active); ferr != nil {
@@ -617,5 +674,6 @@ func (l *Log) close(remove bool) error {
 		s.release()
 	}
 	l.wake()
+	l.wakeReaders()
 	return err
 }

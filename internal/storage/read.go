@@ -68,9 +68,12 @@ type ReadResult struct {
 
 // Read returns batches starting with the one that contains offset, at most
 // maxBytes of them but always at least one whole batch when offset is below
-// the log end (KIP-74). offset == LogEndOffset gives no records and no
-// error; offset below the log start or above the log end is
-// ErrOffsetOutOfRange. A read never spans two segments (like Kafka's).
+// the high watermark (KIP-74). Nothing at or above the high watermark is
+// ever returned: an offset from the high watermark up to the log end gives
+// no records and no error (as Kafka answers a consumer); offset below the
+// log start or above the log end is ErrOffsetOutOfRange. A read never spans
+// two segments (like Kafka's). An offline log dir fails every read with
+// ErrStorageFailed.
 func (l *Log) Read(offset int64, maxBytes int) (ReadResult, error) {
 	return l.ReadInto(nil, offset, maxBytes)
 }
@@ -110,12 +113,17 @@ func (l *Log) ReadRange(offset int64, maxBytes int) (FileRange, ReadResult, erro
 			l.mu.RUnlock()
 			return FileRange{}, res, ErrClosed
 		}
-		res = ReadResult{HighWatermark: l.leo, LogStartOffset: l.logStart, LogEndOffset: l.leo}
+		if err := l.store.failure(); err != nil {
+			l.mu.RUnlock()
+			return FileRange{}, res, err
+		}
+		hw := l.hwLocked()
+		res = ReadResult{HighWatermark: hw, LogStartOffset: l.logStart, LogEndOffset: l.leo}
 		if offset < l.logStart || offset > l.leo {
 			l.mu.RUnlock()
 			return FileRange{}, res, fmt.Errorf("%w: offset %d, log is [%d, %d]", ErrOffsetOutOfRange, offset, res.LogStartOffset, res.LogEndOffset)
 		}
-		if offset == l.leo {
+		if offset >= hw {
 			l.mu.RUnlock()
 			return FileRange{}, res, nil
 		}
@@ -132,9 +140,19 @@ func (l *Log) ReadRange(offset int64, maxBytes int) (FileRange, ReadResult, erro
 		}
 		sg := l.segs[i]
 		v := segView{seg: sg, size: sg.size, idx: sg.offIdx}
+		bound := l.hwBound(i, sg.size, hw)
 		sg.acquire()
 		l.mu.RUnlock()
 
+		var err error
+		if bound < 0 {
+			bound, err = v.posOf(hw)
+		}
+		if err != nil {
+			sg.release()
+			return FileRange{}, res, err
+		}
+		v.size = bound // the reader's view ends at the high watermark
 		fr, found, err := v.locate(offset, maxBytes)
 		if err != nil || found {
 			if err != nil {
@@ -145,6 +163,26 @@ func (l *Log) ReadRange(offset int64, maxBytes int) (FileRange, ReadResult, erro
 		sg.release()
 		after = sg.base // the offset lies beyond this segment's data
 	}
+}
+
+// posOf returns the file position of the first batch at or above offset
+// (the segment's size if none is), found through the index and a short
+// walk over batch headers.
+func (v *segView) posOf(offset int64) (int64, error) {
+	sg := v.seg
+	var hb [batchHeaderSize]byte
+	pos := lookupOffset(v.idx, offset-sg.base)
+	for pos < v.size {
+		h, err := sg.readHeader(hb[:offBaseTimestamp], pos, v.size)
+		if err != nil {
+			return 0, err
+		}
+		if h.baseOffset >= offset {
+			break
+		}
+		pos += h.size()
+	}
+	return min(pos, v.size), nil
 }
 
 // locate finds the batch containing offset in the segment and the end of a
@@ -200,6 +238,9 @@ func (l *Log) acquireAll() ([]segView, int64, error) {
 	defer l.mu.RUnlock()
 	if l.closed {
 		return nil, 0, ErrClosed
+	}
+	if err := l.store.failure(); err != nil {
+		return nil, 0, err
 	}
 	vs := make([]segView, 0, len(l.segs))
 	for _, sg := range l.segs {

@@ -41,12 +41,15 @@ func (l *Log) DeleteRecordsBefore(offset int64) (int64, error) {
 		l.appendMu.Unlock()
 		return 0, ErrClosed
 	}
+	l.mu.RLock()
+	hw := l.hwLocked()
+	l.mu.RUnlock()
 	if offset == -1 {
-		offset = l.leo
+		offset = hw
 	}
-	if offset < 0 || offset > l.leo {
+	if offset < 0 || offset > hw {
 		l.appendMu.Unlock()
-		return 0, fmt.Errorf("%w: delete records before %d, high watermark %d", ErrOffsetOutOfRange, offset, l.leo)
+		return 0, fmt.Errorf("%w: delete records before %d, high watermark %d", ErrOffsetOutOfRange, offset, hw)
 	}
 	if offset <= l.logStart {
 		start := l.logStart

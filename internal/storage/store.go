@@ -28,9 +28,14 @@ type Store struct {
 	logs   map[topicPartition]*Log
 	closed bool
 
-	failed atomic.Pointer[error] // first write/fsync failure; sticky
-	sync   *syncer
-	ckptMu sync.Mutex // serializes checkpoint file writes
+	failed   atomic.Pointer[error] // first write/fsync failure; sticky
+	failMu   sync.Mutex            // guards failedCh's creation
+	failedCh chan struct{}         // closed when failed is set; see Failed
+	// hwDurable: the high watermark is the durable offset, not the log end
+	// (gregor.durability=fsync). See SetDurableHighWatermark.
+	hwDurable atomic.Bool
+	sync      *syncer
+	ckptMu    sync.Mutex // serializes checkpoint file writes
 }
 
 // Open opens (creating if needed) the log dir, loads every topic-N
@@ -168,16 +173,33 @@ func (s *Store) readOffsets(name string) map[topicPartition]int64 {
 
 func (s *Store) now() time.Time { return s.clock() }
 
-// fail records the first storage failure; from then on appends and
-// durability waits fail with it. It returns the wrapped error.
+// fail handles an I/O error of a write, roll or fsync. Running out of file
+// descriptors (EMFILE, ENFILE) is transient: it fails only that operation
+// and returns ErrTooManyOpenFiles. Anything else (EIO, ENOSPC, a failed
+// fsync) takes the log dir offline for good, as Kafka does: the first such
+// error is recorded, logged at Error, Failed() is closed, parked readers
+// are woken, and from then on appends, reads and durability waits fail with
+// it. It returns the error the caller should return.
 func (s *Store) fail(err error) error {
+	if isTransientIO(err) {
+		s.logger.Warn("out of file descriptors; operation refused, log dir stays online", "dir", s.dir, "err", err)
+		return fmt.Errorf("%w: %w", ErrTooManyOpenFiles, err)
+	}
 	werr := fmt.Errorf("%w: %w", ErrStorageFailed, err)
 	if s.failed.CompareAndSwap(nil, &werr) {
-		s.logger.Error("log dir failed; refusing appends and durability from now on", "dir", s.dir, "err", err)
+		s.logger.Error("log dir failed; it is offline: appends, reads and fsyncs are refused from now on", "dir", s.dir, "err", err)
+		s.failMu.Lock()
+		close(s.failedChan())
+		s.failMu.Unlock()
+		// Parked fetches answer with the error now rather than at their
+		// timeout. In a goroutine: fail runs under a Log's appendMu or
+		// syncMu, and waking walks every log of the store.
+		go s.wakeAllReaders()
 	}
 	return *s.failed.Load()
 }
 
+// failure returns the sticky log dir failure, or nil.
 func (s *Store) failure() error {
 	if p := s.failed.Load(); p != nil {
 		return *p
@@ -322,7 +344,7 @@ func (s *Store) Checkpoint() error {
 	for _, l := range s.Partitions() {
 		tp := topicPartition{l.topic, l.partition}
 		l.mu.RLock()
-		rp[tp], ls[tp], hw[tp] = l.durable, l.logStart, l.leo
+		rp[tp], ls[tp], hw[tp] = l.durable, l.logStart, l.hwLocked()
 		epochStale := l.epochStart != l.logStart
 		start, closed := l.logStart, l.closed
 		l.mu.RUnlock()

@@ -13,6 +13,14 @@ import (
 // unsynced data once, then releases all of them. While a round runs, new
 // waiters queue for the next one, so under load each round covers many
 // appends and the fsync rate stays at what the disk can do.
+//
+// Besides waiters, a log can ask for a round without waiting
+// (requestSync): with a durable high watermark every append does, so that
+// its records become visible one round later.
+//
+// A round whose fsync of a log fails transiently (out of file descriptors)
+// hands the error to that log's waiters, and retries a requested round
+// after syncRetryDelay; any other failure takes the log dir offline.
 
 type waiter struct {
 	l      *Log
@@ -24,6 +32,7 @@ type syncer struct {
 	mu      sync.Mutex
 	waiters []*waiter
 	spare   []*waiter
+	pending []*Log // requestSync; each with syncQueued set
 	stopped bool
 	kick    chan struct{}
 	stop    chan struct{}
@@ -49,6 +58,30 @@ func (sy *syncer) enqueue(w *waiter) bool {
 	return true
 }
 
+// syncRetryDelay is how long a requested round waits after a transient
+// failure before it is tried again.
+const syncRetryDelay = 100 * time.Millisecond
+
+// requestSync queues an fsync round for l without waiting for it. Repeated
+// requests before the round starts cost one atomic load each.
+func (s *Store) requestSync(l *Log) {
+	if l.syncQueued.Load() || !l.syncQueued.CompareAndSwap(false, true) {
+		return
+	}
+	sy := s.sync
+	sy.mu.Lock()
+	if sy.stopped {
+		sy.mu.Unlock()
+		return
+	}
+	sy.pending = append(sy.pending, l)
+	sy.mu.Unlock()
+	select {
+	case sy.kick <- struct{}{}:
+	default:
+	}
+}
+
 func (s *Store) runSyncer() {
 	sy := s.sync
 	defer close(sy.done)
@@ -62,12 +95,24 @@ func (s *Store) runSyncer() {
 		sy.mu.Lock()
 		ws := sy.waiters
 		sy.waiters = sy.spare[:0]
+		pending := sy.pending
+		sy.pending = nil
 		if stopping {
 			sy.stopped = true
 		}
 		sy.mu.Unlock()
+		for _, l := range pending {
+			// Cleared before the round snapshots the log end, so an append
+			// from here on requests the next round.
+			l.syncQueued.Store(false)
+		}
 
-		s.syncRound(ws)
+		errs := s.syncRound(ws, pending)
+		for _, l := range pending {
+			if err := errs[l]; err != nil && isTransientIO(err) && !stopping {
+				time.AfterFunc(syncRetryDelay, func() { s.requestSync(l) })
+			}
+		}
 		requeue := false
 		for _, w := range ws {
 			if w.offset < w.l.RecoveryPoint() {
@@ -75,6 +120,10 @@ func (s *Store) runSyncer() {
 				continue
 			}
 			if err := s.failure(); err != nil {
+				w.ch <- err
+				continue
+			}
+			if err := errs[w.l]; err != nil && isTransientIO(err) {
 				w.ch <- err
 				continue
 			}
@@ -107,10 +156,11 @@ func (s *Store) runSyncer() {
 	}
 }
 
-// syncRound fsyncs every distinct log with a waiter that is not yet covered.
-// Logs are synced concurrently (bounded) because on most filesystems
-// concurrent fsyncs share journal commits.
-func (s *Store) syncRound(ws []*waiter) {
+// syncRound fsyncs every distinct log with a waiter that is not yet
+// covered, and every requested log. Logs are synced concurrently (bounded)
+// because on most filesystems concurrent fsyncs share journal commits. It
+// returns the logs whose fsync failed, with the error.
+func (s *Store) syncRound(ws []*waiter, requested []*Log) map[*Log]error {
 	var logs []*Log
 	for _, w := range ws {
 		if w.offset < w.l.RecoveryPoint() || slices.Contains(logs, w.l) {
@@ -118,9 +168,29 @@ func (s *Store) syncRound(ws []*waiter) {
 		}
 		logs = append(logs, w.l)
 	}
+	for _, l := range requested {
+		if !slices.Contains(logs, l) {
+			logs = append(logs, l)
+		}
+	}
+	var (
+		mu   sync.Mutex
+		errs map[*Log]error
+	)
+	record := func(l *Log, err error) {
+		if err == nil {
+			return
+		}
+		mu.Lock()
+		if errs == nil {
+			errs = make(map[*Log]error)
+		}
+		errs[l] = err
+		mu.Unlock()
+	}
 	if len(logs) == 1 {
-		logs[0].syncNow()
-		return
+		record(logs[0], logs[0].syncNow())
+		return errs
 	}
 	sem := make(chan struct{}, 8)
 	var wg sync.WaitGroup
@@ -129,10 +199,11 @@ func (s *Store) syncRound(ws []*waiter) {
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			l.syncNow()
+			record(l, l.syncNow())
 		}()
 	}
 	wg.Wait()
+	return errs
 }
 
 // WaitDurable blocks until every record up to and including offset is
@@ -184,6 +255,9 @@ func (l *Log) syncNow() error {
 	l.syncMu.Lock()
 	defer l.syncMu.Unlock()
 
+	if err := l.store.failure(); err != nil {
+		return err // an offline dir is not flushed again
+	}
 	l.mu.RLock()
 	if l.closed {
 		l.mu.RUnlock()
@@ -200,6 +274,9 @@ func (l *Log) syncNow() error {
 	gen := l.rollGen
 	needDir := gen != l.dirSyncGen
 	active := l.segs[len(l.segs)-1]
+	// The active segment's published size ends exactly at leo (both are
+	// published together), so after the fsync the HW lies at this byte.
+	activeSize := active.size
 	active.acquire() // cannot fail: a published, open log holds a reference
 	l.mu.RUnlock()
 	defer active.release()
@@ -243,13 +320,18 @@ func (l *Log) syncNow() error {
 	done := l.unsynced[:pending]
 	l.unsynced = append([]*segment(nil), l.unsynced[pending:]...)
 	l.dirSyncGen = gen
-	if leo > l.durable {
+	advanced := leo > l.durable
+	if advanced {
 		l.durable = leo
+		l.hwSet, l.hwBase, l.hwPos = true, active.base, activeSize
 	}
 	l.lastFlush = l.store.now()
 	l.mu.Unlock()
 	for _, seg := range done {
 		seg.release()
+	}
+	if advanced && l.store.hwDurable.Load() {
+		l.wakeReaders()
 	}
 	return nil
 }
@@ -259,6 +341,10 @@ func (l *Log) syncNow() error {
 func syncPath(fsys FS, path string) error {
 	f, err := fsys.OpenFile(path, 0, 0)
 	if err != nil {
+		if isTransientIO(err) {
+			// Not synced; claiming durability now would be a lie.
+			return fmt.Errorf("open %s: %w", path, err)
+		}
 		return nil
 	}
 	serr := f.Sync()

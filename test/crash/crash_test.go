@@ -1,6 +1,11 @@
 // Package crash kills a real `gregor serve` process with SIGKILL while
 // acks=all producers run, restarts it, and checks that every acknowledged
 // record is still readable at its acknowledged offset, with no duplicates.
+// A consumer runs during every cycle; after each restart, every offset it
+// was served before the kill must still exist, holding the same record
+// (the high watermark never passes what a crash can take back). Note that
+// kill -9 keeps the page cache, so this checks what a process crash can
+// break (recovery dropping a served tail), not power loss.
 // It then damages the tail of the active segments (garbage appended, a
 // batch torn in half) and checks recovery serves no corrupt bytes.
 //
@@ -134,6 +139,8 @@ func TestKillNineLosesNothingAcknowledged(t *testing.T) {
 	acked := map[string]ack{} // value → where it was acknowledged
 	failed := 0
 	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
+	consumed := map[ack]string{} // the last record served per partition, each cycle
+	high := map[int32]int64{}    // highest offset served per partition
 
 	for cycle := 0; cycle < cycles; cycle++ {
 		cl, err := kgo.NewClient(kgo.SeedBrokers(s.addr), kgo.DefaultProduceTopic(topic),
@@ -170,11 +177,14 @@ func TestKillNineLosesNothingAcknowledged(t *testing.T) {
 				}
 			}(p)
 		}
+		consumerDone := consume(t, s.addr, high, consumed, stop)
 		time.Sleep(time.Duration(200+rng.Intn(1300)) * time.Millisecond)
 		s.kill()
 		close(stop)
 		wg.Wait()
+		<-consumerDone // everything it saw was served before the kill
 		s.start()
+		checkSeenSurvived(t, s.addr, high)
 		// Records in flight at the kill are retried against the new
 		// process (the idempotent producer dedupes what did survive).
 		ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
@@ -189,7 +199,8 @@ func TestKillNineLosesNothingAcknowledged(t *testing.T) {
 		t.Fatal("nothing was acknowledged")
 	}
 
-	verify(t, s.addr, acked)
+	t.Logf("consumers were served records up to offsets %v before the kills", high)
+	verify(t, s.addr, acked, consumed)
 	s.stop()
 
 	// Damage the active segments: garbage after the last batch of
@@ -204,7 +215,7 @@ func TestKillNineLosesNothingAcknowledged(t *testing.T) {
 		}
 		keep[v] = a
 	}
-	verify(t, s.addr, keep)
+	verify(t, s.addr, keep, nil)
 
 	// The log continues at the right offsets after recovery: the torn
 	// batch is gone and partition 1 ends where it began.
@@ -232,8 +243,76 @@ func TestKillNineLosesNothingAcknowledged(t *testing.T) {
 	}
 }
 
-// verify reads the whole topic and checks every acknowledged record.
-func verify(t *testing.T, addr string, acked map[string]ack) {
+// consume reads the topic from where the last cycle's consumer stopped
+// until stop, recording the highest offset it is served per partition and
+// the record there. The returned channel is closed once it has stopped;
+// only then may the maps be read.
+func consume(t *testing.T, addr string, high map[int32]int64, consumed map[ack]string, stop chan struct{}) chan struct{} {
+	t.Helper()
+	start := map[int32]kgo.Offset{}
+	for p := int32(0); p < 4; p++ {
+		if h, ok := high[p]; ok {
+			start[p] = kgo.NewOffset().At(h + 1)
+		} else {
+			start[p] = kgo.NewOffset().AtStart()
+		}
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: start}),
+		kgo.FetchMaxWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-stop
+		cancel()
+	}()
+	go func() {
+		defer close(done)
+		defer cl.Close()
+		last := map[int32]*kgo.Record{}
+		for ctx.Err() == nil {
+			fs := cl.PollFetches(ctx)
+			fs.EachRecord(func(r *kgo.Record) {
+				if l := last[r.Partition]; l == nil || r.Offset > l.Offset {
+					last[r.Partition] = r
+				}
+			})
+		}
+		for p, r := range last {
+			consumed[ack{p, r.Offset}] = string(r.Value)
+			high[p] = r.Offset
+		}
+	}()
+	return done
+}
+
+// checkSeenSurvived checks, after a restart, that every partition still
+// reaches the highest offset a consumer was served before the kill.
+func checkSeenSurvived(t *testing.T, addr string, high map[int32]int64) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, h := range high {
+		if e, _ := ends.Lookup(topic, p); e.Offset <= h {
+			t.Errorf("partition %d ends at %d after kill -9, but a consumer was served offset %d before it", p, e.Offset, h)
+		}
+	}
+}
+
+// verify reads the whole topic and checks every acknowledged record, and
+// every record a consumer was served during the kill cycles.
+func verify(t *testing.T, addr string, acked map[string]ack, consumed map[ack]string) {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
@@ -285,6 +364,18 @@ func verify(t *testing.T, addr string, acked map[string]ack) {
 	}
 	if lost > 0 {
 		t.Fatalf("%d of %d acknowledged records lost", lost, len(acked))
+	}
+	changed := 0
+	for a, v := range consumed {
+		if got[a] != v {
+			if changed < 10 {
+				t.Errorf("a consumer was served %q at partition %d offset %d; after the kills it holds %q", v, a.partition, a.offset, got[a])
+			}
+			changed++
+		}
+	}
+	if changed > 0 {
+		t.Fatalf("%d of %d records served to consumers vanished or changed", changed, len(consumed))
 	}
 	t.Logf("verified %d acknowledged records among %d stored", len(acked), want)
 }
