@@ -252,3 +252,7 @@ func (l *Log) Offline() error {
 	}
 	return l.store.offline[l]
 }
+
+// HasOfflinePartitions reports whether Open left any partition offline, so
+// callers can skip per-partition checks in the common case.
+func (s *Store) HasOfflinePartitions() bool { return len(s.offline) > 0 }
