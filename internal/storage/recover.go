@@ -211,14 +211,19 @@ func (s *Store) loadLog(dir string, tp topicPartition, clean bool, recoveryPoint
 			}
 		}
 	}
+	// A log that holds no record has nothing to make durable: if a crash
+	// loses its files, the catalog recreates the partition empty. Skipping
+	// the fsyncs keeps restarting after a crash with thousands of fresh
+	// partitions in seconds.
+	empty := leo == 0 && len(segs) == 1 && active.size == 0
 	for sg := range scanned {
-		if slices.Contains(l.segs, sg) {
+		if slices.Contains(l.segs, sg) && !empty {
 			if err := datasync(sg.log); err != nil {
 				return fail(err)
 			}
 		}
 	}
-	if len(scanned) > 0 || !clean {
+	if (len(scanned) > 0 || !clean) && !empty {
 		if err := syncDir(fsys, dir); err != nil {
 			return fail(err)
 		}

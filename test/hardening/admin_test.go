@@ -261,25 +261,51 @@ func TestAdminCreateDelete5000(t *testing.T) {
 
 func TestAdminKillDuringCreate(t *testing.T) {
 	const parts = 5000
+	// Kill points: when the first, half or all of the directories exist
+	// (the catalog may or may not say "created" yet), and right after the
+	// broker answered. Timings vary with the disk, so they are defined by
+	// what is on disk rather than by clock.
 	outcomes := map[string]int{}
-	for _, delay := range []time.Duration{20 * time.Millisecond, 150 * time.Millisecond, 400 * time.Millisecond, 1200 * time.Millisecond} {
+	for _, at := range []int{1, parts / 2, parts, -1} {
 		s := newServer(t, "gregor.max.partitions=8000")
 		s.start()
 		cl, _ := adminClients(t, s)
+		answered := make(chan int16, 1)
 		go func() {
 			req := kmsg.NewPtrCreateTopicsRequest()
 			req.TimeoutMillis = 60000
 			rt := kmsg.NewCreateTopicsRequestTopic()
 			rt.Topic, rt.NumPartitions, rt.ReplicationFactor = "big", parts, 1
 			req.Topics = append(req.Topics, rt)
-			_, _ = req.RequestWith(context.Background(), cl)
+			resp, err := req.RequestWith(context.Background(), cl)
+			if err != nil {
+				answered <- -1
+				return
+			}
+			answered <- resp.Topics[0].ErrorCode
 		}()
-		time.Sleep(delay)
+		deadline := time.Now().Add(60 * time.Second)
+		if at < 0 {
+			select {
+			case code := <-answered:
+				if code != 0 {
+					t.Fatalf("create answered %d", code)
+				}
+			case <-time.After(60 * time.Second):
+				t.Fatal("create not answered in 60s")
+			}
+		} else {
+			for len(adminPartitionDirs(t, s, "big")) < at && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
+		}
 		s.kill()
 		cl.Close()
 		dirsAtKill := len(adminPartitionDirs(t, s, "big"))
 
+		restart := time.Now()
 		s.start()
+		restarted := time.Since(restart)
 		_, adm := adminClients(t, s)
 		td, err := adm.ListTopics(context.Background())
 		if err != nil {
@@ -289,16 +315,19 @@ func TestAdminKillDuringCreate(t *testing.T) {
 		switch {
 		case !td.Has("big"):
 			outcomes["absent"]++
+			if at < 0 {
+				t.Errorf("killed after the create was acknowledged: the topic is gone")
+			}
 			if len(dirs) != 0 {
-				t.Errorf("kill after %v: topic absent but %d directories remain, e.g. %s", delay, len(dirs), dirs[0])
+				t.Errorf("kill at %d directories: topic absent but %d directories remain, e.g. %s", at, len(dirs), dirs[0])
 			}
 		default:
 			outcomes["complete"]++
 			if n := len(td["big"].Partitions); n != parts {
-				t.Errorf("kill after %v: topic came back with %d of %d partitions", delay, n, parts)
+				t.Errorf("kill at %d directories: topic came back with %d of %d partitions", at, n, parts)
 			}
 			if len(dirs) != parts {
-				t.Errorf("kill after %v: %d partition directories for %d partitions", delay, len(dirs), parts)
+				t.Errorf("kill at %d directories: %d partition directories for %d partitions", at, len(dirs), parts)
 			}
 			// Usable: the last partition takes a record.
 			pcl, _ := adminClients(t, s, kgo.RecordPartitioner(kgo.ManualPartitioner()))
@@ -306,12 +335,13 @@ func TestAdminKillDuringCreate(t *testing.T) {
 			err := pcl.ProduceSync(ctx, &kgo.Record{Topic: "big", Partition: parts - 1, Value: []byte("x")}).FirstErr()
 			cancel()
 			if err != nil {
-				t.Errorf("kill after %v: produce to the recovered topic: %v", delay, err)
+				t.Errorf("kill at %d directories: produce to the recovered topic: %v", at, err)
 			}
 		}
-		t.Logf("kill -9 %v into the create (%d directories on disk): topic %s after restart",
-			delay, dirsAtKill, map[bool]string{true: "complete", false: "absent"}[td.Has("big")])
+		stop := time.Now()
 		s.stop()
+		t.Logf("kill -9 with %d directories on disk (waited for %d): topic %s after restart (restart %v, clean stop %v)",
+			dirsAtKill, at, map[bool]string{true: "complete", false: "absent"}[td.Has("big")], restarted.Round(time.Millisecond), time.Since(stop).Round(time.Millisecond))
 	}
 	t.Logf("outcomes: %v", outcomes)
 }
