@@ -510,7 +510,8 @@ func TestAdminSegmentHole(t *testing.T) {
 			s.stop()
 			segs := adminSegments(t, s, "holey", 0)
 			if len(segs) < 4 {
-				out, _ := exec.Command("ls", "-la", filepath.Join(s.dir, "holey-0")).CombinedOutput(); t.Fatalf("want at least 4 segments, got %d\n%s\n%s", len(segs), out, s.output())
+				out, _ := exec.Command("ls", "-la", filepath.Join(s.dir, "holey-0")).CombinedOutput()
+				t.Fatalf("want at least 4 segments, got %d\n%s\n%s", len(segs), out, s.output())
 			}
 			victim := segs[len(segs)/2]
 			if damage == "emptied" {
