@@ -93,6 +93,8 @@ func handleCreateTopics(c *conn, v int16, req *kmsg.CreateTopicsRequest) *kmsg.C
 		default:
 			if err := validateTopicConfigs(raw); err != nil {
 				fail(kerr.InvalidConfig.Code, err.Error())
+			} else if err := b.catalog.checkLimit(rt.Topic, int64(partitions)); req.ValidateOnly && err != nil {
+				fail(kerr.PolicyViolation.Code, err.Error())
 			}
 		}
 		if st.ErrorCode == 0 && !req.ValidateOnly {

@@ -334,6 +334,14 @@ func (c *catalog) checkLimitLocked(name string, n int64, internal bool) error {
 		n, name, c.total+n, c.maxPartitions, c.limitSource)}
 }
 
+// checkLimit is checkLimitLocked for validate_only requests, which change
+// nothing.
+func (c *catalog) checkLimit(name string, n int64) error {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.checkLimitLocked(name, n, false)
+}
+
 // create makes a topic with its partitions: reserve the name and save the
 // intent, create the directories with no lock held, then publish and save.
 // If the topic exists, it returns the existing one and errTopicExists.

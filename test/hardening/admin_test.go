@@ -224,6 +224,8 @@ func TestAdminCreateDelete5000(t *testing.T) {
 		t.Fatalf("after create: %v, %d partitions", err, len(td["big"].Partitions))
 	}
 
+	t.Logf("with 5,000 more partitions: %d fds, RSS %s", s.fds(), mib(s.rss()))
+
 	start = time.Now()
 	out, err = adminTopicsCLI(t, s, "--delete", "--topic", "big")
 	deleted := time.Since(start)
