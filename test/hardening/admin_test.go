@@ -348,6 +348,64 @@ func TestAdminKillDuringCreate(t *testing.T) {
 	t.Logf("outcomes: %v", outcomes)
 }
 
+func TestAdminKillDuringDelete(t *testing.T) {
+	const parts = 2000
+	// Kill when the first directory has been renamed for deletion, and
+	// right after the delete was answered (directories still being
+	// removed in the background).
+	for _, answered := range []bool{false, true} {
+		s := newServer(t, "gregor.max.partitions=8000")
+		s.start()
+		cl, adm := adminClients(t, s)
+		if r, err := adminCreate(context.Background(), adm, parts, nil, "big"); err != nil || r.Err != nil {
+			t.Fatalf("create: %v %v", err, r.Err)
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_, _ = adm.DeleteTopics(context.Background(), "big")
+		}()
+		if answered {
+			<-done
+		} else {
+			deadline := time.Now().Add(30 * time.Second)
+			for time.Now().Before(deadline) {
+				if m, _ := filepath.Glob(filepath.Join(s.dir, "big-*-delete")); len(m) > 0 {
+					break
+				}
+				time.Sleep(2 * time.Millisecond)
+			}
+		}
+		s.kill()
+		cl.Close()
+		left := len(adminPartitionDirs(t, s, "big"))
+
+		s.start()
+		_, adm = adminClients(t, s)
+		td, err := adm.ListTopics(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Once the delete was answered the topic must stay gone; before
+		// that either outcome is allowed, but never a partial topic.
+		switch {
+		case td.Has("big") && answered:
+			t.Errorf("deleted topic came back after kill -9")
+		case td.Has("big") && len(td["big"].Partitions) != parts:
+			t.Errorf("topic came back with %d of %d partitions", len(td["big"].Partitions), parts)
+		case !td.Has("big"):
+			if dirs := adminPartitionDirs(t, s, "big"); len(dirs) != 0 {
+				t.Errorf("deleted topic left %d directories after restart, e.g. %s", len(dirs), dirs[0])
+			}
+			if r, err := adminCreate(context.Background(), adm, 2, nil, "big"); err != nil || r.Err != nil {
+				t.Errorf("re-create after the interrupted delete: %v %v", err, r.Err)
+			}
+		}
+		t.Logf("kill -9 during delete (answered %v, %d directories on disk): topic present after restart: %v", answered, left, td.Has("big"))
+		s.stop()
+	}
+}
+
 func TestAdminLogDirLock(t *testing.T) {
 	s := newServer(t)
 	s.start()
