@@ -87,6 +87,13 @@ func handleProduce(c *conn, inf *inflight, kreq kmsg.Request) {
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				continue
 			}
+			if err := l.Offline(); err != nil {
+				// Recovery found records missing; appending would hide it.
+				sp.ErrorCode = kerr.KafkaStorageError.Code
+				msg := err.Error()
+				sp.ErrorMessage = &msg
+				continue
+			}
 			if t.Internal {
 				// Only the group coordinator writes __consumer_offsets.
 				sp.ErrorCode = kerr.InvalidTopicException.Code

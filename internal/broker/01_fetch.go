@@ -209,6 +209,10 @@ func newFetch(b *Broker, ctx context.Context, req *kmsg.FetchRequest) *fetch {
 				l = b.store.Get(t.Name, rp.Partition)
 				if l == nil {
 					sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				} else if l.Offline() != nil {
+					// Recovery found records missing (storage.Log.Offline).
+					sp.ErrorCode = kerr.KafkaStorageError.Code
+					l = nil
 				}
 			}
 			parts[pk] = len(f.parts)

@@ -55,6 +55,12 @@ func handleListOffsets(c *conn, v int16, req *kmsg.ListOffsetsRequest) *kmsg.Lis
 				st.Partitions = append(st.Partitions, sp)
 				continue
 			}
+			if l.Offline() != nil {
+				// Recovery found records missing (storage.Log.Offline).
+				sp.ErrorCode = kerr.KafkaStorageError.Code
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
 			err := l.Err()
 			if rp.Timestamp == -1 && err == nil {
 				if leo := l.LogEndOffset(); l.HighWatermark() < leo {

@@ -9,6 +9,14 @@ package broker
 // num.partitions partitions. Deviation: Kafka answers the creating request
 // with LEADER_NOT_AVAILABLE while leaders are elected; here the topic is
 // usable at once, so it is reported ready and the client need not retry.
+// Auto-creation follows CreateTopics' rules: a name colliding with another
+// on '.'/'_' gets INVALID_TOPIC_EXCEPTION, one over gregor.max.partitions
+// POLICY_VIOLATION; of the internal topics only __consumer_offsets is
+// created, and with the coordinator's settings.
+//
+// A partition that recovery left offline (records missing between
+// segments) is reported with KAFKA_STORAGE_ERROR and this node as its
+// offline replica.
 //
 // When the log dir is offline (an I/O error; see logdir_failure.go) every
 // partition answers KAFKA_STORAGE_ERROR with no leader, the node listed in
@@ -19,8 +27,12 @@ package broker
 // (-2147483648) since there are no ACLs.
 
 import (
+	"errors"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregorhq/gregor/internal/group"
 )
 
 func init() {
@@ -71,10 +83,26 @@ func handleMetadata(c *conn, v int16, req *kmsg.MetadataRequest) *kmsg.MetadataR
 					mt.ErrorCode = kerr.InvalidTopicException.Code
 				case !autoCreate:
 					mt.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				case name == group.TopicName:
+					// Kafka creates its internal topics only through the
+					// coordinator's own path, with their own settings.
+					t, _ = b.offsetsTopic()
+					if t == nil {
+						mt.ErrorCode = kerr.UnknownTopicOrPartition.Code
+					}
+				case isInternalTopic(name):
+					mt.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				default:
 					var err error
 					t, err = b.autoCreateTopic(name)
-					if err != nil {
+					var collision *errCollision
+					var limit *errPartitionLimit
+					switch {
+					case errors.As(err, &collision):
+						mt.ErrorCode = kerr.InvalidTopicException.Code
+					case errors.As(err, &limit):
+						mt.ErrorCode = kerr.PolicyViolation.Code
+					case err != nil:
 						mt.ErrorCode = kerr.UnknownTopicOrPartition.Code
 					}
 				}
@@ -98,7 +126,8 @@ func (b *Broker) metadataTopic(t *topic, code int16) kmsg.MetadataResponseTopic 
 	mt.IsInternal = t.Internal
 	mt.AuthorizedOperations = authorizedOpsUnknown
 	mt.Partitions = make([]kmsg.MetadataResponseTopicPartition, 0, t.Partitions)
-	offline := b.store.Failure() != nil
+	dirFailed := b.store.Failure() != nil
+	someOffline := b.store.HasOfflinePartitions()
 	for p := int32(0); p < t.Partitions; p++ {
 		mp := kmsg.NewMetadataResponseTopicPartition()
 		mp.Partition = p
@@ -107,11 +136,16 @@ func (b *Broker) metadataTopic(t *topic, code int16) kmsg.MetadataResponseTopic 
 		mp.Replicas = []int32{b.cfg.NodeID}
 		mp.ISR = []int32{b.cfg.NodeID}
 		mp.OfflineReplicas = []int32{}
-		if offline {
-			mp.ErrorCode = kerr.KafkaStorageError.Code
-			mp.Leader = -1
-			mp.ISR = []int32{}
-			mp.OfflineReplicas = []int32{b.cfg.NodeID}
+		if dirFailed || someOffline {
+			// The log dir failed (an I/O error), or recovery found records
+			// missing in this partition (storage.Log.Offline): the only
+			// replica is offline.
+			if l := b.store.Get(t.Name, p); dirFailed || (l != nil && l.Offline() != nil) {
+				mp.ErrorCode = kerr.KafkaStorageError.Code
+				mp.Leader = -1
+				mp.ISR = []int32{}
+				mp.OfflineReplicas = []int32{b.cfg.NodeID}
+			}
 		}
 		mt.Partitions = append(mt.Partitions, mp)
 	}
@@ -119,7 +153,8 @@ func (b *Broker) metadataTopic(t *topic, code int16) kmsg.MetadataResponseTopic 
 }
 
 // autoCreateTopic creates a topic with the broker defaults, as a Metadata
-// request or a produce to a missing topic may ask.
+// request or a produce to a missing topic may ask. The same rules as
+// CreateTopics hold: collisions and the partition cap refuse it.
 func (b *Broker) autoCreateTopic(name string) (*topic, error) {
 	t, err := b.catalog.create(name, b.cfg.NumPartitions, nil, false)
 	if err == errTopicExists {

@@ -7,11 +7,23 @@ package broker
 // replication factor above 1 fails with INVALID_REPLICATION_FACTOR, as Kafka
 // does when too few brokers are registered. Manual replica assignments must
 // name this node. Configs are checked against the topic config table
-// (INVALID_CONFIG). validate_only checks everything and creates nothing.
+// (INVALID_CONFIG).
+//
+// Limits and rules (hardening): a request asking for more than
+// gregor.max.partitions.per.request partitions in all (KRaft's fixed
+// 10,000) fails every topic with POLICY_VIOLATION and KRaft's message; a
+// topic that would take the broker over gregor.max.partitions fails with
+// POLICY_VIOLATION naming the limit. Internal topics (__consumer_offsets,
+// __transaction_state) are created by the broker only: INVALID_REQUEST, as
+// KRaft answers for its own internal topic. A name that collides with
+// another topic's once '.' and '_' are unified fails with
+// INVALID_TOPIC_EXCEPTION, as in Kafka. The topic is written ahead in the
+// catalog and stays invisible until all its partitions exist (catalog.go). validate_only checks everything and creates nothing.
 // From v5 the response echoes the partition count, replication factor and
 // the topic's effective configs; from v7 its id.
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -29,6 +41,7 @@ func handleCreateTopics(c *conn, v int16, req *kmsg.CreateTopicsRequest) *kmsg.C
 	for _, rt := range req.Topics {
 		seen[rt.Topic]++
 	}
+	tooMany := requestPartitions(req, b.cfg.NumPartitions) > int64(b.cfg.MaxPartitionsPerReq)
 	for _, rt := range req.Topics {
 		st := kmsg.NewCreateTopicsResponseTopic()
 		st.Topic = rt.Topic
@@ -55,13 +68,20 @@ func handleCreateTopics(c *conn, v int16, req *kmsg.CreateTopicsRequest) *kmsg.C
 				configs[cfg.Name] = *cfg.Value
 			}
 		}
+		collides := b.catalog.collidesWith(rt.Topic)
 		switch {
+		case tooMany:
+			fail(kerr.PolicyViolation.Code, tooManyPartitionsMessage(b.cfg.MaxPartitionsPerReq))
 		case seen[rt.Topic] > 1:
 			fail(kerr.InvalidRequest.Code, fmt.Sprintf("Create topics request from client contains multiple entries for the following topics: %s", rt.Topic))
 		case !validTopicName(rt.Topic):
 			fail(kerr.InvalidTopicException.Code, fmt.Sprintf("Topic name %q is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-', or is empty, '.', '..' or longer than 249 characters", rt.Topic))
+		case isInternalTopic(rt.Topic):
+			fail(kerr.InvalidRequest.Code, fmt.Sprintf("Creation of internal topic %s is prohibited.", rt.Topic))
 		case b.catalog.get(rt.Topic) != nil:
 			fail(kerr.TopicAlreadyExists.Code, fmt.Sprintf("Topic '%s' already exists.", rt.Topic))
+		case collides != "":
+			fail(kerr.InvalidTopicException.Code, (&errCollision{rt.Topic, collides}).Error())
 		case partitions <= 0:
 			fail(kerr.InvalidPartitions.Code, "Number of partitions must be larger than 0.")
 		case rf <= 0:
@@ -73,13 +93,21 @@ func handleCreateTopics(c *conn, v int16, req *kmsg.CreateTopicsRequest) *kmsg.C
 		default:
 			if err := validateTopicConfigs(raw); err != nil {
 				fail(kerr.InvalidConfig.Code, err.Error())
+			} else if err := b.catalog.checkLimit(rt.Topic, int64(partitions)); req.ValidateOnly && err != nil {
+				fail(kerr.PolicyViolation.Code, err.Error())
 			}
 		}
 		if st.ErrorCode == 0 && !req.ValidateOnly {
 			t, err := b.catalog.create(rt.Topic, partitions, configs, false)
+			var collision *errCollision
+			var limit *errPartitionLimit
 			switch {
 			case err == errTopicExists:
 				fail(kerr.TopicAlreadyExists.Code, fmt.Sprintf("Topic '%s' already exists.", rt.Topic))
+			case errors.As(err, &collision):
+				fail(kerr.InvalidTopicException.Code, err.Error())
+			case errors.As(err, &limit):
+				fail(kerr.PolicyViolation.Code, err.Error())
 			case err != nil:
 				b.log.Error("create topic failed", "topic", rt.Topic, "err", err)
 				fail(kerr.KafkaStorageError.Code, err.Error())
@@ -105,6 +133,29 @@ func handleCreateTopics(c *conn, v int16, req *kmsg.CreateTopicsRequest) *kmsg.C
 		resp.Topics = append(resp.Topics, st)
 	}
 	return resp
+}
+
+// requestPartitions counts the partitions a CreateTopics request asks for,
+// as KRaft's controller does before its per-request cap: assignments if
+// given, else the count, with -1 meaning num.partitions.
+func requestPartitions(req *kmsg.CreateTopicsRequest, defaultPartitions int32) int64 {
+	var n int64
+	for _, rt := range req.Topics {
+		switch {
+		case len(rt.ReplicaAssignment) > 0:
+			n += int64(len(rt.ReplicaAssignment))
+		case rt.NumPartitions == -1:
+			n += int64(defaultPartitions)
+		case rt.NumPartitions > 0:
+			n += int64(rt.NumPartitions)
+		}
+	}
+	return n
+}
+
+// tooManyPartitionsMessage starts with KRaft's message and names the limit.
+func tooManyPartitionsMessage(limit int32) string {
+	return fmt.Sprintf("Excessively large number of partitions per request. The limit is %d (gregor.max.partitions.per.request).", limit)
 }
 
 func assignmentIsLocal(as []kmsg.CreateTopicsRequestTopicReplicaAssignment, node int32) bool {

@@ -2,12 +2,22 @@ package broker
 
 // DeleteTopics (key 20), versions 0-6.
 //
-// Topics are named until v5 and named or identified by id from v6. The
-// partition directories are removed before the answer; a topic that is
-// re-created afterwards gets a new topic id. delete.topic.enable=false gives
-// TOPIC_DELETION_DISABLED.
+// Topics are named until v5 and named or identified by id from v6. As in
+// Kafka, deletion is asynchronous: the topic leaves the catalog durably
+// before the answer, its partition directories are renamed to
+// topic-N.<uuid>-delete at once and removed in the background (catalog.go).
+// A topic that is re-created afterwards gets a new topic id.
+// delete.topic.enable=false gives TOPIC_DELETION_DISABLED.
+//
+// Internal topics (__consumer_offsets, __transaction_state) belong to the
+// broker: INVALID_REQUEST, the code KRaft gives for its own internal topic.
+// Deviation: Kafka lets a client with cluster authorization delete
+// __consumer_offsets (losing every group's offsets); Gregor has no ACLs, so
+// it refuses.
 
 import (
+	"fmt"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -49,6 +59,12 @@ func handleDeleteTopics(c *conn, v int16, req *kmsg.DeleteTopicsRequest) *kmsg.D
 			st.ErrorCode = kerr.UnknownTopicID.Code
 		case t == nil:
 			st.ErrorCode = kerr.UnknownTopicOrPartition.Code
+		case isInternalTopic(t.Name):
+			name := t.Name
+			st.Topic, st.TopicID = &name, t.ID
+			st.ErrorCode = kerr.InvalidRequest.Code
+			msg := fmt.Sprintf("Deletion of internal topic %s is prohibited.", t.Name)
+			st.ErrorMessage = &msg
 		default:
 			name := t.Name
 			st.Topic, st.TopicID = &name, t.ID

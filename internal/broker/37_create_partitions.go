@@ -5,8 +5,16 @@ package broker
 // Grows a topic to `count` partitions. Shrinking or keeping the count fails
 // with INVALID_PARTITIONS, explicit assignments must name this node only,
 // and validate_only changes nothing.
+//
+// Limits (hardening): more than gregor.max.partitions.per.request new
+// partitions in one request fails every topic with POLICY_VIOLATION (KRaft's
+// per-request cap); going over gregor.max.partitions fails the topic with
+// POLICY_VIOLATION naming the limit. Internal topics cannot be grown by
+// clients (INVALID_REQUEST). The new partitions are written ahead and
+// become visible only once they all exist (catalog.go).
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -24,6 +32,13 @@ func handleCreatePartitions(c *conn, v int16, req *kmsg.CreatePartitionsRequest)
 	for _, rt := range req.Topics {
 		seen[rt.Topic]++
 	}
+	var adding int64
+	for _, rt := range req.Topics {
+		if t := b.catalog.get(rt.Topic); t != nil && rt.Count > t.Partitions {
+			adding += int64(rt.Count - t.Partitions)
+		}
+	}
+	tooMany := adding > int64(b.cfg.MaxPartitionsPerReq)
 	for _, rt := range req.Topics {
 		st := kmsg.NewCreatePartitionsResponseTopic()
 		st.Topic = rt.Topic
@@ -35,8 +50,12 @@ func handleCreatePartitions(c *conn, v int16, req *kmsg.CreatePartitionsRequest)
 		switch {
 		case seen[rt.Topic] > 1:
 			fail(kerr.InvalidRequest.Code, "Duplicate topic in request.")
+		case tooMany:
+			fail(kerr.PolicyViolation.Code, tooManyPartitionsMessage(b.cfg.MaxPartitionsPerReq))
 		case t == nil:
 			fail(kerr.UnknownTopicOrPartition.Code, fmt.Sprintf("The topic '%s' does not exist.", rt.Topic))
+		case t.Internal || isInternalTopic(t.Name):
+			fail(kerr.InvalidRequest.Code, fmt.Sprintf("Adding partitions to internal topic %s is prohibited.", t.Name))
 		case rt.Count < t.Partitions:
 			fail(kerr.InvalidPartitions.Code, fmt.Sprintf("The topic %s currently has %d partition(s); %d would not be an increase.", rt.Topic, t.Partitions, rt.Count))
 		case rt.Count == t.Partitions:
@@ -52,7 +71,10 @@ func handleCreatePartitions(c *conn, v int16, req *kmsg.CreatePartitionsRequest)
 			}
 		}
 		if st.ErrorCode == 0 && !req.ValidateOnly {
-			if err := b.catalog.addPartitions(rt.Topic, rt.Count); err != nil {
+			var limit *errPartitionLimit
+			if err := b.catalog.addPartitions(rt.Topic, rt.Count); errors.As(err, &limit) {
+				fail(kerr.PolicyViolation.Code, err.Error())
+			} else if err != nil {
 				b.log.Error("create partitions failed", "topic", rt.Topic, "err", err)
 				fail(kerr.KafkaStorageError.Code, err.Error())
 			} else {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,6 +27,7 @@ type Broker struct {
 	log       *slog.Logger
 	clusterID string
 	dataDir   string
+	lock      *os.File // flock on dataDir/.lock, held until Close returns
 
 	store   *storage.Store
 	catalog *catalog
@@ -72,6 +74,17 @@ func New(cfg *config.Config, log *slog.Logger) (*Broker, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("broker: log dir: %w", err)
 	}
+	// The lock comes before anything else touches the dir.
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok && lock != nil {
+			lock.Close()
+		}
+	}()
 	clusterID, err := loadOrCreateMeta(dir, cfg.NodeID)
 	if err != nil {
 		return nil, err
@@ -82,6 +95,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Broker, error) {
 		log:       log,
 		clusterID: clusterID,
 		dataDir:   dir,
+		lock:      lock,
 		ctx:       ctx,
 		cancel:    cancel,
 		conns:     map[*conn]struct{}{},
@@ -96,30 +110,35 @@ func New(cfg *config.Config, log *slog.Logger) (*Broker, error) {
 		cancel()
 		return nil, err
 	}
-	// Recovery and retention at open use each topic's own settings.
-	known, err := readCatalog(filepath.Join(dir, catalogFile))
+	// The catalog decides which partition directories storage loads, and
+	// recovery and retention at open use each topic's own settings.
+	b.catalog, err = loadCatalog(dir, log)
 	if err != nil {
 		cancel()
 		return nil, err
 	}
-	overrides := map[string]map[string]string{}
-	for _, t := range known {
-		overrides[t.Name] = t.Configs
-	}
+	b.catalog.maxPartitions, b.catalog.limitSource = partitionLimit(cfg)
+	log.Info("partition limit", "gregor.max.partitions", b.catalog.maxPartitions, "source", b.catalog.limitSource,
+		"gregor.max.partitions.per.request", cfg.MaxPartitionsPerReq)
 	b.store, err = storage.Open(storage.Options{
 		Dir:    dir,
 		Logger: log.With("component", "storage"),
 		LogConfig: func(topic string, _ int32) storage.LogConfig {
-			return b.topicLogConfig(overrides[topic])
+			var overrides map[string]string
+			if t := b.catalog.byName[topic]; t != nil {
+				overrides = t.Configs
+			}
+			return b.topicLogConfig(overrides)
 		},
+		Adopt:      b.catalog.adopt,
+		AcceptGaps: acceptGaps(cfg.RecoveryAcceptGaps),
 	})
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("broker: open log dir %s: %w", dir, err)
 	}
 	b.store.SetDurableHighWatermark(cfg.Durability == config.DurabilityFsync)
-	b.catalog, err = openCatalog(dir, b.store, b.topicLogConfig)
-	if err != nil {
+	if err := b.catalog.attach(b.store, b.topicLogConfig); err != nil {
 		b.store.Close()
 		cancel()
 		return nil, err
@@ -159,6 +178,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Broker, error) {
 		return nil, err
 	}
 	log.Info("log dir loaded", "dir", dir, "partitions", len(b.store.Partitions()), "took", time.Since(start).Round(time.Microsecond))
+	ok = true
 	return b, nil
 }
 
@@ -328,9 +348,28 @@ func (b *Broker) Close() error {
 	b.cancel()
 	b.groups.Close()
 	b.wg.Wait()
+	b.catalog.wait()
 	err := b.store.Close()
 	b.log.Info("broker stopped", "dir", b.dataDir)
+	if b.lock != nil {
+		b.lock.Close()
+	}
 	return err
+}
+
+// acceptGaps is gregor.recovery.accept.gaps as storage asks it: "*" or
+// "topic-N" entries.
+func acceptGaps(list []string) func(string, int32) bool {
+	if len(list) == 0 {
+		return nil
+	}
+	set := map[string]bool{}
+	for _, e := range list {
+		set[strings.TrimSpace(e)] = true
+	}
+	return func(topic string, p int32) bool {
+		return set["*"] || set[fmt.Sprintf("%s-%d", topic, p)]
+	}
 }
 
 // topicExists reports whether a topic exists.

@@ -28,26 +28,28 @@ const fdOverhead = 64
 
 // fdBudget splits the process's file-descriptor limit (RLIMIT_NOFILE, after
 // Go raised the soft limit to the hard one at start-up) between client
-// connections and the partition logs. The logs get a quarter of what is
-// left after fdOverhead, but at least 1024 or half of it, whichever is
-// smaller; connections get the rest. Examples:
+// connections and the partition logs: each gets half of what is left after
+// fdOverhead. A broker's partitions need descriptors as much as its clients
+// do (one per open segment), and neither side can be allowed to starve the
+// other. Examples:
 //
 //	nofile      maxConns  forLogs
 //	1024             480      480
-//	4096            3008     1024
-//	20000          14952     4984
-//	1048576       786384   262128
+//	4096            2016     2016
+//	20000           9968     9968
+//	1048576       524256   524256
 //
 // A connection flood therefore runs into maxConns (and is refused right
 // after accept) long before it can make opening a segment fail with
-// EMFILE. The broker-wide partition cap derives from forLogs. nofile <= 0
-// means unknown: no cap on either.
+// EMFILE, and the broker-wide partition cap (partition_limits.go) keeps
+// the partitions inside forLogs. nofile <= 0 means unknown: no cap on
+// either.
 func fdBudget(nofile int) (maxConns, forLogs int) {
 	if nofile <= 0 {
 		return 0, 0
 	}
 	avail := max(nofile-fdOverhead, 2)
-	forLogs = max(avail/4, min(1024, avail/2))
+	forLogs = avail / 2
 	return avail - forLogs, forLogs
 }
 

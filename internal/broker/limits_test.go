@@ -69,9 +69,9 @@ func netRoundTrip(nc net.Conn, corr int32) error {
 func TestFdBudget(t *testing.T) {
 	for _, tt := range []struct{ nofile, conns, logs int }{
 		{1024, 480, 480},
-		{4096, 3008, 1024},
-		{20000, 14952, 4984},
-		{1 << 20, 786384, 262128},
+		{4096, 2016, 2016},
+		{20000, 9968, 9968},
+		{1 << 20, 524256, 524256},
 		{0, 0, 0},
 	} {
 		conns, logs := fdBudget(tt.nofile)

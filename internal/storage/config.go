@@ -114,4 +114,31 @@ type Options struct {
 	// index.interval.bytes). nil means DefaultLogConfig(); either way the
 	// broker can change it later with SetConfig. Addition to the agreed API.
 	LogConfig func(topic string, partition int32) LogConfig
+	// Adopt, if set, decides what Open does with each partition directory
+	// it finds, given the topic id from its partition.metadata (zero if
+	// unreadable): load it, delete it (a create that never completed, a
+	// deletion a crash interrupted) or set it aside as stray. nil loads
+	// every directory. The broker passes its topic catalog here, so only
+	// partitions of fully created topics are served.
+	Adopt func(topic string, partition int32, topicID [16]byte) Adoption
+	// AcceptGaps, if set, reports whether recovery of a partition may
+	// accept a hole between segments (offsets in it are lost) instead of
+	// opening the partition offline (gregor.recovery.accept.gaps).
+	AcceptGaps func(topic string, partition int32) bool
 }
+
+// Adoption is Options.Adopt's verdict on a partition directory.
+type Adoption int
+
+const (
+	// AdoptLoad loads the partition.
+	AdoptLoad Adoption = iota
+	// AdoptDelete renames the directory to Kafka's topic-N.<uuid>-delete
+	// form and removes it: its data was never acknowledged as a topic, or
+	// its topic was deleted.
+	AdoptDelete
+	// AdoptStray renames the directory to topic-N.<uuid>-stray (as Kafka
+	// does with logs the metadata does not know) and leaves it for the
+	// operator: nothing is deleted that might still matter.
+	AdoptStray
+)

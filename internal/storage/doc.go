@@ -4,6 +4,8 @@
 // # Log dir
 //
 //	<log dir>/
+//	  .lock                              flock(2)ed by the running broker (broker package)
+//	  gregor-topics.json                 the topic catalog (broker package)
 //	  .kafka_cleanshutdown               present only after a clean Close
 //	  recovery-point-offset-checkpoint   per partition: offsets below are fsynced
 //	  log-start-offset-checkpoint        per partition: first readable offset
@@ -20,9 +22,19 @@
 //	    00000000000000004711.snapshot    producer state as of offset 4711
 //
 // File names are the segment's base offset (its first offset), 20 digits,
-// zero padded. A deletion interrupted by a crash leaves
-// <topic>-<partition>.<n>-delete, which Open removes. Files are replaced
-// atomically (write *.tmp, fsync, rename, fsync the directory).
+// zero padded. Deleted partitions are renamed, as in Kafka, to
+// <topic>-<partition>.<32 hex digits>-delete and removed in the background;
+// Open removes any such directory a crash left. A partition directory that
+// Options.Adopt disowns is removed the same way, or renamed
+// <topic>-<partition>.<32 hex digits>-stray and left for the operator.
+// Files are replaced atomically (write *.tmp, fsync, rename, fsync the
+// directory), except the files of a newly created partition (see
+// CreatePartitions in admin.go).
+//
+// Segments must follow each other: each starts at the offset after the
+// previous one's last batch. Recovery checks it; a hole (a middle segment
+// missing, emptied or cut short) takes the partition offline
+// (Log.Offline) unless Options.AcceptGaps accepts the loss.
 //
 // # Checkpoint files (text)
 //

@@ -102,6 +102,7 @@ func (s *Store) loadLog(dir string, tp topicPartition, clean bool, recoveryPoint
 		}
 	}
 	scanned := make(map[*segment]bool)
+	var holeErr error // the first hole between segments, if not accepted
 	var tailChecked *segment
 	prevLast := int64(-1)
 	for i := 0; i < len(segs); i++ {
@@ -119,8 +120,14 @@ func (s *Store) loadLog(dir string, tp topicPartition, clean bool, recoveryPoint
 			if err := sg.loadIndexes(); err != nil {
 				s.logger.Warn("rebuilding index", "file", sg.name(), "err", err)
 			} else if !last {
-				sg.lastOff = segs[i+1].base - 1
-				ok = true
+				// An inner segment must end where the next one starts; its
+				// tail says where it really ends (a file cut short or
+				// emptied behind our back shows here).
+				if err := sg.checkTail(); err != nil {
+					s.logger.Warn("inner segment failed its tail check; scanning it", "file", sg.name(), "err", err)
+				} else {
+					ok = true
+				}
 			} else if err := sg.checkTail(); err != nil {
 				s.logger.Warn("last segment failed its tail check; scanning it", "file", sg.name(), "err", err)
 			} else {
@@ -153,6 +160,15 @@ func (s *Store) loadLog(dir string, tp topicPartition, clean bool, recoveryPoint
 		} else {
 			prevLast = max(prevLast, sg.base-1)
 		}
+		if i < len(segs)-1 {
+			next := segs[i+1].base
+			if end := prevLast + 1; end < next && next > logStart {
+				holeErr = s.segmentHole(tp, sg, segs[i+1], end, holeErr)
+			}
+		}
+	}
+	if holeErr != nil {
+		s.offline[l] = holeErr
 	}
 
 	active := segs[len(segs)-1]
@@ -195,14 +211,19 @@ func (s *Store) loadLog(dir string, tp topicPartition, clean bool, recoveryPoint
 			}
 		}
 	}
+	// A log that holds no record has nothing to make durable: if a crash
+	// loses its files, the catalog recreates the partition empty. Skipping
+	// the fsyncs keeps restarting after a crash with thousands of fresh
+	// partitions in seconds.
+	empty := leo == 0 && len(segs) == 1 && active.size == 0
 	for sg := range scanned {
-		if slices.Contains(l.segs, sg) {
+		if slices.Contains(l.segs, sg) && !empty {
 			if err := datasync(sg.log); err != nil {
 				return fail(err)
 			}
 		}
 	}
-	if len(scanned) > 0 || !clean {
+	if (len(scanned) > 0 || !clean) && !empty {
 		if err := syncDir(fsys, dir); err != nil {
 			return fail(err)
 		}
@@ -227,6 +248,29 @@ func (s *Store) loadLog(dir string, tp topicPartition, clean bool, recoveryPoint
 		l.epochStart = l.logStart
 	}
 	return l, nil
+}
+
+// segmentHole reports offsets [end, next.base) missing between two
+// segments: a middle segment removed, emptied or cut short while the
+// broker was down. Recovery never papers over it silently: unless
+// gregor.recovery.accept.gaps names the partition, the partition opens
+// offline (KAFKA_STORAGE_ERROR) and the error is returned; with the
+// property, the hole is accepted (reads skip to the next segment) and
+// logged. first is the hole already found, if any, and is kept.
+func (s *Store) segmentHole(tp topicPartition, sg, next *segment, end int64, first error) error {
+	attrs := []any{"topic", tp.topic, "partition", tp.partition, "missing_from", end, "missing_to", next.base - 1,
+		"segment", sg.name(), "next_segment", filepath.Base(next.name())}
+	if s.gapsOK != nil && s.gapsOK(tp.topic, tp.partition) {
+		s.logger.Error("RECOVERY ACCEPTED A HOLE: records in the missing offsets are lost (gregor.recovery.accept.gaps)", attrs...)
+		return first
+	}
+	s.logger.Error("partition has a hole between segments; serving it would hide lost records, so it is OFFLINE "+
+		"(restore the segment files, or accept the loss with gregor.recovery.accept.gaps="+fmt.Sprintf("%s-%d", tp.topic, tp.partition)+")", attrs...)
+	if first != nil {
+		return first
+	}
+	return fmt.Errorf("%w: %s-%d: offsets %d to %d are missing between segments %s and %s; restore them or set gregor.recovery.accept.gaps",
+		ErrPartitionOffline, tp.topic, tp.partition, end, next.base-1, filepath.Base(sg.name()), filepath.Base(next.name()))
 }
 
 // dropSegments deletes segs[i:] from disk and returns segs[:i]; i >= 1.

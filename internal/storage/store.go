@@ -23,6 +23,11 @@ type Store struct {
 	clock  func() time.Time
 	pidExp time.Duration
 	cfgFor func(topic string, partition int32) LogConfig
+	adopt  func(topic string, partition int32, topicID [16]byte) Adoption
+	gapsOK func(topic string, partition int32) bool
+	// offline holds the logs recovery found a hole in (see recover.go);
+	// written only by Open, read-only afterwards, so it needs no lock.
+	offline map[*Log]error
 
 	mu     sync.RWMutex
 	logs   map[topicPartition]*Log
@@ -49,14 +54,17 @@ func Open(opts Options) (*Store, error) {
 		return nil, errors.New("storage: Options.Dir is empty")
 	}
 	s := &Store{
-		dir:    opts.Dir,
-		fsys:   opts.FS,
-		logger: opts.Logger,
-		clock:  opts.Now,
-		pidExp: opts.ProducerIDExpiration,
-		cfgFor: opts.LogConfig,
-		logs:   make(map[topicPartition]*Log),
-		sync:   newSyncer(),
+		dir:     opts.Dir,
+		fsys:    opts.FS,
+		logger:  opts.Logger,
+		clock:   opts.Now,
+		pidExp:  opts.ProducerIDExpiration,
+		cfgFor:  opts.LogConfig,
+		adopt:   opts.Adopt,
+		gapsOK:  opts.AcceptGaps,
+		logs:    make(map[topicPartition]*Log),
+		offline: make(map[*Log]error),
+		sync:    newSyncer(),
 	}
 	if s.fsys == nil {
 		s.fsys = OSFS{}
@@ -97,6 +105,33 @@ func Open(opts Options) (*Store, error) {
 		tp, ok := parsePartitionDir(name)
 		if !ok {
 			continue
+		}
+		if s.adopt != nil {
+			var id [16]byte
+			if data, err := readFile(s.fsys, filepath.Join(s.dir, name, partitionMetaFile)); err == nil {
+				id, _ = decodePartitionMetadata(data)
+			}
+			switch s.adopt(tp.topic, tp.partition, id) {
+			case AdoptDelete:
+				s.logger.Warn("removing partition directory of a topic that was deleted or never fully created", "dir", name)
+				to, err := s.renameAside(filepath.Join(s.dir, name), tp, suffixDelete)
+				if err == nil {
+					err = s.fsys.RemoveAll(to)
+				}
+				if err != nil {
+					s.closeLogs()
+					return nil, fmt.Errorf("storage: %w", err)
+				}
+				continue
+			case AdoptStray:
+				to, err := s.renameAside(filepath.Join(s.dir, name), tp, suffixStray)
+				if err != nil {
+					s.closeLogs()
+					return nil, fmt.Errorf("storage: %w", err)
+				}
+				s.logger.Error("partition directory belongs to no known topic; set aside, not served (remove it, or move it back after restoring the topic catalog)", "dir", name, "moved_to", filepath.Base(to))
+				continue
+			}
 		}
 		rp, hasRP := recoveryPoints[tp]
 		ls, hasLS := logStarts[tp]
