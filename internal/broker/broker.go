@@ -17,6 +17,7 @@ import (
 
 	"github.com/gregorhq/gregor/internal/config"
 	"github.com/gregorhq/gregor/internal/group"
+	"github.com/gregorhq/gregor/internal/guard"
 	"github.com/gregorhq/gregor/internal/storage"
 )
 
@@ -210,12 +211,32 @@ func (b *Broker) Start() error {
 		b.listeners = append(b.listeners, ln)
 		b.mu.Unlock()
 		b.log.Info("listening", "listener", l, "addr", ln.Addr().String())
-		b.wg.Add(1)
-		go b.acceptLoop(ln)
+		b.goAcceptLoop(ln)
 	}
-	b.wg.Add(1)
-	go b.housekeeping()
+	b.goHousekeeping()
 	return nil
+}
+
+// goAcceptLoop runs a listener's accept loop; a bug that panics it is
+// logged and the loop starts again, so the listener keeps serving.
+func (b *Broker) goAcceptLoop(ln net.Listener) {
+	b.wg.Add(1)
+	guard.Go(b.log, "accept loop", func() { b.acceptLoop(ln) }, func(any) {
+		if b.ctx.Err() == nil {
+			b.goAcceptLoop(ln)
+		}
+	})
+}
+
+// goHousekeeping runs retention, flushes and checkpoints, restarted the
+// same way after a panic.
+func (b *Broker) goHousekeeping() {
+	b.wg.Add(1)
+	guard.Go(b.log, "housekeeping", b.housekeeping, func(any) {
+		if b.ctx.Err() == nil {
+			b.goHousekeeping()
+		}
+	})
 }
 
 // Addr is the first listener's address.
@@ -273,14 +294,18 @@ func (b *Broker) acceptLoop(ln net.Listener) {
 		b.conns[c] = struct{}{}
 		b.mu.Unlock()
 		b.wg.Add(1)
-		go func() {
+		// A panic outside the handlers (which recover on their own) ends
+		// this connection only.
+		guard.Go(b.log, "connection", func() {
 			defer b.wg.Done()
 			defer nl.leave(ip)
+			defer func() {
+				b.mu.Lock()
+				delete(b.conns, c)
+				b.mu.Unlock()
+			}()
 			c.serve()
-			b.mu.Lock()
-			delete(b.conns, c)
-			b.mu.Unlock()
-		}()
+		}, func(any) { c.nc.Close() })
 	}
 }
 

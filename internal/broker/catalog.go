@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/gregorhq/gregor/internal/guard"
 	"github.com/gregorhq/gregor/internal/storage"
 )
 
@@ -456,7 +457,7 @@ func (c *catalog) delete(name string) error {
 		c.log.Error("deleted topic's directories not all renamed; the next start removes them", "topic", name, "err", err)
 	}
 	c.bg.Add(1)
-	go func() {
+	guard.Go(c.log, "topic directory removal", func() {
 		defer c.bg.Done()
 		if rerr := c.store.RemoveDirs(paths); rerr != nil {
 			c.log.Error("removing a deleted topic's directories failed; the next start retries", "topic", name, "err", rerr)
@@ -476,7 +477,7 @@ func (c *catalog) delete(name string) error {
 		if serr := c.saveLocked(); serr != nil {
 			c.log.Error("cannot drop a deletion tombstone from the catalog", "topic", name, "err", serr)
 		}
-	}()
+	}, nil)
 	return nil
 }
 

@@ -7,13 +7,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/gregorhq/gregor/internal/guard"
 	"github.com/gregorhq/gregor/internal/wire"
 )
 
@@ -209,10 +209,10 @@ func (c *conn) waitPipeline() bool {
 
 func (c *conn) serve() {
 	writerDone := make(chan struct{})
-	go func() {
+	guard.Go(c.log, "connection writer", func() {
 		defer close(writerDone)
 		c.writeLoop()
-	}()
+	}, func(any) { c.nc.Close() })
 	c.lastAnswer.Store(time.Now().UnixNano())
 	c.readLoop()
 	c.cancel()
@@ -325,31 +325,23 @@ var frameReusable = map[int16]bool{0: true, 1: true, 2: true, 3: true, 12: true,
 // dispatch runs the handler, turning a panic into a closed connection
 // instead of a dead broker.
 func (c *conn) dispatch(a *api, inf *inflight, req kmsg.Request) (ok bool) {
-	defer func() {
-		if r := recover(); r != nil {
-			c.log.Error("handler panic; closing connection", "api", kmsg.NameForKey(inf.hdr.Key), "panic", r, "stack", string(debug.Stack()))
-			// Complete the slot so the writer does not wait for it
-			// forever; nothing is sent for it.
-			inf.reply(nil)
-			ok = false
-		}
-	}()
+	defer guard.Recover(c.log, "handler "+kmsg.NameForKey(inf.hdr.Key), func(any) {
+		// Complete the slot so the writer does not wait for it forever;
+		// nothing is sent for it, and the reader closes the connection.
+		inf.reply(nil)
+		ok = false
+	})
 	a.handle(c, inf, req)
 	return true
 }
 
-// goAsync runs fn in its own goroutine with the same panic protection.
+// goAsync runs fn in its own goroutine; a panic closes the connection
+// and completes the slot, as in dispatch.
 func (c *conn) goAsync(inf *inflight, fn func() kmsg.Response) {
-	go func() {
-		defer func() {
-			if r := recover(); r != nil {
-				c.log.Error("handler panic; closing connection", "api", kmsg.NameForKey(inf.hdr.Key), "panic", r, "stack", string(debug.Stack()))
-				c.nc.Close()
-				inf.reply(nil)
-			}
-		}()
-		inf.reply(fn())
-	}()
+	guard.Go(c.log, "handler "+kmsg.NameForKey(inf.hdr.Key), func() { inf.reply(fn()) }, func(any) {
+		c.nc.Close()
+		inf.reply(nil)
+	})
 }
 
 func (c *conn) logReadError(err error) {

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gregorhq/gregor/internal/guard"
 )
 
 // Store is one log dir: every partition under it, the checkpoint files and
@@ -164,7 +166,12 @@ func Open(opts Options) (*Store, error) {
 		s.closeLogs()
 		return nil, err
 	}
-	go s.runSyncer()
+	// A bug in the syncer would leave every durability wait hanging; it
+	// takes the log dir offline instead, loudly, and the broker stops
+	// cleanly with nothing acknowledged lost.
+	guard.Go(s.logger, "group-commit syncer", s.runSyncer, func(v any) {
+		s.fail(fmt.Errorf("group-commit syncer panicked: %v", v))
+	})
 	s.logger.Info("opened log dir", "dir", s.dir, "partitions", len(s.logs), "clean_shutdown", clean)
 	return s, nil
 }
@@ -229,7 +236,7 @@ func (s *Store) fail(err error) error {
 		// Parked fetches answer with the error now rather than at their
 		// timeout. In a goroutine: fail runs under a Log's appendMu or
 		// syncMu, and waking walks every log of the store.
-		go s.wakeAllReaders()
+		guard.Go(s.logger, "wake parked readers", s.wakeAllReaders, nil)
 	}
 	return *s.failed.Load()
 }

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/gregorhq/gregor/internal/guard"
 )
 
 // Group commit. WaitDurable callers of every partition queue up; a single
@@ -110,7 +112,7 @@ func (s *Store) runSyncer() {
 		errs := s.syncRound(ws, pending)
 		for _, l := range pending {
 			if err := errs[l]; err != nil && isTransientIO(err) && !stopping {
-				time.AfterFunc(syncRetryDelay, func() { s.requestSync(l) })
+				guard.AfterFunc(syncRetryDelay, s.logger, "fsync retry", func() { s.requestSync(l) })
 			}
 		}
 		requeue := false
@@ -197,10 +199,10 @@ func (s *Store) syncRound(ws []*waiter, requested []*Log) map[*Log]error {
 	for _, l := range logs {
 		sem <- struct{}{}
 		wg.Add(1)
-		go func() {
+		guard.Go(s.logger, "fsync", func() {
 			defer func() { <-sem; wg.Done() }()
 			record(l, l.syncNow())
-		}()
+		}, func(v any) { record(l, fmt.Errorf("fsync of %s panicked: %v", l.dir, v)) })
 	}
 	wg.Wait()
 	return errs
