@@ -28,6 +28,7 @@ fuzz:
 	go test -run XXX -fuzz FuzzReadFrame -fuzztime $(FUZZTIME) ./internal/wire/
 	go test -run XXX -fuzz FuzzAppend -fuzztime $(FUZZTIME) ./internal/storage/
 	go test -run XXX -fuzz FuzzRecover -fuzztime $(FUZZTIME) ./internal/storage/
+	go test -run XXX -fuzz FuzzDecodeBatch -fuzztime $(FUZZTIME) ./internal/metadata/
 
 bench:
 	go test -run XXX -bench . -benchmem ./internal/...
