@@ -37,11 +37,25 @@ func init() {
 func handleCreateTopics(c *conn, v int16, req *kmsg.CreateTopicsRequest) *kmsg.CreateTopicsResponse {
 	b := c.b
 	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
+	if requestPartitions(req, b.cfg.NumPartitions) > int64(b.cfg.MaxPartitionsPerReq) {
+		// Refused whole before any per-topic work, with one shared
+		// message: a request of hundreds of thousands of tiny topics must
+		// cost no more than its answer.
+		msg := tooManyPartitionsMessage(b.cfg.MaxPartitionsPerReq)
+		resp.Topics = make([]kmsg.CreateTopicsResponseTopic, len(req.Topics))
+		for i, rt := range req.Topics {
+			st := &resp.Topics[i]
+			*st = kmsg.NewCreateTopicsResponseTopic()
+			st.Topic = rt.Topic
+			st.NumPartitions, st.ReplicationFactor = -1, -1
+			st.ErrorCode, st.ErrorMessage = kerr.PolicyViolation.Code, &msg
+		}
+		return resp
+	}
 	seen := map[string]int{}
 	for _, rt := range req.Topics {
 		seen[rt.Topic]++
 	}
-	tooMany := requestPartitions(req, b.cfg.NumPartitions) > int64(b.cfg.MaxPartitionsPerReq)
 	for _, rt := range req.Topics {
 		st := kmsg.NewCreateTopicsResponseTopic()
 		st.Topic = rt.Topic
@@ -70,8 +84,6 @@ func handleCreateTopics(c *conn, v int16, req *kmsg.CreateTopicsRequest) *kmsg.C
 		}
 		collides := b.catalog.collidesWith(rt.Topic)
 		switch {
-		case tooMany:
-			fail(kerr.PolicyViolation.Code, tooManyPartitionsMessage(b.cfg.MaxPartitionsPerReq))
 		case seen[rt.Topic] > 1:
 			fail(kerr.InvalidRequest.Code, fmt.Sprintf("Create topics request from client contains multiple entries for the following topics: %s", rt.Topic))
 		case !validTopicName(rt.Topic):
