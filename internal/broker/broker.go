@@ -2,8 +2,6 @@ package broker
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +16,7 @@ import (
 	"github.com/gregorhq/gregor/internal/config"
 	"github.com/gregorhq/gregor/internal/group"
 	"github.com/gregorhq/gregor/internal/guard"
+	"github.com/gregorhq/gregor/internal/metadata"
 	"github.com/gregorhq/gregor/internal/storage"
 )
 
@@ -400,55 +399,28 @@ func acceptGaps(list []string) func(string, int32) bool {
 // topicExists reports whether a topic exists.
 func (b *Broker) topicExists(name string) bool { return b.catalog.get(name) != nil }
 
-// loadOrCreateMeta reads meta.properties, writing it on first start. It
-// returns the cluster id.
+// loadOrCreateMeta reads meta.properties, writing it on first start (the
+// zero-configuration broker formats its own dir). It returns the cluster
+// id, after checking the dir belongs to this node.
 func loadOrCreateMeta(dir string, nodeID int32) (string, error) {
-	path := filepath.Join(dir, "meta.properties")
-	f, err := os.Open(path)
-	if err == nil {
-		defer f.Close()
-		props, err := config.ParseProperties(f)
-		if err != nil {
-			return "", fmt.Errorf("broker: %s: %w", path, err)
+	m, err := storage.ReadMeta(dir)
+	switch {
+	case err == nil:
+		if m.NodeID != nodeID {
+			return "", fmt.Errorf("broker: %s belongs to node.id %d, configured node.id is %d",
+				filepath.Join(dir, storage.MetaFile), m.NodeID, nodeID)
 		}
-		if id := props["node.id"]; id != "" && id != strconv.Itoa(int(nodeID)) {
-			return "", fmt.Errorf("broker: %s belongs to node.id %s, configured node.id is %d", path, id, nodeID)
-		}
-		if props["cluster.id"] == "" {
-			return "", fmt.Errorf("broker: %s has no cluster.id", path)
-		}
-		return props["cluster.id"], nil
-	}
-	if !errors.Is(err, os.ErrNotExist) {
+		return m.ClusterID, nil
+	case !errors.Is(err, storage.ErrNotFormatted):
 		return "", err
 	}
-	clusterID := newUUIDString()
-	body := fmt.Sprintf("#\n#%s\nnode.id=%d\ndirectory.id=%s\nversion=1\ncluster.id=%s\n",
-		time.Now().UTC().Format(time.UnixDate), nodeID, newUUIDString(), clusterID)
-	if err := writeFileAtomic(path, []byte(body)); err != nil {
+	m = storage.Meta{Version: 1, ClusterID: metadata.NewUUID().String(), NodeID: nodeID,
+		DirectoryID: metadata.NewUUID().String()}
+	if err := storage.WriteMeta(dir, m); err != nil {
 		return "", err
 	}
-	return clusterID, nil
+	return m.ClusterID, nil
 }
-
-// newUUID returns a random (v4) UUID that is not Kafka's reserved zero or
-// one id.
-func newUUID() [16]byte {
-	var u [16]byte
-	for {
-		_, _ = rand.Read(u[:])
-		u[6] = u[6]&0x0f | 0x40
-		u[8] = u[8]&0x3f | 0x80
-		if u != ([16]byte{}) && u != ([16]byte{15: 1}) {
-			return u
-		}
-	}
-}
-
-// uuidString is Kafka's Uuid.toString: URL-safe base64 without padding.
-func uuidString(u [16]byte) string { return base64.RawURLEncoding.EncodeToString(u[:]) }
-
-func newUUIDString() string { return uuidString(newUUID()) }
 
 // writeFileAtomic writes via a temp file, fsync and rename, then fsyncs the
 // directory so the rename itself is durable.

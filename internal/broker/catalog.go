@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/gregorhq/gregor/internal/guard"
+	"github.com/gregorhq/gregor/internal/metadata"
 	"github.com/gregorhq/gregor/internal/storage"
 )
 
@@ -365,7 +366,7 @@ func (c *catalog) create(name string, partitions int32, configs map[string]strin
 	}
 	t := &topic{Name: name, Partitions: partitions, Configs: configs, Internal: internal, State: stateCreating}
 	for {
-		t.ID = newUUID()
+		t.ID = metadata.NewUUID()
 		if c.byID[t.ID] == nil {
 			break
 		}

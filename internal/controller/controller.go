@@ -12,7 +12,6 @@ package controller
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -508,9 +507,9 @@ func (c *Controller) createOne(ctx context.Context, s TopicSpec, validateOnly bo
 	if validateOnly {
 		return res
 	}
-	id := newUUID()
+	id := metadata.NewUUID()
 	for im.TopicByID(id) != nil {
-		id = newUUID()
+		id = metadata.NewUUID()
 	}
 	res.ID = id
 	recs := []metadata.Record{metadata.Topic{Name: s.Name, ID: id}}
@@ -598,16 +597,4 @@ func checkAssignments(im *metadata.Image, assign [][]int32) *Error {
 		_ = p
 	}
 	return nil
-}
-
-func newUUID() metadata.UUID {
-	for {
-		var u metadata.UUID
-		_, _ = rand.Read(u[:])
-		u[6] = u[6]&0x0f | 0x40
-		u[8] = u[8]&0x3f | 0x80
-		if u != (metadata.UUID{}) && u != (metadata.UUID{15: 1}) {
-			return u
-		}
-	}
 }

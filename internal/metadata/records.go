@@ -1,30 +1,11 @@
 package metadata
 
 import (
-	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 )
-
-// UUID is a topic or incarnation id. It prints as Kafka's Uuid.toString
-// does (URL-safe base64 without padding), in JSON too.
-type UUID [16]byte
-
-func (u UUID) String() string { return base64.RawURLEncoding.EncodeToString(u[:]) }
-
-// MarshalText implements encoding.TextMarshaler.
-func (u UUID) MarshalText() ([]byte, error) { return []byte(u.String()), nil }
-
-// UnmarshalText implements encoding.TextUnmarshaler.
-func (u *UUID) UnmarshalText(b []byte) error {
-	n, err := base64.RawURLEncoding.Decode(u[:], b)
-	if err != nil || n != 16 || base64.RawURLEncoding.EncodedLen(16) != len(b) {
-		return fmt.Errorf("metadata: %q is not a UUID", b)
-	}
-	return nil
-}
 
 // RecordType names a metadata record. The numbers are Gregor's own, but
 // each type has the role of the KRaft record of the same name.
