@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""kafka-python 2.0.2 against Gregor: the examples from the user's seed posts.
+"""kafka-python (2.0.2, and the newest 3.x) against Gregor: the examples from the user's seed posts.
 
 The seed code (shared/seeds/000_*, 001_*) is kept as close to verbatim as
 possible: only the bootstrap address and the topic names change (every check
@@ -25,9 +25,13 @@ import msgpack
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import kafka_errors  # noqa: F401 - the seed imports it
-from kafka.protocol.metadata import MetadataRequest
 from kafka.protocol.parser import KafkaProtocol
-from kafka.protocol.produce import ProduceRequest
+try:  # kafka-python 2.x
+    from kafka.protocol.metadata import MetadataRequest
+    from kafka.protocol.produce import ProduceRequest
+except ImportError:  # kafka-python 3.x keeps the classic structs under protocol.old
+    from kafka.protocol.old.metadata import MetadataRequest
+    from kafka.protocol.old.produce import ProduceRequest
 from kafka.record.memory_records import MemoryRecordsBuilder
 
 from harness import CheckFailed, Suite, expect, expect_eq, wait_until, captured, quiet_close
