@@ -66,7 +66,10 @@ def commit(group, offsets):
         quiet_close(c)
 
 
-RECORD_RE = re.compile(r"ConsumerRecord\(topic='([^']*)', partition=(\d+), offset=(\d+),.*?value=b'([^']*)'")
+# kafka-python 3.x prints one more field, leader_epoch, between partition and
+# offset: ConsumerRecord(topic='t', partition=0, leader_epoch=0, offset=12, ...).
+RECORD_RE = re.compile(r"ConsumerRecord\(topic='([^']*)', partition=(\d+), (?:leader_epoch=-?\d+, )?"
+                       r"offset=(\d+),.*?value=b'([^']*)'")
 
 
 def printed_records(text):
