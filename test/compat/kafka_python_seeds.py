@@ -281,9 +281,11 @@ def _():
     builder = MemoryRecordsBuilder(magic=2, compression_type=0, batch_size=1 << 16)
     builder.append(int(time.time() * 1000), b"k", b"acks0-raw", [])
     builder.close()
+    # bytes(): kafka-python 3.x's buffer() is a bytearray, which its
+    # kafka.protocol.old Bytes type would try to .encode().
     proto = KafkaProtocol(client_id="gregor-compat")
     produce = ProduceRequest[3](transactional_id=None, required_acks=0, timeout=5000,
-                                topics=[(topic, [(0, builder.buffer())])])
+                                topics=[(topic, [(0, bytes(builder.buffer()))])])
     proto.send_request(produce)
     meta_corr = proto.send_request(MetadataRequest[0]([topic]))
     host, port = B.rsplit(":", 1)
