@@ -353,6 +353,11 @@ def _():
             expect_eq((desc["group_id"], desc["group_state"], desc["protocol_type"], desc["error"]),
                       (group, "Stable", "consumer", None), "group description")
             expect_eq(len(desc["members"]), 1, "members")
+            # 3.x always asks for them; with no authorizer Kafka grants
+            # every group operation.
+            expect_eq(sorted(desc["authorized_operations"] or []),
+                      ["ALTER_CONFIGS", "DELETE", "DESCRIBE", "DESCRIBE_CONFIGS", "READ"],
+                      "authorized operations")
             expect_eq(desc["members"][0]["member_assignment"]["assigned_partitions"],
                       [{"topic": topic, "partitions": [0]}], "member assignment")
             offsets = admin.list_group_offsets(group)[group]
