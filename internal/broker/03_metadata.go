@@ -56,7 +56,7 @@ func handleMetadata(c *conn, v int16, req *kmsg.MetadataRequest) *kmsg.MetadataR
 		for _, t := range b.catalog.all() {
 			resp.Topics = append(resp.Topics, b.metadataTopic(t, 0))
 		}
-		return resp
+		return withTopicAuthorizedOps(v, req, resp)
 	}
 	autoCreate := b.cfg.AutoCreateTopics && (v < 4 || req.AllowAutoTopicCreation)
 	for _, rt := range req.Topics {
@@ -113,6 +113,19 @@ func handleMetadata(c *conn, v int16, req *kmsg.MetadataRequest) *kmsg.MetadataR
 			}
 		}
 		resp.Topics = append(resp.Topics, b.metadataTopic(t, 0))
+	}
+	return withTopicAuthorizedOps(v, req, resp)
+}
+
+// withTopicAuthorizedOps: asked for (v8+), every topic in the answer, an
+// unknown one included, gets every topic operation, as Kafka without an
+// authorizer answers. The cluster's operations stay unknown: Kafka 4 no
+// longer fills them in Metadata (DescribeCluster has them).
+func withTopicAuthorizedOps(v int16, req *kmsg.MetadataRequest, resp *kmsg.MetadataResponse) *kmsg.MetadataResponse {
+	if v >= 8 && req.IncludeTopicAuthorizedOperations {
+		for i := range resp.Topics {
+			resp.Topics[i].AuthorizedOperations = authorizedOpsTopic
+		}
 	}
 	return resp
 }

@@ -5,7 +5,8 @@ package broker
 // State names are Kafka's (Stable, PreparingRebalance, CompletingRebalance,
 // Empty, Dead). Member metadata and assignments are filled in only when the
 // group is Stable, as in Kafka. An unknown group is reported as Dead with no
-// error.
+// error. Asked for (v3+), authorized operations are every group operation
+// (authorized_ops.go) for a group that exists, none for an unknown one.
 
 import "github.com/twmb/franz-go/pkg/kmsg"
 
@@ -17,6 +18,9 @@ func init() {
 			dg := kmsg.NewDescribeGroupsResponseGroup()
 			dg.Group, dg.State, dg.ProtocolType, dg.Protocol = s.ID, s.State, s.ProtocolType, s.Protocol
 			dg.AuthorizedOperations = authorizedOpsUnknown
+			if v >= 3 && req.IncludeAuthorizedOperations && s.State != "Dead" {
+				dg.AuthorizedOperations = authorizedOpsGroup
+			}
 			for _, m := range s.Members {
 				dm := kmsg.NewDescribeGroupsResponseGroupMember()
 				dm.MemberID, dm.InstanceID, dm.ClientID, dm.ClientHost = m.MemberID, m.InstanceID, m.ClientID, m.ClientHost

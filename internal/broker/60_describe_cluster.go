@@ -29,5 +29,8 @@ func handleDescribeCluster(c *conn, v int16, req *kmsg.DescribeClusterRequest) *
 	br.NodeID, br.Host, br.Port = b.cfg.NodeID, b.advHost, b.advPort
 	resp.Brokers = []kmsg.DescribeClusterResponseBroker{br}
 	resp.ClusterAuthorizedOperations = authorizedOpsUnknown
+	if req.IncludeClusterAuthorizedOperations {
+		resp.ClusterAuthorizedOperations = authorizedOpsCluster
+	}
 	return resp
 }

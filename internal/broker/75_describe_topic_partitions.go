@@ -55,7 +55,7 @@ func handleDescribeTopicPartitions(c *conn, v int16, req *kmsg.DescribeTopicPart
 		st := kmsg.NewDescribeTopicPartitionsResponseTopic()
 		n := name
 		st.Topic = &n
-		st.AuthorizedOperations = authorizedOpsUnknown
+		st.AuthorizedOperations = authorizedOpsTopic // always, unknown topics too, as in Kafka
 		t := b.catalog.get(name)
 		if t == nil {
 			st.ErrorCode = kerr.UnknownTopicOrPartition.Code

@@ -8,6 +8,10 @@
 #     + lz4              `import lz4.frame`
 #     + zstandard        `import zstandard` (2.0.2 supports zstd for brokers >= 2.1)
 #     + msgpack          the seed's msgpack serializer example
+#   kafka-python 3.0.12  what `pip install kafka-python` installs today (the newest on
+#                        PyPI), with the same codecs, in a venv of its own:
+#                        test/compat/.venv-kafka-python3 (git-ignored); run.sh runs the
+#                        kafka-python suites a second time under its python
 #   confluent-kafka      librdkafka Python client (wheel bundles librdkafka with all codecs)
 #   java, mvn            for java/run.sh (Kafka's CLI tools and Java client)
 #   burrow               Debian package, Burrow 1.2.1 (LinkedIn's lag monitor) for burrow.py
@@ -31,6 +35,15 @@ PY_PACKAGES=(
 	zstandard==0.25.0
 	msgpack==1.2.4
 	confluent-kafka==2.16.1
+)
+# The venv for kafka-python 3.x: the codec pins are the ones above.
+KP3_VERSION=3.0.12
+KP3_PACKAGES=(
+	kafka-python==$KP3_VERSION
+	python-snappy==0.7.3
+	lz4==4.4.5
+	zstandard==0.25.0
+	msgpack==1.2.4
 )
 
 if [[ $(id -u) -ne 0 ]]; then
@@ -67,6 +80,37 @@ if ! $PY -m pip --version >/dev/null 2>&1; then
 fi
 PIP_ROOT_USER_ACTION=ignore $PY -m pip install "${pip_args[@]}" "${PY_PACKAGES[@]}"
 
+# ---- kafka-python 3.x in its own venv (the same python3, so the same codecs build)
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+KP3_VENV=$HERE/.venv-kafka-python3
+kp3_ok() {
+	"$KP3_VENV/bin/python" - "$KP3_VERSION" <<'EOF' 2>/dev/null
+import sys, kafka, kafka.codec as c, msgpack
+assert kafka.__version__ == sys.argv[1], kafka.__version__
+assert c.has_gzip() and c.has_snappy() and c.has_lz4() and c.has_zstd()
+EOF
+}
+if kp3_ok; then
+	echo "install.sh: $KP3_VENV has kafka-python $KP3_VERSION"
+else
+	# A venv without a working pip (its base python was removed, or an
+	# earlier `python3 -m venv` stopped half-way) is made anew. On Debian's
+	# own python3, `-m venv` needs the python3-venv package (ensurepip).
+	if [[ -d "$KP3_VENV" ]] && ! "$KP3_VENV/bin/python" -m pip --version >/dev/null 2>&1; then
+		rm -rf "$KP3_VENV"
+	fi
+	if [[ ! -d "$KP3_VENV" ]] && ! $PY -m venv "$KP3_VENV"; then
+		rm -rf "$KP3_VENV"
+		[[ -n "${apt_updated:-}" ]] || { apt-get update -q; apt_updated=1; }
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv
+		$PY -m venv "$KP3_VENV"
+	fi
+	PIP_ROOT_USER_ACTION=ignore "$KP3_VENV/bin/python" -m pip install \
+		--disable-pip-version-check --no-input -q "${KP3_PACKAGES[@]}"
+	kp3_ok || { echo "install.sh: $KP3_VENV: kafka-python $KP3_VERSION or a codec does not load" >&2; exit 1; }
+	echo "install.sh: $KP3_VENV: kafka-python $KP3_VERSION (gzip snappy lz4 zstd)"
+fi
+
 # ---- Java + Maven for the Java suite (java/run.sh resolves its own jars)
 if ! command -v java >/dev/null; then
 	[[ -n "${apt_updated:-}" ]] || { apt-get update -q; apt_updated=1; }
@@ -86,7 +130,6 @@ else
 fi
 
 # ---- sarama suite (test/compat/sarama, its own go.mod)
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 if ! command -v go >/dev/null; then
 	echo "install.sh: go not found (the broker and the sarama suite need it)" >&2
 	exit 1

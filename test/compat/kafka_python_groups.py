@@ -1,5 +1,10 @@
 #!/usr/bin/env python3
-"""kafka-python 2.0.2 seed examples that need consumer-group coordination.
+"""kafka-python seed examples that need consumer-group coordination.
+
+Runs with kafka-python 2.0.2 (what the seeds were written against) and with
+the newest 3.x (what `pip install kafka-python` installs today); run.sh runs
+it once under each. Where 3.x removed or changed an API the seed code uses,
+the check uses the 3.x equivalent and says so in a comment.
 
 FindCoordinator, JoinGroup/SyncGroup/Heartbeat/LeaveGroup, OffsetCommit/
 OffsetFetch, ListGroups/DescribeGroups. run.sh runs this file only when
@@ -17,13 +22,17 @@ import re
 import threading
 import time
 
+import kafka
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.structs import OffsetAndMetadata
 
 from harness import CheckFailed, Suite, expect, expect_eq, wait_until, captured, quiet_close
 
-S = Suite("kpg")
+# kafka-python 3.x changed APIs the seeds use (see KP3 below); its runs get
+# their own topic and group prefix so the two runs never share a name.
+KP3 = int(kafka.__version__.split(".")[0]) >= 3
+S = Suite("kpg3" if KP3 else "kpg")
 B = S.bootstrap
 
 
@@ -66,7 +75,10 @@ def commit(group, offsets):
         quiet_close(c)
 
 
-RECORD_RE = re.compile(r"ConsumerRecord\(topic='([^']*)', partition=(\d+), offset=(\d+),.*?value=b'([^']*)'")
+# kafka-python 3.x prints one more field, leader_epoch, between partition and
+# offset: ConsumerRecord(topic='t', partition=0, leader_epoch=0, offset=12, ...).
+RECORD_RE = re.compile(r"ConsumerRecord\(topic='([^']*)', partition=(\d+), (?:leader_epoch=-?\d+, )?"
+                       r"offset=(\d+),.*?value=b'([^']*)'")
 
 
 def printed_records(text):
@@ -237,7 +249,13 @@ def _():
     # Committed offsets make the start position independent of when each
     # member's 'latest' reset happens.
     commit(group, {TopicPartition(topic, p): 0 for p in range(3)})
-    members = [SimpleConsumer(topics=topic, bootstrap_servers=B, group_id=group, consumer_id=i)
+    # The seed passes one topic name as a str (topics='consumer_test') to
+    # subscribe(). kafka-python 2.0.2 wraps it in a list; 3.x raises
+    # TypeError('Topics must be a list (or non-str sequence)') before it sends
+    # anything (the same against Apache Kafka), so on 3.x the check passes
+    # the 3.x equivalent, a one-element list.
+    topics = [topic] if KP3 else topic
+    members = [SimpleConsumer(topics=topics, bootstrap_servers=B, group_id=group, consumer_id=i)
                for i in (1, 2)]
     errors = []
 
@@ -254,11 +272,17 @@ def _():
     with captured() as out:
         try:
             threads[0].start()
-            wait_until(lambda: len(members[0].consumer.assignment()) == 3, 30,
-                       what="first member owning all 3 partitions")
+
+            def owns_all():
+                # A member thread that died (say, subscribe() raised) never
+                # gets partitions: report its error, not a timeout.
+                expect(not errors, "consumer errors: %r" % errors)
+                return len(members[0].consumer.assignment()) == 3
+            wait_until(owns_all, 30, what="first member owning all 3 partitions")
             threads[1].start()
 
             def split():
+                expect(not errors, "consumer errors: %r" % errors)
                 a = {tp.partition for tp in members[0].consumer.assignment()}
                 b = {tp.partition for tp in members[1].consumer.assignment()}
                 return a and b and not (a & b) and (a | b) == {0, 1, 2} and (a, b)
@@ -283,11 +307,20 @@ def _():
     t1, t2 = prefix + "-my-1", prefix + "-my-2"
     produce(t1, [{"value": b"1"}])
     produce(t2, [{"value": b"2"}])
+    # The seed's loop never ends; consumer_timeout_ms ends it here. 2.0.2
+    # starts that clock once the group is joined, 3.x counts the join too,
+    # and a new group's first join waits group.initial.rebalance.delay.ms
+    # (3 s by default, in Kafka as in Gregor). So: a budget that covers the
+    # join, then 3 s of idleness ends the loop once records flow.
     consumer = KafkaConsumer(group_id=S.topic("group2-pattern"), bootstrap_servers=[B],
-                             auto_offset_reset='earliest', consumer_timeout_ms=3000)
+                             auto_offset_reset='earliest', consumer_timeout_ms=20000)
     try:
         consumer.subscribe(pattern='^' + re.escape(prefix) + '-my.*')
-        got = sorted((m.topic, m.value) for m in consumer)
+        got = []
+        for m in consumer:
+            got.append((m.topic, m.value))
+            end_loop_after(consumer, 3000)
+        got.sort()
     finally:
         quiet_close(consumer)
     expect_eq(got, [(t1, b"1"), (t2, b"2")], "messages")
@@ -309,13 +342,33 @@ def _():
             n += sum(len(v) for v in consumer.poll(timeout_ms=500).values())
         expect_eq(n, 3, "records consumed")
         consumer.commit()
-        groups = [g[0] for g in admin.list_consumer_groups()]
-        expect(group in groups, "%s not in list_consumer_groups() %r" % (group, groups))
-        desc = admin.describe_consumer_groups([group])[0]
-        expect_eq((desc.group, desc.state, desc.protocol_type), (group, "Stable", "consumer"),
-                  "group description")
-        expect_eq(len(desc.members), 1, "members")
-        offsets = admin.list_consumer_group_offsets(group)
+        if KP3:
+            # kafka-python 3.x removed list_consumer_groups,
+            # describe_consumer_groups and list_consumer_group_offsets; its
+            # equivalents are list_groups, describe_groups and
+            # list_group_offsets, which return dicts keyed by field and group.
+            groups = [g["group_id"] for g in admin.list_groups()]
+            expect(group in groups, "%s not in list_groups() %r" % (group, groups))
+            desc = admin.describe_groups([group])[group]
+            expect_eq((desc["group_id"], desc["group_state"], desc["protocol_type"], desc["error"]),
+                      (group, "Stable", "consumer", None), "group description")
+            expect_eq(len(desc["members"]), 1, "members")
+            # 3.x always asks for them; with no authorizer Kafka grants
+            # every group operation.
+            expect_eq(sorted(desc["authorized_operations"] or []),
+                      ["ALTER_CONFIGS", "DELETE", "DESCRIBE", "DESCRIBE_CONFIGS", "READ"],
+                      "authorized operations")
+            expect_eq(desc["members"][0]["member_assignment"]["assigned_partitions"],
+                      [{"topic": topic, "partitions": [0]}], "member assignment")
+            offsets = admin.list_group_offsets(group)[group]
+        else:
+            groups = [g[0] for g in admin.list_consumer_groups()]
+            expect(group in groups, "%s not in list_consumer_groups() %r" % (group, groups))
+            desc = admin.describe_consumer_groups([group])[0]
+            expect_eq((desc.group, desc.state, desc.protocol_type), (group, "Stable", "consumer"),
+                      "group description")
+            expect_eq(len(desc.members), 1, "members")
+            offsets = admin.list_consumer_group_offsets(group)
         expect_eq({tp.partition: om.offset for tp, om in offsets.items() if tp.topic == topic},
                   {0: 3}, "group offsets")
     finally:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""kafka-python 2.0.2 against Gregor: the examples from the user's seed posts.
+"""kafka-python (2.0.2, and the newest 3.x) against Gregor: the examples from the user's seed posts.
 
 The seed code (shared/seeds/000_*, 001_*) is kept as close to verbatim as
 possible: only the bootstrap address and the topic names change (every check
@@ -21,18 +21,26 @@ import threading
 import time
 import traceback
 
+import kafka
 import msgpack
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import kafka_errors  # noqa: F401 - the seed imports it
-from kafka.protocol.metadata import MetadataRequest
 from kafka.protocol.parser import KafkaProtocol
-from kafka.protocol.produce import ProduceRequest
+try:  # kafka-python 2.x
+    from kafka.protocol.metadata import MetadataRequest
+    from kafka.protocol.produce import ProduceRequest
+except ImportError:  # kafka-python 3.x keeps the classic structs under protocol.old
+    from kafka.protocol.old.metadata import MetadataRequest
+    from kafka.protocol.old.produce import ProduceRequest
 from kafka.record.memory_records import MemoryRecordsBuilder
 
 from harness import CheckFailed, Suite, expect, expect_eq, wait_until, captured, quiet_close
 
-S = Suite("kp")
+# run.sh runs this file under kafka-python 2.0.2 and again under 3.x; the
+# 3.x run gets its own topic prefix so the two runs never share a name.
+KP3 = int(kafka.__version__.split(".")[0]) >= 3
+S = Suite("kp3" if KP3 else "kp")
 B = S.bootstrap
 
 
@@ -277,9 +285,11 @@ def _():
     builder = MemoryRecordsBuilder(magic=2, compression_type=0, batch_size=1 << 16)
     builder.append(int(time.time() * 1000), b"k", b"acks0-raw", [])
     builder.close()
+    # bytes(): kafka-python 3.x's buffer() is a bytearray, which its
+    # kafka.protocol.old Bytes type would try to .encode().
     proto = KafkaProtocol(client_id="gregor-compat")
     produce = ProduceRequest[3](transactional_id=None, required_acks=0, timeout=5000,
-                                topics=[(topic, [(0, builder.buffer())])])
+                                topics=[(topic, [(0, bytes(builder.buffer()))])])
     proto.send_request(produce)
     meta_corr = proto.send_request(MetadataRequest[0]([topic]))
     host, port = B.rsplit(":", 1)

@@ -14,8 +14,16 @@
 #   COMPAT_ONLY=regex      run only checks whose name matches (all suites)
 #   COMPAT_SUITE_TIMEOUT   seconds one suite may take (default 300)
 #   COMPAT_KEEP=1          keep the work dir (broker log, data dir, suite logs)
+#   KAFKA_PYTHON3          the python that runs the kafka_python3_* suites
+#                          (default: install.sh's test/compat/.venv-kafka-python3)
 #
-# Needs what test/compat/install.sh installs (kcat, kafka-python, confluent-kafka,
+# The kafka-python suites run twice: under python3 with kafka-python 2.0.2
+# (kafka_python_seeds, kafka_python_groups) and under the venv's python with
+# kafka-python 3.x, what `pip install kafka-python` installs today
+# (kafka_python3_seeds, kafka_python3_groups).
+#
+# Needs what test/compat/install.sh installs (kcat, kafka-python 2.0.2 and the
+# kafka-python 3.x venv, confluent-kafka,
 # Burrow and ZooKeeper for burrow.py, sarama's Go modules, kafkajs' node_modules),
 # plus go and node.
 # Exits non-zero if any check failed, a suite crashed or timed out, the
@@ -233,9 +241,20 @@ run_suite() {
 	fi
 }
 
+# run_kp3_suite NAME SCRIPT: SCRIPT under kafka-python 3.x's python.
+KP3_PY=${KAFKA_PYTHON3:-$HERE/.venv-kafka-python3/bin/python}
+run_kp3_suite() {
+	if [[ ! -x "$KP3_PY" ]]; then
+		record "$1" FAIL "no kafka-python 3.x python at $KP3_PY (run test/compat/install.sh)"
+		return
+	fi
+	run_suite "$1" "$KP3_PY" "$2"
+}
+
 cd "$HERE" || exit 1
 export PYTHONDONTWRITEBYTECODE=1
 run_suite kafka_python_seeds python3 kafka_python_seeds.py
+run_kp3_suite kafka_python3_seeds kafka_python_seeds.py
 run_suite kcat bash kcat.sh
 run_suite confluent_kafka python3 confluent_kafka_suite.py
 run_suite wire_probes python3 wire_probes.py
@@ -249,6 +268,7 @@ run_suite sarama go -C sarama run .
 run_suite kafkajs node kafkajs/suite.js
 if [[ "$GREGOR_COMPAT_GROUPS" == 1 ]]; then
 	run_suite kafka_python_groups python3 kafka_python_groups.py
+	run_kp3_suite kafka_python3_groups kafka_python_groups.py
 	# confluent-kafka static members, kcat -G with two processes.
 	run_suite groups_librdkafka python3 groups_librdkafka.py
 	# Burrow reads __consumer_offsets itself and reports lag (runs ZooKeeper).
