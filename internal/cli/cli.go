@@ -14,6 +14,7 @@
 //	command_configs.go            kafka-configs.sh (topics and brokers)
 //	command_producer_perf.go      kafka-producer-perf-test.sh
 //	command_consumer_perf.go      kafka-consumer-perf-test.sh
+//	command_storage.go            kafka-storage.sh (random-uuid, format, info)
 //	progress.go                   the perf tests' progress bar on a terminal
 //	client.go                     connection flags, -X and Kafka client
 //	                              properties mapped onto franz-go, the
@@ -54,6 +55,7 @@ func NewRoot() *cobra.Command {
 		newConfigsCommand(),
 		newProducerPerfCommand(),
 		newConsumerPerfCommand(),
+		newStorageCommand(),
 	)
 	return root
 }
