@@ -335,17 +335,24 @@ func (c *Controller) removeFromPartitions(im *metadata.Image, id int32, unavaila
 			ch := metadata.PartitionChange{TopicID: t.ID, Partition: int32(pi), ISR: isr}
 			if p.Leader == id {
 				leader, unclean := c.elect(im, t, p, isr, unavailable)
-				ch.Leader = &leader
-				if unclean {
-					ch.ISR = []int32{leader}
-					u := true
-					ch.Unclean = &u
-				}
+				setLeader(&ch, leader, unclean)
 			}
 			recs = append(recs, ch)
 		}
 	}
 	return recs
+}
+
+// setLeader makes the change elect leader; an unclean election leaves the
+// new leader alone in the ISR and marks the partition (Kafka's
+// LeaderRecoveryState RECOVERING).
+func setLeader(ch *metadata.PartitionChange, leader int32, unclean bool) {
+	ch.Leader = &leader
+	if unclean {
+		ch.ISR = []int32{leader}
+		u := true
+		ch.Unclean = &u
+	}
 }
 
 // electOffline elects leaders for leaderless partitions that broker id
@@ -364,12 +371,8 @@ func (c *Controller) electOffline(im *metadata.Image, id int32) []metadata.Recor
 			if leader < 0 {
 				continue
 			}
-			ch := metadata.PartitionChange{TopicID: t.ID, Partition: int32(pi), Leader: &leader}
-			if unclean {
-				ch.ISR = []int32{leader}
-				u := true
-				ch.Unclean = &u
-			}
+			ch := metadata.PartitionChange{TopicID: t.ID, Partition: int32(pi)}
+			setLeader(&ch, leader, unclean)
 			recs = append(recs, ch)
 		}
 	}
