@@ -15,6 +15,8 @@
 //	command_producer_perf.go      kafka-producer-perf-test.sh
 //	command_consumer_perf.go      kafka-consumer-perf-test.sh
 //	command_storage.go            kafka-storage.sh (random-uuid, format, info)
+//	command_cluster.go            kafka-cluster.sh (cluster-id, unregister) and
+//	                              kafka-broker-api-versions.sh
 //	progress.go                   the perf tests' progress bar on a terminal
 //	client.go                     connection flags, -X and Kafka client
 //	                              properties mapped onto franz-go, the
@@ -56,6 +58,8 @@ func NewRoot() *cobra.Command {
 		newProducerPerfCommand(),
 		newConsumerPerfCommand(),
 		newStorageCommand(),
+		newClusterCommand(),
+		newBrokerAPIVersionsCommand(),
 	)
 	return root
 }
