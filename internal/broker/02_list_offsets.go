@@ -30,6 +30,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregorhq/gregor/internal/storage"
 )
 
 func init() {
@@ -39,9 +41,40 @@ func init() {
 // listOffsetsSyncWait bounds how long latest waits for an fsync round.
 const listOffsetsSyncWait = time.Second
 
+// waitForLatest waits, at most listOffsetsSyncWait for the whole request,
+// for the fsync covering what each partition asked for its latest offset
+// holds now. All partitions wait in the same group-commit rounds. An error
+// (timeout, shutdown, failure) just leaves the high watermarks where they
+// are; a failure is reported per partition by the caller.
+func waitForLatest(c *conn, req *kmsg.ListOffsetsRequest) {
+	var logs []*storage.Log
+	var offsets []int64
+	for _, rt := range req.Topics {
+		for _, rp := range rt.Partitions {
+			if rp.Timestamp != -1 {
+				continue
+			}
+			l := c.b.store.Get(rt.Topic, rp.Partition)
+			if l == nil || l.Offline() != nil || l.Err() != nil {
+				continue
+			}
+			if leo := l.LogEndOffset(); l.HighWatermark() < leo {
+				logs, offsets = append(logs, l), append(offsets, leo-1)
+			}
+		}
+	}
+	if len(logs) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, listOffsetsSyncWait)
+	defer cancel()
+	_ = storage.WaitDurableAll(ctx, logs, offsets)
+}
+
 func handleListOffsets(c *conn, v int16, req *kmsg.ListOffsetsRequest) *kmsg.ListOffsetsResponse {
 	b := c.b
 	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
+	waitForLatest(c, req)
 	for _, rt := range req.Topics {
 		st := kmsg.NewListOffsetsResponseTopic()
 		st.Topic = rt.Topic
@@ -62,16 +95,6 @@ func handleListOffsets(c *conn, v int16, req *kmsg.ListOffsetsRequest) *kmsg.Lis
 				continue
 			}
 			err := l.Err()
-			if rp.Timestamp == -1 && err == nil {
-				if leo := l.LogEndOffset(); l.HighWatermark() < leo {
-					ctx, cancel := context.WithTimeout(c.ctx, listOffsetsSyncWait)
-					// An error (timeout, shutdown, failure) just leaves
-					// the HW where it is; a failure is reported below.
-					_ = l.WaitDurable(ctx, leo-1)
-					cancel()
-					err = l.Err()
-				}
-			}
 			hw := l.HighWatermark()
 			switch {
 			case err != nil:

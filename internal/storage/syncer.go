@@ -249,6 +249,39 @@ func (l *Log) WaitDurable(ctx context.Context, offset int64) error {
 	}
 }
 
+// WaitDurableAll waits until each log is durable up to and including its
+// offset, which must already be in the log (below its log end). All the
+// waits join the same group-commit rounds, so many partitions cost about
+// one round, not one each. It returns the first error, or ctx's.
+func WaitDurableAll(ctx context.Context, logs []*Log, offsets []int64) error {
+	ws := make([]*waiter, 0, len(logs))
+	for i, l := range logs {
+		if offsets[i] < l.RecoveryPoint() {
+			continue
+		}
+		if err := l.store.failure(); err != nil {
+			return err
+		}
+		w := &waiter{l: l, offset: offsets[i], ch: make(chan error, 1)}
+		if !l.store.sync.enqueue(w) {
+			return ErrClosed
+		}
+		ws = append(ws, w)
+	}
+	var first error
+	for _, w := range ws {
+		select {
+		case err := <-w.ch:
+			if err != nil && first == nil {
+				first = err
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return first
+}
+
 // syncNow fsyncs whatever this log has written but not yet synced: rolled
 // segments (with their index files), the partition directory if a segment
 // file was created, and the active segment. Then it advances the recovery

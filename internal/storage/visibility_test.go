@@ -410,3 +410,56 @@ func TestDurableHighWatermarkRetriesAfterEMFILE(t *testing.T) {
 		t.Fatalf("HW %d never reached LEO %d after descriptors came back", hw, leo)
 	}
 }
+
+// WaitDurableAll waits for many logs at once, in shared group-commit
+// rounds: one call makes all of them durable (one fsync per log), and an
+// expired context ends the wait.
+func TestWaitDurableAll(t *testing.T) {
+	e := newEnv(t)
+	g := &gateFS{}
+	e.fs = g
+	s := e.open()
+	defer func() { g.open(); s.Close() }()
+	s.SetDurableHighWatermark(true)
+	var logs []*Log
+	var offsets []int64
+	for i := 0; i < 40; i++ {
+		l := mustCreate(t, s, "all"+string(rune('a'+i%26))+string(rune('a'+i/26)), testCfg())
+		logs, offsets = append(logs, l), append(offsets, 1)
+	}
+	g.close() // creating a log fsyncs its directory: hold fsyncs only now
+	for _, l := range logs {
+		mustAppend(t, l, buildBatch(t, spec(2, 1)))
+	}
+	for _, l := range logs {
+		if l.HighWatermark() != 0 {
+			t.Fatal("durable before any fsync")
+		}
+	}
+	before := g.syncs.Load()
+	done := make(chan error, 1)
+	go func() { done <- WaitDurableAll(context.Background(), logs, offsets) }()
+	g.open()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("WaitDurableAll did not return")
+	}
+	for i, l := range logs {
+		if l.HighWatermark() != 2 {
+			t.Fatalf("log %d HW %d after WaitDurableAll, want 2", i, l.HighWatermark())
+		}
+	}
+	t.Logf("40 logs durable with %d fsync calls", g.syncs.Load()-before)
+	// An expired context is reported, not waited out.
+	g.close()
+	mustAppend(t, logs[0], buildBatch(t, spec(1, 1)))
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := WaitDurableAll(ctx, logs[:1], []int64{2}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("with the fsync held: %v", err)
+	}
+}
