@@ -11,8 +11,10 @@ package broker
 // usable at once, so it is reported ready and the client need not retry.
 // Auto-creation follows CreateTopics' rules: a name colliding with another
 // on '.'/'_' gets INVALID_TOPIC_EXCEPTION, one over gregor.max.partitions
-// POLICY_VIOLATION; of the internal topics only __consumer_offsets is
-// created, and with the coordinator's settings.
+// POLICY_VIOLATION, and a request whose missing topics would need more than
+// gregor.max.partitions.per.request partitions creates none of them
+// (POLICY_VIOLATION each); of the internal topics only __consumer_offsets
+// is created, and with the coordinator's settings.
 //
 // A partition that recovery left offline (records missing between
 // segments) is reported with KAFKA_STORAGE_ERROR and this node as its
@@ -59,6 +61,20 @@ func handleMetadata(c *conn, v int16, req *kmsg.MetadataRequest) *kmsg.MetadataR
 		return withTopicAuthorizedOps(v, req, resp)
 	}
 	autoCreate := b.cfg.AutoCreateTopics && (v < 4 || req.AllowAutoTopicCreation)
+	// Auto-creation is one CreateTopics on the client's behalf, so the same
+	// per-request partition limit holds for the request as a whole (KRaft
+	// refuses the whole batch): one Metadata request cannot create ten
+	// thousand topics.
+	tooMany := false
+	if autoCreate {
+		missing := int64(0)
+		for _, rt := range req.Topics {
+			if rt.Topic != nil && *rt.Topic != "" && b.catalog.get(*rt.Topic) == nil {
+				missing++
+			}
+		}
+		tooMany = missing*int64(b.cfg.NumPartitions) > int64(b.cfg.MaxPartitionsPerReq)
+	}
 	for _, rt := range req.Topics {
 		var t *topic
 		switch {
@@ -83,6 +99,8 @@ func handleMetadata(c *conn, v int16, req *kmsg.MetadataRequest) *kmsg.MetadataR
 					mt.ErrorCode = kerr.InvalidTopicException.Code
 				case !autoCreate:
 					mt.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				case tooMany:
+					mt.ErrorCode = kerr.PolicyViolation.Code
 				case name == group.TopicName:
 					// Kafka creates its internal topics only through the
 					// coordinator's own path, with their own settings.
