@@ -29,7 +29,9 @@ import (
 type Quorum interface {
 	// Propose commits data and waits until it is applied locally.
 	Propose(ctx context.Context, data []byte) (uint64, error)
-	// IsLeader reports whether this node leads the quorum now.
+	// IsLeader reports whether this node leads the quorum now and has
+	// applied everything committed before its term (quorum.Status's
+	// LeaderReady), so decisions validate against a current image.
 	IsLeader() bool
 }
 

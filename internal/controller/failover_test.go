@@ -27,7 +27,7 @@ type quorumAdapter struct {
 func (a quorumAdapter) Propose(ctx context.Context, data []byte) (uint64, error) {
 	return a.n.Propose(ctx, data)
 }
-func (a quorumAdapter) IsLeader() bool { return a.n.Status().Leader == a.id }
+func (a quorumAdapter) IsLeader() bool { return a.n.Status().LeaderReady }
 
 // The active controller is killed over and over while topics are created;
 // another voter takes over each time, and every acknowledged create is on

@@ -85,6 +85,10 @@ type Node struct {
 	stopped sync.Once
 
 	status atomic.Pointer[Status]
+	// readyTerm is the term whose first entry (the empty entry a new leader
+	// appends) this node has applied: from then on its state machine holds
+	// everything committed before, so it may decide as leader.
+	readyTerm atomic.Uint64
 }
 
 type result struct {
@@ -330,7 +334,10 @@ func (n *Node) handle(rd raft.Ready) error {
 func (n *Node) applyNormal(e *pb.Entry) {
 	data := e.GetData()
 	if len(data) == 0 {
-		return // a new leader's empty entry
+		// A new leader's empty entry: once applied, everything committed
+		// in earlier terms is applied too.
+		n.readyTerm.Store(e.GetTerm())
+		return
 	}
 	if len(data) < 16 {
 		n.log.Error("skipping malformed metadata entry", "index", e.GetIndex(), "bytes", len(data))
@@ -357,6 +364,10 @@ type Status struct {
 	Term    uint64
 	Commit  uint64
 	Applied uint64
+	// LeaderReady: this node leads and has applied its term's first entry,
+	// so its state machine reflects everything committed before its term.
+	// A leader decides (validates against its state) only when ready.
+	LeaderReady bool
 	// Voters lists every voter with its log end as the leader knows it
 	// (only a leader knows the others'; elsewhere they are 0).
 	Voters []VoterStatus
@@ -371,6 +382,7 @@ type VoterStatus struct {
 func (n *Node) publishStatus() {
 	rs := n.raft.Status()
 	st := &Status{ID: n.cfg.ID, Leader: rs.Lead, Term: rs.HardState.GetTerm(), Commit: rs.HardState.GetCommit(), Applied: n.applied}
+	st.LeaderReady = rs.Lead == n.cfg.ID && n.readyTerm.Load() == st.Term
 	if rs.Progress != nil {
 		for id, pr := range rs.Progress {
 			st.Voters = append(st.Voters, VoterStatus{ID: id, Match: pr.Match})

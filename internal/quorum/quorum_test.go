@@ -368,8 +368,13 @@ func TestThreeVotersOverTCP(t *testing.T) {
 		t.Fatal("sequential proposals applied out of order")
 	}
 	st := c.node(c.leader()).Status()
-	if len(st.Voters) != 3 || st.Term == 0 || st.Commit < 150 {
+	if len(st.Voters) != 3 || st.Term == 0 || st.Commit < 150 || !st.LeaderReady {
 		t.Fatalf("leader status: %+v", st)
+	}
+	for _, id := range c.ids {
+		if fs := c.node(id).Status(); id != st.ID && fs.LeaderReady {
+			t.Fatalf("follower %d says it is a ready leader: %+v", id, fs)
+		}
 	}
 }
 
