@@ -16,6 +16,10 @@
 #   sarama/              Go module of its own (IBM/sarama): downloads its modules and
 #                        builds it once, so run.sh's `go run` starts from the cache
 #                        (needs go, which building the broker needs anyway)
+#   prometheus           Debian package (server and promtool) for test/metrics: a real
+#                        Prometheus scrapes gregor serve; promtool checks the exposition
+#   chromium             Debian package, headless, for test/console (chromedp drives the
+#                        web console and saves screenshots)
 #   kafkajs/             `npm ci` from package-lock.json: kafkajs, kafkajs-snappy,
 #                        kafkajs-lz4 (its lz4 dependency builds a native addon with
 #                        node-gyp: g++, make); needs node >= 20 and npm
@@ -66,6 +70,16 @@ if ! $PY -m pip --version >/dev/null 2>&1; then
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-pip
 fi
 PIP_ROOT_USER_ACTION=ignore $PY -m pip install "${pip_args[@]}" "${PY_PACKAGES[@]}"
+
+# ---- Prometheus (with promtool) and Chromium for test/metrics and test/console
+for pkg in prometheus chromium; do
+	if command -v "$pkg" >/dev/null; then
+		echo "install.sh: $pkg present"
+	else
+		[[ -n "${apt_updated:-}" ]] || { apt-get update -q; apt_updated=1; }
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$pkg"
+	fi
+done
 
 # ---- Java + Maven for the Java suite (java/run.sh resolves its own jars)
 if ! command -v java >/dev/null; then
