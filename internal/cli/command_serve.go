@@ -17,6 +17,7 @@ import (
 
 	"github.com/gregorhq/gregor/internal/broker"
 	"github.com/gregorhq/gregor/internal/config"
+	"github.com/gregorhq/gregor/internal/console"
 	"github.com/gregorhq/gregor/internal/web"
 )
 
@@ -146,7 +147,20 @@ func (o *serveOptions) run(cmd *cobra.Command) error {
 	fmt.Fprintf(out, "  cluster id:     %s (node %d)\n", b.ClusterID(), cfg.NodeID)
 	fmt.Fprintf(out, "  listening on:   %s (advertised as %s)\n", b.Addr(), b.AdvertisedAddr())
 	if hs != nil {
-		t := web.Target{Collector: b.Collector(), Ready: b.Ready}
+		// The console is a Kafka client of this broker, like any other.
+		con, err := console.New(console.Options{
+			Brokers:        []string{b.AdvertisedAddr()},
+			Admin:          cfg.ConsoleAdminEnable,
+			Version:        Version,
+			SampleInterval: time.Duration(cfg.ConsoleSampleMs) * time.Millisecond,
+			Logger:         log.With("component", "console"),
+		})
+		if err != nil {
+			b.Close()
+			return err
+		}
+		defer con.Close()
+		t := web.Target{Collector: b.Collector(), Ready: b.Ready, Console: con}
 		if err := hs.Attach(t); err != nil {
 			b.Close()
 			return err

@@ -130,6 +130,10 @@ type Config struct {
 	// console offers admin actions (create topic, alter configs, reset
 	// offsets, delete records). Off, the console is read-only.
 	ConsoleAdminEnable bool
+	// ConsoleSampleMs is gregor.console.sample.interval.ms: how often the
+	// console samples group lag and topic end offsets for its charts (an
+	// hour of samples is kept in memory).
+	ConsoleSampleMs int64
 
 	// Raw holds every property as finally resolved, including ones this
 	// broker does not interpret, for DescribeConfigs.
@@ -245,6 +249,7 @@ var defaults = map[string]string{
 	"gregor.metrics.partition.labels":     "true",
 	"gregor.request.log.slow.ms":          "5000",
 	"gregor.console.admin.enable":         "false",
+	"gregor.console.sample.interval.ms":   "5000",
 	// Zero configuration is a combined broker and controller, a cluster
 	// of one; Kafka has no default for process.roles.
 	"process.roles":                       "broker,controller",
@@ -493,6 +498,7 @@ func (l *Loader) Resolve() (*Config, error) {
 	c.MetricsPartitionLabels = getb("gregor.metrics.partition.labels")
 	c.RequestLogSlowMs = geti("gregor.request.log.slow.ms")
 	c.ConsoleAdminEnable = getb("gregor.console.admin.enable")
+	c.ConsoleSampleMs = geti("gregor.console.sample.interval.ms")
 	for _, r := range splitList(p["process.roles"]) {
 		c.ProcessRoles = append(c.ProcessRoles, strings.ToLower(r))
 	}
@@ -606,6 +612,9 @@ func (c *Config) Validate() error {
 		if _, _, err := net.SplitHostPort(c.HTTPListener); err != nil {
 			errs = append(errs, fmt.Errorf("gregor.http.listener: %q is not host:port (empty turns it off)", c.HTTPListener))
 		}
+	}
+	if c.ConsoleSampleMs < 100 {
+		errs = append(errs, errors.New("gregor.console.sample.interval.ms must be >= 100"))
 	}
 	if c.RequestLogSlowMs < -1 {
 		errs = append(errs, errors.New("gregor.request.log.slow.ms must be >= -1 (-1: off)"))
