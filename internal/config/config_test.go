@@ -178,7 +178,7 @@ func TestObservabilityProperties(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.HTTPListener != "localhost:9644" || !c.MetricsPartitionLabels || c.RequestLogSlowMs != 5000 || c.ConsoleAdminEnable {
+	if c.HTTPListener != "localhost:9644" || !c.MetricsPartitionLabels || c.RequestLogSlowMs != 5000 || c.ConsoleAdminEnable || c.ConsoleSampleMs != 5000 {
 		t.Errorf("defaults: http %q, partition labels %v, slow ms %d, console admin %v",
 			c.HTTPListener, c.MetricsPartitionLabels, c.RequestLogSlowMs, c.ConsoleAdminEnable)
 	}
@@ -193,9 +193,10 @@ func TestObservabilityProperties(t *testing.T) {
 		t.Errorf("overrides not applied: %+v", c)
 	}
 	for k, v := range map[string]string{
-		"gregor.http.listener":            "no-port",
-		"gregor.request.log.slow.ms":      "-2",
-		"gregor.metrics.partition.labels": "maybe",
+		"gregor.http.listener":              "no-port",
+		"gregor.request.log.slow.ms":        "-2",
+		"gregor.metrics.partition.labels":   "maybe",
+		"gregor.console.sample.interval.ms": "10",
 	} {
 		ld := NewLoader()
 		ld.Set(k, v, SourceFlag)

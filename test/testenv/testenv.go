@@ -86,8 +86,21 @@ func FreeAddr(t testing.TB) string {
 // Proc is a background process whose output goes to a file, stopped at
 // the end of the test.
 type Proc struct {
-	Cmd *exec.Cmd
-	Log string // path of its combined output
+	Cmd  *exec.Cmd
+	Log  string // path of its combined output
+	done chan struct{}
+}
+
+// Stop sends SIGTERM and waits for the process to exit (SIGKILL after
+// 10 s). Stopping twice is harmless.
+func (p *Proc) Stop() {
+	_ = p.Cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		_ = p.Cmd.Process.Kill()
+		<-p.done
+	}
 }
 
 // Start runs bin with args in the background until the test ends (then
@@ -107,20 +120,15 @@ func Start(t testing.TB, name, bin string, args ...string) *Proc {
 	}
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); lf.Close(); close(done) }()
+	p := &Proc{Cmd: cmd, Log: logPath, done: done}
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
+		p.Stop()
 		if t.Failed() {
 			out, _ := os.ReadFile(logPath)
 			t.Logf("%s output:\n%s", name, tail(out, 4000))
 		}
 	})
-	return &Proc{Cmd: cmd, Log: logPath}
+	return p
 }
 
 func tail(b []byte, n int) []byte {
