@@ -2,16 +2,22 @@ package broker
 
 import (
 	"bytes"
+	"context"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/gregorhq/gregor/internal/config"
 )
 
 // scrape gathers the broker's metrics as /metrics would serve them.
@@ -199,5 +205,110 @@ func promtoolCheck(t *testing.T, exposition []byte) {
 	out, err := cmd.CombinedOutput()
 	if err != nil || len(bytes.TrimSpace(out)) > 0 {
 		t.Errorf("promtool check metrics: %v\n%s", err, out)
+	}
+}
+
+// logCapture keeps the messages and api attributes of log records.
+type logCapture struct {
+	mu   sync.Mutex
+	recs []string // "LEVEL msg api"
+}
+
+func (l *logCapture) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logCapture) Handle(_ context.Context, r slog.Record) error {
+	api := ""
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "api" {
+			api = a.Value.String()
+		}
+		return true
+	})
+	l.mu.Lock()
+	l.recs = append(l.recs, r.Level.String()+" "+r.Message+" "+api)
+	l.mu.Unlock()
+	return nil
+}
+func (l *logCapture) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *logCapture) WithGroup(string) slog.Handler      { return l }
+func (l *logCapture) count(entry string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, r := range l.recs {
+		if r == entry {
+			n++
+		}
+	}
+	return n
+}
+
+// The request log: slow requests at INFO above the threshold, every
+// request at DEBUG with threshold 0, none below the threshold.
+func TestSlowRequestLog(t *testing.T) {
+	for _, tc := range []struct {
+		slowMs       string
+		want, notLog string
+	}{
+		{"0", "DEBUG request Produce", "INFO slow request Produce"},
+		{"600000", "", "INFO slow request Produce"},
+	} {
+		lc := &logCapture{}
+		ld := config.NewLoader()
+		ld.Set("listeners", "PLAINTEXT://127.0.0.1:0", config.SourceFlag)
+		ld.Set("advertised.listeners", "PLAINTEXT://127.0.0.1:0", config.SourceFlag)
+		ld.Set("log.dirs", t.TempDir(), config.SourceFlag)
+		ld.Set("gregor.request.log.slow.ms", tc.slowMs, config.SourceFlag)
+		cfg, err := ld.Resolve()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := New(cfg, slog.New(lc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cl := fetchTestClient(t, b, kgo.DefaultProduceTopic("slow"), kgo.AllowAutoTopicCreation())
+		if err := cl.ProduceSync(fetchTestCtx(t), &kgo.Record{Value: []byte("v")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		cl.Close()
+		b.Close()
+		if tc.want != "" && lc.count(tc.want) == 0 {
+			t.Errorf("gregor.request.log.slow.ms=%s: no %q record", tc.slowMs, tc.want)
+		}
+		if lc.count(tc.notLog) != 0 {
+			t.Errorf("gregor.request.log.slow.ms=%s: a fast request logged as %q", tc.slowMs, tc.notLog)
+		}
+	}
+	// A request slower than the threshold: a JoinGroup waits out the
+	// initial rebalance delay.
+	lc := &logCapture{}
+	ld := config.NewLoader()
+	ld.Set("listeners", "PLAINTEXT://127.0.0.1:0", config.SourceFlag)
+	ld.Set("advertised.listeners", "PLAINTEXT://127.0.0.1:0", config.SourceFlag)
+	ld.Set("log.dirs", t.TempDir(), config.SourceFlag)
+	ld.Set("gregor.request.log.slow.ms", "100", config.SourceFlag)
+	ld.Set("group.initial.rebalance.delay.ms", "300", config.SourceFlag)
+	cfg, _ := ld.Resolve()
+	b, err := New(cfg, slog.New(lc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	cl := fetchTestClient(t, b, kgo.ConsumerGroup("slowpokes"), kgo.ConsumeTopics("slow"), kgo.AllowAutoTopicCreation())
+	pctx, pcancel := context.WithTimeout(context.Background(), 3*time.Second)
+	cl.PollRecords(pctx, 1) // joins, waiting ~300 ms for the rebalance delay
+	pcancel()
+	deadline := time.Now().Add(10 * time.Second)
+	for lc.count("INFO slow request JoinGroup") == 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if lc.count("INFO slow request JoinGroup") == 0 {
+		t.Error("a JoinGroup that waited 300 ms was not logged as slow (threshold 100 ms)")
 	}
 }
