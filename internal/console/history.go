@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/gregorhq/gregor/internal/guard"
 )
 
 // sample is one observation of the cluster by the sampler.
@@ -106,7 +108,12 @@ func (c *Console) sampleLoop() {
 	t := time.NewTicker(c.opts.SampleInterval)
 	defer t.Stop()
 	for {
-		c.sampleOnce()
+		// A bug in a sample costs that sample, not the broker process
+		// the console runs in.
+		func() {
+			defer guard.Recover(c.log, "console sampler", nil)
+			c.sampleOnce()
+		}()
 		select {
 		case <-c.stop:
 			return
