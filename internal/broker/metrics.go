@@ -261,12 +261,17 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		if rs == nil {
 			continue
 		}
+		var total uint64
 		for v := range rs.versions {
 			if n := rs.versions[v].Load(); n > 0 {
 				counter(descRequests, n, rs.name, strconv.Itoa(v))
+				total += n
 			}
 		}
-		ch <- rs.latency
+		if total > 0 {
+			// No histogram (some 20 series) for an API never called.
+			ch <- rs.latency
+		}
 	}
 	ch <- m.fsync
 	ch <- m.roundLogs
