@@ -127,8 +127,10 @@ type Options struct {
 	AcceptGaps func(topic string, partition int32) bool
 	// Observer, if set, is told how long each fsync of a log took and how
 	// many durability waits each group-commit round released, for the
-	// broker's metrics. It is called on the syncer's goroutines and must
-	// be quick and never call back into the Store.
+	// broker's metrics. Fsynced is called by whichever goroutine fsyncs
+	// (the syncer, flush.ms housekeeping) while it holds that log's
+	// syncMu, Round by the syncer: both must be quick, lock-free, and
+	// never call back into the Store.
 	Observer SyncObserver
 }
 
