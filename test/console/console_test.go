@@ -133,6 +133,23 @@ func TestConsoleInChromium(t *testing.T) {
 		t.Fatalf("consumer-groups --describe totals lag %d, want %d:\n%s", cliLag, wantLag, describe)
 	}
 
+	// A group with a live member, to show members and assignments.
+	member, err := kgo.NewClient(kgo.SeedBrokers(b.Addr), kgo.ConsumerGroup("click-counters"), kgo.ConsumeTopics("clicks"),
+		kgo.ClientID("click-counter-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer member.Close()
+	memberCtx, memberStop := context.WithCancel(ctx)
+	memberDone := make(chan struct{})
+	defer func() { memberStop(); <-memberDone }()
+	go func() {
+		defer close(memberDone)
+		for memberCtx.Err() == nil {
+			member.PollFetches(memberCtx)
+		}
+	}()
+
 	artifacts, _ := filepath.Abs("artifacts")
 	if err := os.MkdirAll(artifacts, 0o755); err != nil {
 		t.Fatal(err)
@@ -288,6 +305,24 @@ func TestConsoleInChromium(t *testing.T) {
 		t.Errorf("lag table:\n%s", lagTable)
 	}
 	t.Logf("lag %s; screenshots in %s", strings.TrimSpace(lagTotal), artifacts)
+
+	// A live group: its member, with the client id and the partitions
+	// assigned to it.
+	var members string
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		do("live group", chromedp.Navigate(b.HTTP+"/groups/click-counters"), chromedp.WaitVisible(css("#group-state")))
+		if members = text("#members"); strings.TrimSpace(text("#group-state")) == "Stable" && strings.Contains(members, "clicks: 0,1") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("click-counters never showed Stable with its member:\n%s", members)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	shot("group-live")
+	if !strings.Contains(members, "click-counter-1") || !strings.Contains(members, "clicks: 0,1") {
+		t.Errorf("members of click-counters:\n%s", members)
+	}
 
 	// Read-only by default: admin actions are refused.
 	sctx, scancel := step("read-only")
