@@ -78,6 +78,11 @@
 #   GREGOR_BIN                   a built broker; otherwise go build ./cmd/gregor
 #   GREGOR_DEBUG_ADDR            start the benchmarked gregor with --debug-addr
 #                                (pprof) on this address, e.g. 127.0.0.1:6060
+#   BENCH_OBSERVE [0]            1: while gregor runs, scrape /metrics and load
+#                                the console's overview and group pages every
+#                                second (HTTP listener on BENCH_GREGOR_PORT+5,
+#                                console sampling every second), to measure
+#                                what watching the broker costs
 #   BENCH_OUT                    results directory [bench/results/<timestamp>]
 #
 # Needs Java 17, Maven (first run), Python 3 and Go. Topics are created with
@@ -110,6 +115,8 @@ OUT=${BENCH_OUT:-$ROOT/bench/results/$(date -u +%Y%m%dT%H%M%SZ)}
 RUN_TIMEOUT=600
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/gregor-bench.XXXXXX")
 GREGOR_PID=
+OBSERVE=${BENCH_OBSERVE:-0}
+OBSERVE_PID=
 KAFKA_UP=
 
 log() { echo "bench: $*" >&2; }
@@ -142,6 +149,11 @@ kafka_env() {
 }
 
 stop_gregor() {
+	if [[ -n "$OBSERVE_PID" ]]; then
+		kill "$OBSERVE_PID" 2>/dev/null
+		wait "$OBSERVE_PID" 2>/dev/null
+		OBSERVE_PID=
+	fi
 	[[ -n "$GREGOR_PID" ]] || return 0
 	kill -TERM "$GREGOR_PID" 2>/dev/null
 	for _ in $(seq 100); do
@@ -219,6 +231,10 @@ start_brokers() {
 		;;
 	esac
 	[[ -n "$DEBUG_ADDR" ]] && dbg=(--debug-addr "$DEBUG_ADDR")
+	local http=(--http-addr off)
+	if [[ $OBSERVE == 1 ]]; then
+		http=(--http-addr "127.0.0.1:$((GPORT + 5))" --override gregor.console.sample.interval.ms=1000)
+	fi
 	rm -rf "$WORK/kafka" "$WORK/gregor-data"
 	kafka_env KAFKA_FRESH=1 KAFKA_PROPS="$kprops" bash "$HERE/kafka/kafka.sh" start || return 1
 	KAFKA_UP=1
@@ -230,8 +246,19 @@ start_brokers() {
 		--override "advertised.listeners=PLAINTEXT://127.0.0.1:$GPORT" \
 		--override "log.dirs=$WORK/gregor-data" \
 		--override group.initial.rebalance.delay.ms=0 \
-		"${gover[@]}" "${dbg[@]}" >>"$OUT/gregor-$1.log" 2>&1 &
+		"${gover[@]}" "${dbg[@]}" "${http[@]}" >>"$OUT/gregor-$1.log" 2>&1 &
 	GREGOR_PID=$!
+	if [[ $OBSERVE == 1 ]]; then
+		(
+			base="http://127.0.0.1:$((GPORT + 5))"
+			while sleep 1; do
+				for path in /metrics / /groups /topics; do
+					curl -s -o /dev/null --max-time 5 "$base$path"
+				done
+			done
+		) &
+		OBSERVE_PID=$!
+	fi
 	local deadline=$((SECONDS + 30))
 	until python3 "$HERE/probe.py" --quiet "127.0.0.1:$GPORT"; do
 		if ! kill -0 "$GREGOR_PID" 2>/dev/null || ((SECONDS >= deadline)); then

@@ -66,6 +66,8 @@ func handleProduce(c *conn, inf *inflight, kreq kmsg.Request) {
 		st.Topic = rt.Topic
 		st.TopicID = rt.TopicID
 		t := b.catalog.get(rt.Topic)
+		var msgs, bytes uint64
+		failed := false
 		st.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
 		for j := range rt.Partitions {
 			rp := &rt.Partitions[j]
@@ -117,12 +119,23 @@ func handleProduce(c *conn, inf *inflight, kreq kmsg.Request) {
 				}
 				continue
 			}
+			if !res.Duplicate {
+				msgs += uint64(res.LastOffset - res.BaseOffset + 1)
+				bytes += uint64(len(rp.Records))
+			}
 			sp.BaseOffset = res.BaseOffset
 			sp.LogAppendTime = res.LogAppendTime
 			sp.LogStartOffset = res.LogStartOffset
 			if req.Acks == -1 && b.cfg.Durability == config.DurabilityFsync {
 				waits = append(waits, durableWait{l, res.LastOffset, sp})
 			}
+		}
+		if t != nil {
+			// Counted when appended, as Kafka counts MessagesInPerSec.
+			for j := range st.Partitions {
+				failed = failed || st.Partitions[j].ErrorCode != 0
+			}
+			b.metrics.produced(b.metrics.topic(t.Name), msgs, bytes, failed)
 		}
 		resp.Topics = append(resp.Topics, st)
 	}

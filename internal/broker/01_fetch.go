@@ -67,7 +67,10 @@ func handleFetch(c *conn, inf *inflight, kreq kmsg.Request) {
 		return
 	}
 	f := newFetch(c.b, c.ctx, req)
-	inf.release = f.releaseBuffers
+	inf.release = func() {
+		f.count()
+		f.releaseBuffers()
+	}
 	if f.fill() || req.MaxWaitMillis <= 0 {
 		inf.reply(f.resp)
 		return
@@ -137,6 +140,29 @@ func (f *fetch) releaseBuffers() {
 		}
 	}
 	f.total = 0
+}
+
+// count adds the response's records to the topics' bytes-out counters,
+// once the response is final (the writer calls it before releasing the
+// buffers).
+func (f *fetch) count() {
+	m := f.b.metrics
+	for ti := range f.resp.Topics {
+		rt := &f.resp.Topics[ti]
+		var n uint64
+		known, failed := false, false
+		for pi := range rt.Partitions {
+			sp := &rt.Partitions[pi]
+			n += uint64(len(sp.RecordBatches))
+			failed = failed || sp.ErrorCode != 0
+			// Unknown topics get no series, as in Kafka (and cannot
+			// grow the label set).
+			known = known || sp.ErrorCode != kerr.UnknownTopicOrPartition.Code && sp.ErrorCode != kerr.UnknownTopicID.Code
+		}
+		if known && rt.Topic != "" {
+			m.fetched(m.topic(rt.Topic), n, failed)
+		}
+	}
 }
 
 // fetchKey identifies a partition of the request: by topic name when the

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gregorhq/gregor/internal/config"
@@ -34,6 +35,10 @@ type Broker struct {
 	pids    *producerIDs
 	groups  *group.Coordinator
 	dyn     *dynamicConfigs
+	metrics *brokerMetrics // counters the request path updates (metrics.go)
+
+	// ready is set once Start has opened the listeners (see Ready).
+	ready atomic.Bool
 
 	// advertised is the host and port clients are told to connect to.
 	advHost string
@@ -99,6 +104,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Broker, error) {
 		ctx:       ctx,
 		cancel:    cancel,
 		conns:     map[*conn]struct{}{},
+		metrics:   newBrokerMetrics(),
 	}
 	_, adv, _ := config.ParseListener(cfg.AdvertisedListeners[0])
 	host, port, _ := net.SplitHostPort(adv)
@@ -132,6 +138,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Broker, error) {
 		},
 		Adopt:      b.catalog.adopt,
 		AcceptGaps: acceptGaps(cfg.RecoveryAcceptGaps),
+		Observer:   b.metrics,
 	})
 	if err != nil {
 		cancel()
@@ -213,6 +220,23 @@ func (b *Broker) Start() error {
 		b.goAcceptLoop(ln)
 	}
 	b.goHousekeeping()
+	b.ready.Store(true)
+	return nil
+}
+
+// Ready reports why the broker cannot serve yet, or nil: it is serving
+// once New has loaded the log dir and Start has opened the listeners, and
+// stops when Close begins or the log dir fails. (A clustered broker will
+// also wait to catch up with the metadata log.)
+func (b *Broker) Ready() error {
+	switch {
+	case b.store.Failure() != nil:
+		return fmt.Errorf("log dir offline: %w", b.store.Failure())
+	case b.ctx.Err() != nil:
+		return errors.New("shutting down")
+	case !b.ready.Load():
+		return errors.New("not listening yet")
+	}
 	return nil
 }
 

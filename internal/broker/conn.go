@@ -66,6 +66,9 @@ type inflight struct {
 	// size is the request frame's length, counted against the
 	// connection's maxPipelinedBytes until the response is written.
 	size int64
+	// start is when the request's frame was read, for
+	// kafka_network_requestmetrics_totaltimems and the slow request log.
+	start time.Time
 }
 
 // reply completes the request. Only the first call counts.
@@ -278,7 +281,7 @@ func (c *conn) readLoop() {
 			return
 		}
 		a := lookupAPI(hdr.Key)
-		inf := &inflight{hdr: hdr, done: make(chan struct{}), size: int64(len(frame))}
+		inf := &inflight{hdr: hdr, done: make(chan struct{}), size: int64(len(frame)), start: time.Now()}
 		switch {
 		case hdr.Key == 18 && (req == nil || hdr.Version > a.max):
 			// KIP-511: an ApiVersions version we do not serve gets a v0
@@ -388,6 +391,7 @@ func (c *conn) writeLoop() {
 				inf.release()
 			}
 			c.retire(inf)
+			c.observe(inf)
 			continue
 		}
 		buf := wire.AppendResponse((*bp)[:0], inf.hdr.CorrelationID, inf.resp)
@@ -396,6 +400,7 @@ func (c *conn) writeLoop() {
 		}
 		_, err := bw.Write(buf)
 		c.retire(inf)
+		c.observe(inf)
 		if err != nil {
 			c.log.Debug("write failed", "err", err)
 			broken = true
@@ -423,4 +428,33 @@ func (c *conn) writeLoop() {
 	if !broken {
 		_ = bw.Flush()
 	}
+}
+
+// observe counts a finished request in the metrics and logs it if it was
+// slow. Kafka's request log (kafka.request.logger) logs every request at
+// DEBUG; Gregor logs those over gregor.request.log.slow.ms at INFO, and
+// with the threshold at 0 every request at DEBUG.
+func (c *conn) observe(inf *inflight) {
+	took := time.Since(inf.start)
+	c.b.metrics.answered(inf.hdr.Key, inf.hdr.Version, took)
+	slow := c.b.cfg.RequestLogSlowMs
+	switch {
+	case slow < 0:
+	case slow == 0:
+		if c.log.Enabled(c.ctx, slog.LevelDebug) {
+			c.logRequest(slog.LevelDebug, inf, took)
+		}
+	case took >= time.Duration(slow)*time.Millisecond:
+		c.logRequest(slog.LevelInfo, inf, took)
+	}
+}
+
+func (c *conn) logRequest(level slog.Level, inf *inflight, took time.Duration) {
+	msg := "request"
+	if level > slog.LevelDebug {
+		msg = "slow request"
+	}
+	c.log.Log(context.Background(), level, msg, "api", kmsg.NameForKey(inf.hdr.Key), "api_version", inf.hdr.Version,
+		"correlation_id", inf.hdr.CorrelationID, "client_id", inf.hdr.ClientID, "took_ms", float64(took.Microseconds())/1000,
+		"request_bytes", inf.size)
 }

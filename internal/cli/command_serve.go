@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -16,6 +17,8 @@ import (
 
 	"github.com/gregorhq/gregor/internal/broker"
 	"github.com/gregorhq/gregor/internal/config"
+	"github.com/gregorhq/gregor/internal/console"
+	"github.com/gregorhq/gregor/internal/web"
 )
 
 type serveOptions struct {
@@ -25,7 +28,9 @@ type serveOptions struct {
 	listeners  string
 	advertised string
 	logLevel   string
+	logFormat  string
 	debugAddr  string
+	httpAddr   string
 }
 
 func (o *serveOptions) AddFlags(cmd *cobra.Command) {
@@ -36,6 +41,8 @@ func (o *serveOptions) AddFlags(cmd *cobra.Command) {
 	f.StringVar(&o.listeners, "listeners", "", "listeners, e.g. PLAINTEXT://localhost:9092")
 	f.StringVar(&o.advertised, "advertised-listeners", "", "advertised.listeners")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&o.logFormat, "log-format", "text", "log lines as text (key=value) or json")
+	f.StringVar(&o.httpAddr, "http-addr", "", "HTTP listener for /metrics, /healthz, /readyz and the console (gregor.http.listener, default localhost:9644); \"off\" turns it off")
 	f.StringVar(&o.debugAddr, "debug-addr", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060) under /debug/pprof/")
 }
 
@@ -90,19 +97,43 @@ func (o *serveOptions) loadConfig() (*config.Config, error) {
 	if o.advertised != "" {
 		ld.Set("advertised.listeners", o.advertised, config.SourceFlag)
 	}
+	if o.httpAddr != "" {
+		addr := o.httpAddr
+		if addr == "off" {
+			addr = ""
+		}
+		ld.Set("gregor.http.listener", addr, config.SourceFlag)
+	}
 	return ld.Resolve()
 }
 
 func (o *serveOptions) run(cmd *cobra.Command) error {
 	start := time.Now()
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
-		return fmt.Errorf("--log-level: %w", err)
+	log, err := newLogger(cmd.ErrOrStderr(), o.logLevel, o.logFormat)
+	if err != nil {
+		return err
 	}
-	log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
 	cfg, err := o.loadConfig()
 	if err != nil {
 		return err
+	}
+	out := cmd.OutOrStdout()
+	// The HTTP listener comes up before the log dir loads, so /healthz
+	// answers and /readyz says "not ready" while a large dir recovers.
+	var hs *web.Server
+	if cfg.HTTPListener != "" {
+		hs = web.New(log.With("component", "http"))
+		if err := hs.Listen(cfg.HTTPListener); err != nil {
+			if cfg.Sources["gregor.http.listener"] != config.SourceDefault {
+				return fmt.Errorf("gregor.http.listener: %w", err)
+			}
+			// Zero configuration must not fail because another broker on
+			// this machine holds the default port.
+			log.Warn("no HTTP listener (metrics, probes, console): the default address is taken; set gregor.http.listener or --http-addr", "addr", cfg.HTTPListener, "err", err)
+			hs = nil
+		} else {
+			defer hs.Close()
+		}
 	}
 	b, err := broker.New(cfg, log)
 	if err != nil {
@@ -111,11 +142,31 @@ func (o *serveOptions) run(cmd *cobra.Command) error {
 	if err := b.Start(); err != nil {
 		return err
 	}
-	out := cmd.OutOrStdout()
 	fmt.Fprintf(out, "Gregor %s started in %s\n", Version, time.Since(start).Round(time.Millisecond))
 	fmt.Fprintf(out, "  data directory: %s\n", b.DataDir())
 	fmt.Fprintf(out, "  cluster id:     %s (node %d)\n", b.ClusterID(), cfg.NodeID)
 	fmt.Fprintf(out, "  listening on:   %s (advertised as %s)\n", b.Addr(), b.AdvertisedAddr())
+	if hs != nil {
+		// The console is a Kafka client of this broker, like any other.
+		con, err := console.New(console.Options{
+			Brokers:        []string{b.AdvertisedAddr()},
+			Admin:          cfg.ConsoleAdminEnable,
+			Version:        Version,
+			SampleInterval: time.Duration(cfg.ConsoleSampleMs) * time.Millisecond,
+			Logger:         log.With("component", "console"),
+		})
+		if err != nil {
+			b.Close()
+			return err
+		}
+		defer con.Close()
+		t := web.Target{Collector: b.Collector(), Ready: b.Ready, Console: con}
+		if err := hs.Attach(t); err != nil {
+			b.Close()
+			return err
+		}
+		fmt.Fprintf(out, "  http:           http://%s/ (metrics at /metrics)\n", hs.Addr())
+	}
 
 	if o.debugAddr != "" {
 		ln, err := net.Listen("tcp", o.debugAddr)
@@ -129,18 +180,41 @@ func (o *serveOptions) run(cmd *cobra.Command) error {
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	stop := func() {
+		if hs != nil {
+			hs.Detach()
+		}
+	}
 	select {
 	case s := <-sig:
 		log.Info("shutting down", "signal", s.String())
 		signal.Stop(sig)
+		stop()
 		return b.Close()
 	case <-b.Failed():
 		// As Kafka does when its last log dir fails: nothing left to serve.
 		log.Error("shutting down: the log dir is offline", "err", b.LogDirFailure())
 		signal.Stop(sig)
+		stop()
 		b.Close()
 		return fmt.Errorf("log dir failed: %w", b.LogDirFailure())
 	}
+}
+
+// newLogger is the broker's slog logger: --log-level and --log-format.
+func newLogger(w io.Writer, levelName, format string) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(levelName)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch strings.ToLower(format) {
+	case "text", "":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format: %q is not text or json", format)
 }
 
 // debugMux serves net/http/pprof's handlers without touching

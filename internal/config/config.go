@@ -111,6 +111,30 @@ type Config struct {
 	// log (missing or short middle segment) instead of refusing to serve.
 	RecoveryAcceptGaps []string
 
+	// Observability.
+	//
+	// HTTPListener is gregor.http.listener: host:port of the one HTTP
+	// listener serving /metrics, /healthz, /readyz and the console; ""
+	// turns it off.
+	HTTPListener string
+	// MetricsPartitionLabels is gregor.metrics.partition.labels: whether
+	// /metrics has series per partition (kafka_log_log_size,
+	// kafka_consumergroup_lag, ...). Off, partition series are summed per
+	// topic, which bounds the cardinality by the topic count.
+	MetricsPartitionLabels bool
+	// RequestLogSlowMs is gregor.request.log.slow.ms: requests that take
+	// longer are logged, like Kafka's request log; 0 logs every request
+	// (at debug level), -1 none.
+	RequestLogSlowMs int64
+	// ConsoleAdminEnable is gregor.console.admin.enable: whether the web
+	// console offers admin actions (create topic, alter configs, reset
+	// offsets, delete records). Off, the console is read-only.
+	ConsoleAdminEnable bool
+	// ConsoleSampleMs is gregor.console.sample.interval.ms: how often the
+	// console samples group lag and topic end offsets for its charts (an
+	// hour of samples is kept in memory).
+	ConsoleSampleMs int64
+
 	// Raw holds every property as finally resolved, including ones this
 	// broker does not interpret, for DescribeConfigs.
 	Raw map[string]string
@@ -221,6 +245,11 @@ var defaults = map[string]string{
 	"gregor.max.partitions.per.request":   "10000",
 	"gregor.max.partitions":               "0",
 	"gregor.recovery.accept.gaps":         "",
+	"gregor.http.listener":                "localhost:9644",
+	"gregor.metrics.partition.labels":     "true",
+	"gregor.request.log.slow.ms":          "5000",
+	"gregor.console.admin.enable":         "false",
+	"gregor.console.sample.interval.ms":   "5000",
 	// Zero configuration is a combined broker and controller, a cluster
 	// of one; Kafka has no default for process.roles.
 	"process.roles":                       "broker,controller",
@@ -465,6 +494,11 @@ func (l *Loader) Resolve() (*Config, error) {
 	c.MaxPartitionsPerReq = int32(geti("gregor.max.partitions.per.request"))
 	c.MaxPartitions = int32(geti("gregor.max.partitions"))
 	c.RecoveryAcceptGaps = splitList(p["gregor.recovery.accept.gaps"])
+	c.HTTPListener = strings.TrimSpace(p["gregor.http.listener"])
+	c.MetricsPartitionLabels = getb("gregor.metrics.partition.labels")
+	c.RequestLogSlowMs = geti("gregor.request.log.slow.ms")
+	c.ConsoleAdminEnable = getb("gregor.console.admin.enable")
+	c.ConsoleSampleMs = geti("gregor.console.sample.interval.ms")
 	for _, r := range splitList(p["process.roles"]) {
 		c.ProcessRoles = append(c.ProcessRoles, strings.ToLower(r))
 	}
@@ -573,6 +607,17 @@ func (c *Config) Validate() error {
 	case "CreateTime", "LogAppendTime":
 	default:
 		errs = append(errs, fmt.Errorf("log.message.timestamp.type: %q is not CreateTime or LogAppendTime", c.LogMessageTimestamp))
+	}
+	if c.HTTPListener != "" {
+		if _, _, err := net.SplitHostPort(c.HTTPListener); err != nil {
+			errs = append(errs, fmt.Errorf("gregor.http.listener: %q is not host:port (empty turns it off)", c.HTTPListener))
+		}
+	}
+	if c.ConsoleSampleMs < 100 {
+		errs = append(errs, errors.New("gregor.console.sample.interval.ms must be >= 100"))
+	}
+	if c.RequestLogSlowMs < -1 {
+		errs = append(errs, errors.New("gregor.request.log.slow.ms must be >= -1 (-1: off)"))
 	}
 	switch c.Durability {
 	case DurabilityFsync, DurabilityOS:

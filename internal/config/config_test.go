@@ -172,3 +172,40 @@ func TestKRaftProperties(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestObservabilityProperties(t *testing.T) {
+	c, err := NewLoader().Resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTPListener != "localhost:9644" || !c.MetricsPartitionLabels || c.RequestLogSlowMs != 5000 || c.ConsoleAdminEnable || c.ConsoleSampleMs != 5000 {
+		t.Errorf("defaults: http %q, partition labels %v, slow ms %d, console admin %v",
+			c.HTTPListener, c.MetricsPartitionLabels, c.RequestLogSlowMs, c.ConsoleAdminEnable)
+	}
+	ld := NewLoader()
+	ld.Set("gregor.http.listener", "", SourceFlag)
+	ld.Set("gregor.metrics.partition.labels", "false", SourceFlag)
+	ld.Set("gregor.console.admin.enable", "true", SourceFlag)
+	if c, err = ld.Resolve(); err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTPListener != "" || c.MetricsPartitionLabels || !c.ConsoleAdminEnable {
+		t.Errorf("overrides not applied: %+v", c)
+	}
+	for k, v := range map[string]string{
+		"gregor.http.listener":              "no-port",
+		"gregor.request.log.slow.ms":        "-2",
+		"gregor.metrics.partition.labels":   "maybe",
+		"gregor.console.sample.interval.ms": "10",
+	} {
+		ld := NewLoader()
+		ld.Set(k, v, SourceFlag)
+		c, err := ld.Resolve()
+		if err == nil {
+			err = c.Validate()
+		}
+		if err == nil || !strings.Contains(err.Error(), k) {
+			t.Errorf("%s=%s: want an error naming the property, got %v", k, v, err)
+		}
+	}
+}

@@ -125,6 +125,23 @@ type Options struct {
 	// accept a hole between segments (offsets in it are lost) instead of
 	// opening the partition offline (gregor.recovery.accept.gaps).
 	AcceptGaps func(topic string, partition int32) bool
+	// Observer, if set, is told how long each fsync of a log took and how
+	// many durability waits each group-commit round released, for the
+	// broker's metrics. Fsynced is called by whichever goroutine fsyncs
+	// (the syncer, flush.ms housekeeping) while it holds that log's
+	// syncMu, Round by the syncer: both must be quick, lock-free, and
+	// never call back into the Store.
+	Observer SyncObserver
+}
+
+// SyncObserver receives group-commit measurements (Options.Observer).
+type SyncObserver interface {
+	// Fsynced reports one log's fsync (its rolled segments, directory and
+	// active segment) and how long it took.
+	Fsynced(d time.Duration)
+	// Round reports one group-commit round: how many logs it fsynced and
+	// how many WaitDurable callers it released.
+	Round(logs, released int)
 }
 
 // Adoption is Options.Adopt's verdict on a partition directory.

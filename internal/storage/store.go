@@ -27,6 +27,7 @@ type Store struct {
 	cfgFor func(topic string, partition int32) LogConfig
 	adopt  func(topic string, partition int32, topicID [16]byte) Adoption
 	gapsOK func(topic string, partition int32) bool
+	obs    SyncObserver // nil: nobody listens
 	// offline holds the logs recovery found a hole in (see recover.go);
 	// written only by Open, read-only afterwards, so it needs no lock.
 	offline map[*Log]error
@@ -64,6 +65,7 @@ func Open(opts Options) (*Store, error) {
 		cfgFor:  opts.LogConfig,
 		adopt:   opts.Adopt,
 		gapsOK:  opts.AcceptGaps,
+		obs:     opts.Observer,
 		logs:    make(map[topicPartition]*Log),
 		offline: make(map[*Log]error),
 		sync:    newSyncer(),

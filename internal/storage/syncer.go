@@ -109,16 +109,18 @@ func (s *Store) runSyncer() {
 			l.syncQueued.Store(false)
 		}
 
-		errs := s.syncRound(ws, pending)
+		errs, synced := s.syncRound(ws, pending)
 		for _, l := range pending {
 			if err := errs[l]; err != nil && isTransientIO(err) && !stopping {
 				guard.AfterFunc(syncRetryDelay, s.logger, "fsync retry", func() { s.requestSync(l) })
 			}
 		}
 		requeue := false
+		released := 0
 		for _, w := range ws {
 			if w.offset < w.l.RecoveryPoint() {
 				w.ch <- nil
+				released++
 				continue
 			}
 			if err := s.failure(); err != nil {
@@ -142,6 +144,9 @@ func (s *Store) runSyncer() {
 			sy.waiters = append(sy.waiters, w)
 			sy.mu.Unlock()
 		}
+		if s.obs != nil && synced > 0 {
+			s.obs.Round(synced, released)
+		}
 		clear(ws)
 		sy.mu.Lock()
 		sy.spare = ws[:0]
@@ -161,8 +166,9 @@ func (s *Store) runSyncer() {
 // syncRound fsyncs every distinct log with a waiter that is not yet
 // covered, and every requested log. Logs are synced concurrently (bounded)
 // because on most filesystems concurrent fsyncs share journal commits. It
-// returns the logs whose fsync failed, with the error.
-func (s *Store) syncRound(ws []*waiter, requested []*Log) map[*Log]error {
+// returns the logs whose fsync failed, with the error, and how many logs
+// it fsynced.
+func (s *Store) syncRound(ws []*waiter, requested []*Log) (map[*Log]error, int) {
 	var logs []*Log
 	for _, w := range ws {
 		if w.offset < w.l.RecoveryPoint() || slices.Contains(logs, w.l) {
@@ -192,7 +198,7 @@ func (s *Store) syncRound(ws []*waiter, requested []*Log) map[*Log]error {
 	}
 	if len(logs) == 1 {
 		record(logs[0], logs[0].syncNow())
-		return errs
+		return errs, 1
 	}
 	sem := make(chan struct{}, 8)
 	var wg sync.WaitGroup
@@ -205,7 +211,7 @@ func (s *Store) syncRound(ws []*waiter, requested []*Log) map[*Log]error {
 		}, func(v any) { record(l, fmt.Errorf("fsync of %s panicked: %v", l.dir, v)) })
 	}
 	wg.Wait()
-	return errs
+	return errs, len(logs)
 }
 
 // WaitDurable blocks until every record up to and including offset is
@@ -316,6 +322,7 @@ func (l *Log) syncNow() error {
 	l.mu.RUnlock()
 	defer active.release()
 
+	began := time.Now()
 	err := func() error {
 		for _, seg := range rolled {
 			if err := datasync(seg.log); err != nil {
@@ -349,6 +356,9 @@ func (l *Log) syncNow() error {
 			return ErrClosed
 		}
 		return l.store.fail(err)
+	}
+	if obs := l.store.obs; obs != nil {
+		obs.Fsynced(time.Since(began))
 	}
 
 	l.mu.Lock()

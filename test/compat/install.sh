@@ -20,6 +20,10 @@
 #   sarama/              Go module of its own (IBM/sarama): downloads its modules and
 #                        builds it once, so run.sh's `go run` starts from the cache
 #                        (needs go, which building the broker needs anyway)
+#   prometheus           Debian package (server and promtool) for test/metrics: a real
+#                        Prometheus scrapes gregor serve; promtool checks the exposition
+#   chromium             Debian package, headless, for test/console (chromedp drives the
+#                        web console and saves screenshots)
 #   kafkajs/             `npm ci` from package-lock.json: kafkajs, kafkajs-snappy,
 #                        kafkajs-lz4 (its lz4 dependency builds a native addon with
 #                        node-gyp: g++, make); needs node >= 20 and npm
@@ -110,6 +114,16 @@ else
 	kp3_ok || { echo "install.sh: $KP3_VENV: kafka-python $KP3_VERSION or a codec does not load" >&2; exit 1; }
 	echo "install.sh: $KP3_VENV: kafka-python $KP3_VERSION (gzip snappy lz4 zstd)"
 fi
+
+# ---- Prometheus (with promtool) and Chromium for test/metrics and test/console
+for pkg in prometheus chromium; do
+	if command -v "$pkg" >/dev/null; then
+		echo "install.sh: $pkg present"
+	else
+		[[ -n "${apt_updated:-}" ]] || { apt-get update -q; apt_updated=1; }
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$pkg"
+	fi
+done
 
 # ---- Java + Maven for the Java suite (java/run.sh resolves its own jars)
 if ! command -v java >/dev/null; then
