@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/gregorhq/gregor/internal/metadata"
 )
 
 type brokerRow struct {
@@ -188,7 +190,8 @@ func (c *Console) topic(w http.ResponseWriter, r *http.Request) {
 	ends, _ := c.adm.ListEndOffsets(ctx, name)
 	dirs, _ := c.adm.DescribeAllLogDirs(ctx, nil)
 	sizes := logDirSizes(dirs)[name]
-	d := topicData{Name: name, ID: t.ID.String(), Internal: t.IsInternal, Browse: parseBrowse(r)}
+	// Kafka prints topic ids unpadded (Uuid.toString); kadm's String pads.
+	d := topicData{Name: name, ID: metadata.UUID(t.ID).String(), Internal: t.IsInternal, Browse: parseBrowse(r)}
 	for _, p := range t.Partitions.Sorted() {
 		row := partitionRow{Partition: p.Partition, Leader: p.Leader, Replicas: p.Replicas, ISR: p.ISR, Size: sizes[p.Partition]}
 		if p.Err != nil {
