@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Gregor against Apache Kafka 4.1, side by side on this machine, with Kafka's
+# Gregor against Apache Kafka (the release bench/kafka pins, 4.4.0), side by side on this machine, with Kafka's
 # own load generators (ProducerPerformance, ConsumerPerformance,
 # EndToEndLatency) and two small franz-go programs (bench/e2e, bench/startup).
 #
