@@ -306,30 +306,52 @@ func (b *Broker) acceptLoop(ln net.Listener) {
 			nl.refused(ip, why, limit)
 			continue
 		}
-		c := newConn(b, nc)
-		b.mu.Lock()
-		if b.closed {
-			b.mu.Unlock()
-			nc.Close()
-			nl.leave(ip)
+		if !b.serveConn(nc, func() { nl.leave(ip) }) {
 			return
 		}
-		b.conns[c] = struct{}{}
-		b.mu.Unlock()
-		b.wg.Add(1)
-		// A panic outside the handlers (which recover on their own) ends
-		// this connection only.
-		guard.Go(b.log, "connection", func() {
-			defer b.wg.Done()
-			defer nl.leave(ip)
-			defer func() {
-				b.mu.Lock()
-				delete(b.conns, c)
-				b.mu.Unlock()
-			}()
-			c.serve()
-		}, func(any) { c.nc.Close() })
 	}
+}
+
+// serveConn serves one connection until it ends, then calls done. It
+// reports false (and serves nothing) once the broker is closing.
+func (b *Broker) serveConn(nc net.Conn, done func()) bool {
+	c := newConn(b, nc)
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		nc.Close()
+		done()
+		return false
+	}
+	b.conns[c] = struct{}{}
+	b.mu.Unlock()
+	b.wg.Add(1)
+	// A panic outside the handlers (which recover on their own) ends this
+	// connection only.
+	guard.Go(b.log, "connection", func() {
+		defer b.wg.Done()
+		defer done()
+		defer func() {
+			b.mu.Lock()
+			delete(b.conns, c)
+			b.mu.Unlock()
+		}()
+		c.serve()
+	}, func(any) { c.nc.Close() })
+	return true
+}
+
+// DialInternal opens an in-process connection to this broker, for the
+// built-in console: the same request path as a TCP client, but no port, no
+// descriptor, and no share of the connection limits meant for clients.
+// network and addr are ignored (a kgo.Dialer has this signature).
+func (b *Broker) DialInternal(_ context.Context, _, _ string) (net.Conn, error) {
+	client, server := net.Pipe()
+	if !b.serveConn(server, func() {}) {
+		client.Close()
+		return nil, net.ErrClosed
+	}
+	return client, nil
 }
 
 // housekeeping runs retention, flush.ms and checkpoints in the background.

@@ -109,6 +109,12 @@ func (o *serveOptions) loadConfig() (*config.Config, error) {
 
 func (o *serveOptions) run(cmd *cobra.Command) error {
 	start := time.Now()
+	// Signals are caught from the first moment: a SIGTERM that arrives
+	// while the log dir loads or the console starts is a clean shutdown,
+	// not the default death.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sig)
 	log, err := newLogger(cmd.ErrOrStderr(), o.logLevel, o.logFormat)
 	if err != nil {
 		return err
@@ -147,13 +153,16 @@ func (o *serveOptions) run(cmd *cobra.Command) error {
 	fmt.Fprintf(out, "  cluster id:     %s (node %d)\n", b.ClusterID(), cfg.NodeID)
 	fmt.Fprintf(out, "  listening on:   %s (advertised as %s)\n", b.Addr(), b.AdvertisedAddr())
 	if hs != nil {
-		// The console is a Kafka client of this broker, like any other.
+		// The console is a Kafka client of this broker, like any other,
+		// over in-process connections (no port, not counted against the
+		// client connection limits).
 		con, err := console.New(console.Options{
 			Brokers:        []string{b.AdvertisedAddr()},
 			Admin:          cfg.ConsoleAdminEnable,
 			Version:        Version,
 			SampleInterval: time.Duration(cfg.ConsoleSampleMs) * time.Millisecond,
 			Logger:         log.With("component", "console"),
+			Dial:           b.DialInternal,
 		})
 		if err != nil {
 			b.Close()
@@ -178,8 +187,6 @@ func (o *serveOptions) run(cmd *cobra.Command) error {
 		go func() { _ = http.Serve(ln, debugMux()) }()
 	}
 
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	stop := func() {
 		if hs != nil {
 			hs.Detach()

@@ -25,6 +25,7 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -53,6 +54,11 @@ type Options struct {
 	// the charts; 0 means 5 s. One hour of samples is kept.
 	SampleInterval time.Duration
 	Logger         *slog.Logger
+	// Dial, if set, opens the console's connections to the broker instead
+	// of TCP: the broker it is built into hands it in-process connections,
+	// so the console neither uses a port nor counts against the connection
+	// limits meant for clients.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Console serves the web console. Close stops its sampler and client.
@@ -85,7 +91,11 @@ func New(opts Options) (*Console, error) {
 	// kadm's admin calls use the client's cached metadata for up to
 	// MetadataMinAge (5 s by default): a page must show a topic created a
 	// moment ago.
-	cl, err := kgo.NewClient(kgo.SeedBrokers(opts.Brokers...), kgo.ClientID("gregor-console"), kgo.MetadataMinAge(100*time.Millisecond))
+	copts := []kgo.Opt{kgo.SeedBrokers(opts.Brokers...), kgo.ClientID("gregor-console"), kgo.MetadataMinAge(100 * time.Millisecond)}
+	if opts.Dial != nil {
+		copts = append(copts, kgo.Dialer(opts.Dial))
+	}
+	cl, err := kgo.NewClient(copts...)
 	if err != nil {
 		return nil, err
 	}

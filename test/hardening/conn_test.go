@@ -338,10 +338,20 @@ func TestConnFloodFdReserve(t *testing.T) {
 
 // TestConnPerIPLimits: max.connections.per.ip and its overrides, matched on
 // the peer address; the newest connection is refused, the older ones keep
-// working.
+// working; the built-in console's connections do not count.
 func TestConnPerIPLimits(t *testing.T) {
-	s := newServer(t, "max.connections.per.ip=3", "max.connections.per.ip.overrides=127.0.0.2:6")
+	// The built-in console runs (its own listener address, so no other
+	// broker holds it): its in-process connections take no slot.
+	s := newServer(t, "max.connections.per.ip=3", "max.connections.per.ip.overrides=127.0.0.2:6",
+		"gregor.http.listener="+freePort(t))
 	s.start()
+	if !strings.Contains(s.output(), "http:") {
+		t.Fatalf("the HTTP listener (and console) did not start:\n%s", s.output())
+	}
+	// start's readiness probe connected from 127.0.0.1 and closed; the
+	// broker gives its slot back when it reads the EOF, which takes a
+	// moment.
+	time.Sleep(300 * time.Millisecond)
 	count := func(local string, n int) (served []net.Conn) {
 		for i := 0; i < n; i++ {
 			nc, err := connDialFrom(local, s.addr)
