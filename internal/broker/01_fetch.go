@@ -56,6 +56,7 @@ func init() {
 func handleFetch(c *conn, inf *inflight, kreq kmsg.Request) {
 	req := kreq.(*kmsg.FetchRequest)
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
+	inf.wait = time.Duration(max(req.MaxWaitMillis, 0)) * time.Millisecond
 	switch {
 	case req.SessionID != 0:
 		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code

@@ -69,6 +69,10 @@ type inflight struct {
 	// start is when the request's frame was read, for
 	// kafka_network_requestmetrics_totaltimems and the slow request log.
 	start time.Time
+	// wait is how long the client asked the request to wait (a Fetch's
+	// max_wait_ms): time the slow request log does not count, or every
+	// idle consumer's long poll would be logged as slow.
+	wait time.Duration
 }
 
 // reply completes the request. Only the first call counts.
@@ -444,7 +448,7 @@ func (c *conn) observe(inf *inflight) {
 		if c.log.Enabled(c.ctx, slog.LevelDebug) {
 			c.logRequest(slog.LevelDebug, inf, took)
 		}
-	case took >= time.Duration(slow)*time.Millisecond:
+	case took-inf.wait >= time.Duration(slow)*time.Millisecond:
 		c.logRequest(slog.LevelInfo, inf, took)
 	}
 }

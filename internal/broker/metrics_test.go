@@ -311,4 +311,13 @@ func TestSlowRequestLog(t *testing.T) {
 	if lc.count("INFO slow request JoinGroup") == 0 {
 		t.Error("a JoinGroup that waited 300 ms was not logged as slow (threshold 100 ms)")
 	}
+	// A long poll that waits as long as it asked to is not slow: idle
+	// consumers (franz-go waits 5 s by default) would otherwise fill the log.
+	fc := fetchTestClient(t, b, kgo.ConsumeTopics("slow"), kgo.FetchMaxWait(400*time.Millisecond))
+	fctx, fcancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	fc.PollFetches(fctx) // nothing to read: long polls of 400 ms
+	fcancel()
+	if n := lc.count("INFO slow request Fetch"); n != 0 {
+		t.Errorf("%d idle long polls logged as slow", n)
+	}
 }
