@@ -12,6 +12,7 @@ package cli
 // "usable" is franz-go's, where Kafka's tool shows the Java client's.
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strings"
@@ -32,19 +33,14 @@ func newClusterCommand() *cobra.Command {
 		Short: "Print the cluster id",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := adminContext(cmd)
-			defer cancel()
-			adm, err := newAdmin(ctx, cmd, &conn)
-			if err != nil {
-				return err
-			}
-			defer adm.cl.Close()
-			meta, err := adm.BrokerMetadata(ctx)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Cluster ID: %s\n", meta.Cluster)
-			return nil
+			return runAdmin(cmd, &conn, func(ctx context.Context, adm *adminClient) error {
+				meta, err := adm.BrokerMetadata(ctx)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "Cluster ID: %s\n", meta.Cluster)
+				return nil
+			})
 		},
 	}
 	conn.AddFlags(id.Flags(), "config")
@@ -55,28 +51,23 @@ func newClusterCommand() *cobra.Command {
 		Short: "Remove a broker that is gone for good from the cluster metadata",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := adminContext(cmd)
-			defer cancel()
-			adm, err := newAdmin(ctx, cmd, &uconn)
-			if err != nil {
-				return err
-			}
-			defer adm.cl.Close()
-			req := kmsg.NewPtrUnregisterBrokerRequest()
-			req.BrokerID = brokerID
-			resp, err := req.RequestWith(ctx, adm.cl)
-			if err != nil {
-				return err
-			}
-			if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
-				msg := ""
-				if resp.ErrorMessage != nil {
-					msg = *resp.ErrorMessage
+			return runAdmin(cmd, &uconn, func(ctx context.Context, adm *adminClient) error {
+				req := kmsg.NewPtrUnregisterBrokerRequest()
+				req.BrokerID = brokerID
+				resp, err := req.RequestWith(ctx, adm.cl)
+				if err != nil {
+					return err
 				}
-				return kafkaError(err, msg)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Broker %d is no longer registered.\n", brokerID)
-			return nil
+				if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+					msg := ""
+					if resp.ErrorMessage != nil {
+						msg = *resp.ErrorMessage
+					}
+					return kafkaError(err, msg)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "Broker %d is no longer registered.\n", brokerID)
+				return nil
+			})
 		},
 	}
 	uconn.AddFlags(unregister.Flags(), "config")
@@ -93,48 +84,61 @@ func newBrokerAPIVersionsCommand() *cobra.Command {
 		Short: "Show the API versions every broker serves (kafka-broker-api-versions.sh)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := adminContext(cmd)
-			defer cancel()
-			adm, err := newAdmin(ctx, cmd, &conn)
-			if err != nil {
-				return err
-			}
-			defer adm.cl.Close()
-			meta, err := adm.BrokerMetadata(ctx)
-			if err != nil {
-				return err
-			}
-			out := cmd.OutOrStdout()
-			for _, b := range meta.Brokers {
-				req := kmsg.NewPtrApiVersionsRequest()
-				req.ClientSoftwareName, req.ClientSoftwareVersion = "gregor", Version
-				resp, err := req.RequestWith(ctx, adm.cl.Broker(int(b.NodeID)))
-				if err == nil {
-					err = kerr.ErrorForCode(resp.ErrorCode)
-				}
-				if err != nil {
-					return fmt.Errorf("broker %d: %w", b.NodeID, err)
-				}
-				rack := "null"
-				if b.Rack != nil {
-					rack = *b.Rack
-				}
-				fmt.Fprintf(out, "%s:%d (id: %d rack: %s isFenced: false) -> (\n", b.Host, b.Port, b.NodeID, rack)
-				lines := apiVersionLines(resp.ApiKeys)
-				for i, l := range lines {
-					sep := ","
-					if i == len(lines)-1 {
-						sep = ""
-					}
-					fmt.Fprintf(out, "\t%s%s\n", l, sep)
-				}
-				fmt.Fprintln(out, ")")
-			}
-			return nil
+			return runAdmin(cmd, &conn, func(ctx context.Context, adm *adminClient) error {
+				return printAPIVersions(ctx, cmd, adm)
+			})
 		},
 	}
 	conn.AddFlags(cmd.Flags(), "command-config")
 	return cmd
+}
+
+// printAPIVersions prints every broker's API versions in Kafka's format.
+func printAPIVersions(ctx context.Context, cmd *cobra.Command, adm *adminClient) error {
+	meta, err := adm.BrokerMetadata(ctx)
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	for _, b := range meta.Brokers {
+		req := kmsg.NewPtrApiVersionsRequest()
+		req.ClientSoftwareName, req.ClientSoftwareVersion = "gregor", Version
+		resp, err := req.RequestWith(ctx, adm.cl.Broker(int(b.NodeID)))
+		if err == nil {
+			err = kerr.ErrorForCode(resp.ErrorCode)
+		}
+		if err != nil {
+			return fmt.Errorf("broker %d: %w", b.NodeID, err)
+		}
+		rack := "null"
+		if b.Rack != nil {
+			rack = *b.Rack
+		}
+		fmt.Fprintf(out, "%s:%d (id: %d rack: %s isFenced: false) -> (\n", b.Host, b.Port, b.NodeID, rack)
+		lines := apiVersionLines(resp.ApiKeys)
+		for i, l := range lines {
+			sep := ","
+			if i == len(lines)-1 {
+				sep = ""
+			}
+			fmt.Fprintf(out, "\t%s%s\n", l, sep)
+		}
+		fmt.Fprintln(out, ")")
+	}
+	return nil
+}
+
+// runAdmin runs fn with an admin client for the connection flags, under
+// the admin tools' timeout.
+func runAdmin(cmd *cobra.Command, conn *connFlags, fn func(ctx context.Context, adm *adminClient) error) error {
+	ctx, cancel := adminContext(cmd)
+	defer cancel()
+	adm, err := newAdmin(ctx, cmd, conn)
+	if err != nil {
+		return err
+	}
+	defer adm.cl.Close()
+	return fn(ctx, adm)
 }
 
 // apiVersionLines renders Kafka's tool's lines: "Name(key): min to max
