@@ -6,7 +6,6 @@ package hardening
 // report; the bounds asserted are the acceptance bounds.
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	be "encoding/binary"
@@ -24,32 +23,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
-
-// fetchStartDebug is server.start with pprof served on dbg (--debug-addr).
-func fetchStartDebug(s *server, dbg string) {
-	s.t.Helper()
-	s.mu.Lock()
-	s.out = &bytes.Buffer{}
-	s.mu.Unlock()
-	s.cmd = s.command("--debug-addr", dbg)
-	w := lockedBuffer{&s.mu, s.out}
-	s.cmd.Stdout, s.cmd.Stderr = w, w
-	if err := s.cmd.Start(); err != nil {
-		s.t.Fatal(err)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if c, err := net.DialTimeout("tcp", s.addr, 100*time.Millisecond); err == nil {
-			c.Close()
-			return
-		}
-		if !s.running() {
-			s.t.Fatalf("broker exited at start:\n%s", s.output())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	s.t.Fatalf("broker did not start:\n%s", s.output())
-}
 
 // fetchGoroutines reads the goroutine count from the broker's pprof.
 func fetchGoroutines(t *testing.T, dbg string) int {
@@ -158,7 +131,7 @@ func TestFetchHardeningCapAndPipelined(t *testing.T) {
 	const capBytes = 16 << 20
 	s := newServer(t, "fetch.max.bytes="+strconv.Itoa(capBytes))
 	dbg := freePort(t)
-	fetchStartDebug(s, dbg)
+	s.start("--debug-addr", dbg)
 	defer s.stop()
 	cl := fetchClient(t, s.addr, kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if _, err := kadm.NewClient(cl).CreateTopic(fetchCtx(t), 1, 1, nil, "fill"); err != nil {
@@ -246,7 +219,7 @@ func TestFetchHardeningLongPolls(t *testing.T) {
 	const parts, conns, perConn = 1000, 10, 10
 	dbg := freePort(t)
 	s := newServer(t)
-	fetchStartDebug(s, dbg)
+	s.start("--debug-addr", dbg)
 	defer s.stop()
 	cl := fetchClient(t, s.addr, kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if _, err := kadm.NewClient(cl).CreateTopic(fetchCtx(t), parts, 1, nil, "wide"); err != nil {

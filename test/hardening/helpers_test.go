@@ -107,13 +107,14 @@ func (s *server) command(extra ...string) *exec.Cmd {
 	return exec.Command(s.bin, args...)
 }
 
-// start runs the broker and waits until it accepts connections.
-func (s *server) start() {
+// start runs the broker, with extra serve flags if given, and waits until
+// it accepts connections.
+func (s *server) start(extra ...string) {
 	s.t.Helper()
 	s.mu.Lock()
 	s.out = &bytes.Buffer{}
 	s.mu.Unlock()
-	s.cmd = s.command()
+	s.cmd = s.command(extra...)
 	w := lockedBuffer{&s.mu, s.out}
 	s.cmd.Stdout, s.cmd.Stderr = w, w
 	if err := s.cmd.Start(); err != nil {
