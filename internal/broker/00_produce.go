@@ -37,6 +37,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregorhq/gregor/internal/config"
+	"github.com/gregorhq/gregor/internal/metadata"
 	"github.com/gregorhq/gregor/internal/storage"
 )
 
@@ -85,8 +86,16 @@ func handleProduce(c *conn, inf *inflight, kreq kmsg.Request) {
 			if t != nil {
 				l = b.store.Get(rt.Topic, rp.Partition)
 			}
-			if l == nil {
+			if t == nil || t.partition(rp.Partition) == nil {
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				continue
+			}
+			if l == nil || !b.leads(t, rp.Partition) {
+				sp.ErrorCode = kerr.NotLeaderForPartition.Code
+				if leader, epoch, ep, ok := b.leaderHint(t, rp.Partition, c.listener); ok {
+					sp.CurrentLeader.LeaderID, sp.CurrentLeader.LeaderEpoch = leader, epoch
+					addProduceBroker(resp, leader, ep)
+				}
 				continue
 			}
 			if err := l.Offline(); err != nil {
@@ -170,4 +179,17 @@ func handleProduce(c *conn, inf *inflight, kreq kmsg.Request) {
 		}
 		return resp
 	})
+}
+
+// addProduceBroker adds a leader's endpoint to a Produce response's
+// KIP-951 hints, once.
+func addProduceBroker(resp *kmsg.ProduceResponse, id int32, ep metadata.Endpoint) {
+	for _, br := range resp.Brokers {
+		if br.NodeID == id {
+			return
+		}
+	}
+	br := kmsg.NewProduceResponseBroker()
+	br.NodeID, br.Host, br.Port = id, ep.Host, ep.Port
+	resp.Brokers = append(resp.Brokers, br)
 }

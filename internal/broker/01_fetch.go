@@ -46,6 +46,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/gregorhq/gregor/internal/metadata"
 	"github.com/gregorhq/gregor/internal/storage"
 )
 
@@ -67,7 +68,7 @@ func handleFetch(c *conn, inf *inflight, kreq kmsg.Request) {
 		inf.reply(resp)
 		return
 	}
-	f := newFetch(c.b, c.ctx, req)
+	f := newFetch(c.b, c.ctx, req, c.listener)
 	inf.release = func() {
 		f.count()
 		f.releaseBuffers()
@@ -104,8 +105,9 @@ type fetch struct {
 	req      *kmsg.FetchRequest
 	resp     *kmsg.FetchResponse
 	parts    []fetchPart
-	maxBytes int // the request's max_bytes capped by fetch.max.bytes
-	total    int // bytes of records in the response
+	maxBytes int    // the request's max_bytes capped by fetch.max.bytes
+	total    int    // bytes of records in the response
+	listener string // the connection's listener, for leader hints
 
 	// Long poll. Wake (any goroutine) marks the parts whose log moved and
 	// signals wake; the fetch goroutine re-reads only those.
@@ -175,8 +177,8 @@ type fetchKey struct {
 	p     int32
 }
 
-func newFetch(b *Broker, ctx context.Context, req *kmsg.FetchRequest) *fetch {
-	f := &fetch{b: b, ctx: ctx, req: req, resp: req.ResponseKind().(*kmsg.FetchResponse)}
+func newFetch(b *Broker, ctx context.Context, req *kmsg.FetchRequest, listener string) *fetch {
+	f := &fetch{b: b, ctx: ctx, req: req, resp: req.ResponseKind().(*kmsg.FetchResponse), listener: listener}
 	f.maxBytes = int(req.MaxBytes)
 	if f.maxBytes <= 0 {
 		f.maxBytes = 1 << 30 // as before the cap: no client limit
@@ -232,6 +234,16 @@ func newFetch(b *Broker, ctx context.Context, req *kmsg.FetchRequest) *fetch {
 				sp.ErrorCode = kerr.UnknownTopicID.Code
 			case t == nil:
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			case t.partition(rp.Partition) == nil:
+				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			case !b.leads(t, rp.Partition) || b.store.Get(t.Name, rp.Partition) == nil:
+				sp.ErrorCode = kerr.NotLeaderForPartition.Code
+				if leader, epoch, ep, ok := b.leaderHint(t, rp.Partition, f.listener); ok {
+					sp.CurrentLeader.LeaderID, sp.CurrentLeader.LeaderEpoch = leader, epoch
+					f.addBroker(leader, ep)
+				}
+			case req.Version >= 9 && epochError(t, rp.Partition, rp.CurrentLeaderEpoch) != 0:
+				sp.ErrorCode = epochError(t, rp.Partition, rp.CurrentLeaderEpoch)
 			default:
 				l = b.store.Get(t.Name, rp.Partition)
 				if l == nil {
@@ -394,4 +406,16 @@ func (f *fetch) wait(maxWait time.Duration) {
 			return
 		}
 	}
+}
+
+// addBroker adds a leader's endpoint to the response's KIP-951 hints, once.
+func (f *fetch) addBroker(id int32, ep metadata.Endpoint) {
+	for _, br := range f.resp.Brokers {
+		if br.NodeID == id {
+			return
+		}
+	}
+	br := kmsg.NewFetchResponseBroker()
+	br.NodeID, br.Host, br.Port = id, ep.Host, ep.Port
+	f.resp.Brokers = append(f.resp.Brokers, br)
 }

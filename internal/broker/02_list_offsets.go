@@ -82,9 +82,20 @@ func handleListOffsets(c *conn, v int16, req *kmsg.ListOffsetsRequest) *kmsg.Lis
 			sp := kmsg.NewListOffsetsResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.Timestamp, sp.Offset, sp.LeaderEpoch = -1, -1, -1
-			l := b.store.Get(rt.Topic, rp.Partition)
-			if l == nil || b.catalog.get(rt.Topic) == nil {
+			t := b.catalog.get(rt.Topic)
+			if t == nil || t.partition(rp.Partition) == nil {
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
+			l := b.store.Get(rt.Topic, rp.Partition)
+			if !b.leads(t, rp.Partition) || l == nil {
+				sp.ErrorCode = kerr.NotLeaderForPartition.Code
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
+			if code := epochError(t, rp.Partition, rp.CurrentLeaderEpoch); v >= 4 && code != 0 {
+				sp.ErrorCode = code
 				st.Partitions = append(st.Partitions, sp)
 				continue
 			}

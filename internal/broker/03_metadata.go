@@ -2,13 +2,15 @@ package broker
 
 // Metadata (key 3), versions 0-13.
 //
-// One broker (this node) leads every partition, with itself as the only
-// replica and ISR, at leader epoch 0. Topics are listed by name or, from v10,
-// by id. Auto-creation happens when auto.create.topics.enable is set and the
+// Brokers are the registered, unfenced brokers with their endpoint on the
+// listener the request came in on; each partition has its leader, leader
+// epoch, replicas and ISR from this broker's metadata image, with replicas
+// on fenced brokers offline (a partition without a leader:
+// LEADER_NOT_AVAILABLE). Topics are listed by name or, from v10, by id. Auto-creation happens when auto.create.topics.enable is set and the
 // request allows it (always before v4, AllowAutoTopicCreation from v4), with
 // num.partitions partitions. Deviation: Kafka answers the creating request
-// with LEADER_NOT_AVAILABLE while leaders are elected; here the topic is
-// usable at once, so it is reported ready and the client need not retry.
+// with LEADER_NOT_AVAILABLE while leaders are elected; here the answer waits
+// until the topic is published on this broker, so it is reported ready.
 // Auto-creation follows CreateTopics' rules: a name colliding with another
 // on '.'/'_' gets INVALID_TOPIC_EXCEPTION, one over gregor.max.partitions
 // POLICY_VIOLATION, and a request whose missing topics would need more than
@@ -29,12 +31,16 @@ package broker
 // (-2147483648) since there are no ACLs.
 
 import (
+	"context"
 	"errors"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/gregorhq/gregor/internal/controller"
 	"github.com/gregorhq/gregor/internal/group"
+	"github.com/gregorhq/gregor/internal/metadata"
 )
 
 func init() {
@@ -46,11 +52,10 @@ const authorizedOpsUnknown = -2147483648
 func handleMetadata(c *conn, v int16, req *kmsg.MetadataRequest) *kmsg.MetadataResponse {
 	b := c.b
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
-	br := kmsg.NewMetadataResponseBroker()
-	br.NodeID, br.Host, br.Port = b.cfg.NodeID, b.advHost, b.advPort
-	resp.Brokers = []kmsg.MetadataResponseBroker{br}
+	im := b.catalog.currentImage()
+	resp.Brokers = b.metadataBrokers(im, c.listener)
 	resp.ClusterID = &b.clusterID
-	resp.ControllerID = b.cfg.NodeID
+	resp.ControllerID = b.controllerIDForClients(im)
 	resp.AuthorizedOperations = authorizedOpsUnknown
 
 	allTopics := req.Topics == nil || (v == 0 && len(req.Topics) == 0)
@@ -104,7 +109,7 @@ func handleMetadata(c *conn, v int16, req *kmsg.MetadataRequest) *kmsg.MetadataR
 				case name == group.TopicName:
 					// Kafka creates its internal topics only through the
 					// coordinator's own path, with their own settings.
-					t, _ = b.offsetsTopic()
+					t, _ = b.offsetsTopic(c.ctx)
 					if t == nil {
 						mt.ErrorCode = kerr.UnknownTopicOrPartition.Code
 					}
@@ -112,7 +117,7 @@ func handleMetadata(c *conn, v int16, req *kmsg.MetadataRequest) *kmsg.MetadataR
 					mt.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				default:
 					var err error
-					t, err = b.autoCreateTopic(name)
+					t, err = b.autoCreateTopic(c.ctx, name)
 					var collision *errCollision
 					var limit *errPartitionLimit
 					switch {
@@ -157,44 +162,139 @@ func (b *Broker) metadataTopic(t *topic, code int16) kmsg.MetadataResponseTopic 
 	mt.IsInternal = t.Internal
 	mt.AuthorizedOperations = authorizedOpsUnknown
 	mt.Partitions = make([]kmsg.MetadataResponseTopicPartition, 0, t.Partitions)
-	dirFailed := b.store.Failure() != nil
-	someOffline := b.store.HasOfflinePartitions()
+	im := b.catalog.currentImage()
 	for p := int32(0); p < t.Partitions; p++ {
+		ps := b.partitionState(im, t, p)
 		mp := kmsg.NewMetadataResponseTopicPartition()
 		mp.Partition = p
-		mp.Leader = b.cfg.NodeID
-		mp.LeaderEpoch = 0
-		mp.Replicas = []int32{b.cfg.NodeID}
-		mp.ISR = []int32{b.cfg.NodeID}
-		mp.OfflineReplicas = []int32{}
-		if dirFailed || someOffline {
-			// The log dir failed (an I/O error), or recovery found records
-			// missing in this partition (storage.Log.Offline): the only
-			// replica is offline.
-			if l := b.store.Get(t.Name, p); dirFailed || (l != nil && l.Offline() != nil) {
-				mp.ErrorCode = kerr.KafkaStorageError.Code
-				mp.Leader = -1
-				mp.ISR = []int32{}
-				mp.OfflineReplicas = []int32{b.cfg.NodeID}
-			}
-		}
+		mp.ErrorCode = ps.code
+		mp.Leader, mp.LeaderEpoch = ps.leader, ps.leaderEpoch
+		mp.Replicas, mp.ISR, mp.OfflineReplicas = ps.replicas, ps.isr, ps.offline
 		mt.Partitions = append(mt.Partitions, mp)
 	}
 	return mt
 }
 
+// partitionView is a partition as Metadata and DescribeTopicPartitions
+// report it.
+type partitionView struct {
+	code                   int16
+	leader, leaderEpoch    int32
+	replicas, isr, offline []int32
+}
+
+// partitionState is a partition's replica state from the image, with the
+// replicas on fenced or unknown brokers offline. A partition this broker
+// leads whose log is unusable (the log dir failed, or recovery found
+// records missing: storage.Log.Offline) has this broker offline too, with
+// KAFKA_STORAGE_ERROR; a partition with no leader has
+// LEADER_NOT_AVAILABLE.
+func (b *Broker) partitionState(im *metadata.Image, t *topic, p int32) partitionView {
+	v := partitionView{leader: -1, replicas: []int32{}, isr: []int32{}, offline: []int32{}}
+	pi := t.partition(p)
+	if pi == nil {
+		v.code = kerr.LeaderNotAvailable.Code
+		return v
+	}
+	v.leader, v.leaderEpoch = pi.Leader, pi.LeaderEpoch
+	v.replicas = append(v.replicas, pi.Replicas...)
+	v.isr = append(v.isr, pi.ISR...)
+	for _, r := range pi.Replicas {
+		if br := im.Broker(r); br == nil || br.Fenced {
+			v.offline = append(v.offline, r)
+		}
+	}
+	if slices.Contains(pi.Replicas, b.cfg.NodeID) && !slices.Contains(v.offline, b.cfg.NodeID) {
+		failed := b.store.Failure() != nil
+		if !failed && b.store.HasOfflinePartitions() {
+			l := b.store.Get(t.Name, p)
+			failed = l != nil && l.Offline() != nil
+		}
+		if failed {
+			v.offline = append(v.offline, b.cfg.NodeID)
+			if v.leader == b.cfg.NodeID {
+				v.code = kerr.KafkaStorageError.Code
+				v.leader = -1
+				v.isr = slices.DeleteFunc(v.isr, func(r int32) bool { return r == b.cfg.NodeID })
+			}
+		}
+	}
+	if v.leader == -1 && v.code == 0 {
+		v.code = kerr.LeaderNotAvailable.Code
+	}
+	return v
+}
+
+// metadataBrokers lists the unfenced brokers with their endpoint on the
+// named listener (the one the request came in on), as Kafka does.
+func (b *Broker) metadataBrokers(im *metadata.Image, listener string) []kmsg.MetadataResponseBroker {
+	var out []kmsg.MetadataResponseBroker
+	for _, br := range im.Brokers() {
+		if br.Fenced && br.ID != b.cfg.NodeID {
+			continue
+		}
+		ep, ok := endpointOf(br, listener)
+		if !ok {
+			continue
+		}
+		mb := kmsg.NewMetadataResponseBroker()
+		mb.NodeID, mb.Host, mb.Port = br.ID, ep.Host, ep.Port
+		if br.Rack != "" {
+			rack := br.Rack
+			mb.Rack = &rack
+		}
+		out = append(out, mb)
+	}
+	if !slices.ContainsFunc(out, func(mb kmsg.MetadataResponseBroker) bool { return mb.NodeID == b.cfg.NodeID }) {
+		// Not registered yet (or the image is behind): clients still need
+		// this broker to talk to.
+		mb := kmsg.NewMetadataResponseBroker()
+		mb.NodeID, mb.Host, mb.Port = b.cfg.NodeID, b.advHost, b.advPort
+		out = append(out, mb)
+		slices.SortFunc(out, func(x, y kmsg.MetadataResponseBroker) int { return int(x.NodeID - y.NodeID) })
+	}
+	return out
+}
+
+// endpointOf is a broker's endpoint on a listener name; a request that
+// came in on an unnamed (internal) listener gets the client listener.
+func endpointOf(br *metadata.Broker, listener string) (metadata.Endpoint, bool) {
+	for _, e := range br.Listeners {
+		if e.Name == listener {
+			return e, true
+		}
+	}
+	if len(br.Listeners) > 0 && listener == "" {
+		return br.Listeners[0], true
+	}
+	return metadata.Endpoint{}, false
+}
+
+// controllerIDForClients is the controller id Metadata and DescribeCluster
+// report to clients: the active controller when it is a live broker (a
+// combined node), else this broker, which forwards admin requests.
+func (b *Broker) controllerIDForClients(im *metadata.Image) int32 {
+	leader := int32(b.qnode.Status().Leader)
+	if br := im.Broker(leader); br != nil && !br.Fenced {
+		return leader
+	}
+	return b.cfg.NodeID
+}
+
 // autoCreateTopic creates a topic with the broker defaults, as a Metadata
 // request or a produce to a missing topic may ask. The same rules as
 // CreateTopics hold: collisions and the partition cap refuse it.
-func (b *Broker) autoCreateTopic(name string) (*topic, error) {
-	t, err := b.catalog.create(name, b.cfg.NumPartitions, nil, false)
-	if err == errTopicExists {
-		return t, nil
-	}
-	if err != nil {
-		b.log.Error("auto-create topic failed", "topic", name, "err", err)
+func (b *Broker) autoCreateTopic(ctx context.Context, name string) (*topic, error) {
+	if err := b.catalog.checkLimit(name, int64(b.cfg.NumPartitions), false); err != nil {
 		return nil, err
 	}
-	b.log.Info("auto-created topic", "topic", name, "partitions", b.cfg.NumPartitions)
+	if other := b.catalog.collidesWith(name); other != "" {
+		return nil, &errCollision{name, other}
+	}
+	t, err := b.createTopicInternal(ctx, controller.TopicSpec{Name: name, Partitions: b.cfg.NumPartitions, ReplicationFactor: 1})
+	if err != nil {
+		b.log.Warn("auto-create topic failed", "topic", name, "err", err)
+		return nil, err
+	}
 	return t, nil
 }

@@ -15,7 +15,7 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 func init() {
 	registerRaw(8, 0, 9, func(c *conn, inf *inflight, kreq kmsg.Request) {
 		req := kreq.(*kmsg.OffsetCommitRequest)
-		if _, err := c.b.offsetsTopic(); err != nil {
+		if _, err := c.b.offsetsTopic(c.ctx); err != nil {
 			resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
 			for _, rt := range req.Topics {
 				st := kmsg.NewOffsetCommitResponseTopic()

@@ -4,7 +4,10 @@ package broker
 //
 // v0-7 fetch one group, v8+ many (groups[]). A null topic list (v2+) means
 // every partition the group has committed. A partition without a commit
-// answers offset -1 with no error, as Kafka does.
+// answers offset -1 with no error, as Kafka does. A group this broker does
+// not coordinate (or whose partition is loading) gets NOT_COORDINATOR
+// (COORDINATOR_LOAD_IN_PROGRESS): v8+ per group, v2-7 at the top level,
+// v0-1 on every requested partition.
 
 import "github.com/twmb/franz-go/pkg/kmsg"
 
@@ -22,7 +25,24 @@ func handleOffsetFetch(c *conn, v int16, req *kmsg.OffsetFetchRequest) *kmsg.Off
 				topics[t.Topic] = t.Partitions
 			}
 		}
-		got := c.b.groups.CommittedOffsets(req.Group, topics)
+		got, code := c.b.groups.FetchOffsets(req.Group, topics)
+		if code != 0 {
+			if v >= 2 {
+				resp.ErrorCode = code
+				return resp
+			}
+			for _, rt := range req.Topics {
+				st := kmsg.NewOffsetFetchResponseTopic()
+				st.Topic = rt.Topic
+				for _, p := range rt.Partitions {
+					sp := kmsg.NewOffsetFetchResponseTopicPartition()
+					sp.Partition, sp.Offset, sp.ErrorCode = p, -1, code
+					st.Partitions = append(st.Partitions, sp)
+				}
+				resp.Topics = append(resp.Topics, st)
+			}
+			return resp
+		}
 		for _, t := range orderTopics(req.Topics, got) {
 			st := kmsg.NewOffsetFetchResponseTopic()
 			st.Topic = t
@@ -48,7 +68,12 @@ func handleOffsetFetch(c *conn, v int16, req *kmsg.OffsetFetchRequest) *kmsg.Off
 				topics[t.Topic] = t.Partitions
 			}
 		}
-		got := c.b.groups.CommittedOffsets(rg.Group, topics)
+		got, code := c.b.groups.FetchOffsets(rg.Group, topics)
+		if code != 0 {
+			sg.ErrorCode = code
+			resp.Groups = append(resp.Groups, sg)
+			continue
+		}
 		names := make([]string, 0, len(got))
 		for _, t := range rg.Topics {
 			names = append(names, t.Topic)

@@ -2,15 +2,21 @@ package broker
 
 // FindCoordinator (key 10), versions 0-6.
 //
-// This node coordinates every group and transactional id. v4+ batches keys
-// (coordinator_keys) and answers each in coordinators[]. The first lookup of
-// a group creates the internal __consumer_offsets topic, as Kafka does.
+// A group's coordinator is the leader of its __consumer_offsets partition
+// (group.PartitionFor), at its endpoint on the listener the request came
+// in on; a partition without a leader gives COORDINATOR_NOT_AVAILABLE,
+// which clients retry. v4+ batches keys (coordinator_keys) and answers
+// each in coordinators[]. The first lookup of a group creates the internal
+// __consumer_offsets topic, as Kafka does.
 // Key type 1 (transactions) is answered too, so clients get a clear error
 // from InitProducerId rather than a missing coordinator.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregorhq/gregor/internal/group"
+	"github.com/gregorhq/gregor/internal/metadata"
 )
 
 func init() {
@@ -25,23 +31,39 @@ func handleFindCoordinator(c *conn, v int16, req *kmsg.FindCoordinatorRequest) *
 		keys = []string{req.CoordinatorKey}
 	}
 	code := int16(0)
+	var offsets *topic
 	switch req.CoordinatorType {
 	case 0:
-		if _, err := b.offsetsTopic(); err != nil {
+		var err error
+		if offsets, err = b.offsetsTopic(c.ctx); err != nil {
 			code = kerr.CoordinatorNotAvailable.Code
 		}
 	case 1:
 	default:
 		code = kerr.InvalidRequest.Code
 	}
+	im := b.catalog.currentImage()
 	for _, k := range keys {
 		co := kmsg.NewFindCoordinatorResponseCoordinator()
 		co.Key = k
 		co.ErrorCode = code
-		if code == 0 {
+		co.NodeID, co.Port = -1, -1
+		switch {
+		case code != 0:
+		case offsets == nil: // transactions: answered here, refused by InitProducerId
 			co.NodeID, co.Host, co.Port = b.cfg.NodeID, b.advHost, b.advPort
-		} else {
-			co.NodeID, co.Port = -1, -1
+		default:
+			leader := offsets.leaderOf(group.PartitionFor(k, offsets.Partitions))
+			br := im.Broker(leader)
+			ep, ok := metadata.Endpoint{}, false
+			if br != nil && (!br.Fenced || leader == b.cfg.NodeID) {
+				ep, ok = endpointOf(br, c.listener)
+			}
+			if ok {
+				co.NodeID, co.Host, co.Port = leader, ep.Host, ep.Port
+			} else {
+				co.ErrorCode = kerr.CoordinatorNotAvailable.Code
+			}
 		}
 		resp.Coordinators = append(resp.Coordinators, co)
 	}

@@ -18,7 +18,7 @@ import (
 func init() {
 	registerRaw(11, 0, 9, func(c *conn, inf *inflight, kreq kmsg.Request) {
 		req := kreq.(*kmsg.JoinGroupRequest)
-		if _, err := c.b.offsetsTopic(); err != nil {
+		if _, err := c.b.offsetsTopic(c.ctx); err != nil {
 			inf.reply(groupUnavailable(req))
 			return
 		}

@@ -6,7 +6,9 @@ package broker
 // Empty, Dead). Member metadata and assignments are filled in only when the
 // group is Stable, as in Kafka. An unknown group is reported as Dead with no
 // error. Asked for (v3+), authorized operations are every group operation
-// (authorized_ops.go) for a group that exists, none for an unknown one.
+// (authorized_ops.go) for a group that exists, none for an unknown one. A
+// group this broker does not coordinate carries NOT_COORDINATOR (or
+// COORDINATOR_LOAD_IN_PROGRESS) and nothing else.
 
 import "github.com/twmb/franz-go/pkg/kmsg"
 
@@ -17,8 +19,9 @@ func init() {
 			s := c.b.groups.Describe(id)
 			dg := kmsg.NewDescribeGroupsResponseGroup()
 			dg.Group, dg.State, dg.ProtocolType, dg.Protocol = s.ID, s.State, s.ProtocolType, s.Protocol
+			dg.ErrorCode = s.ErrorCode
 			dg.AuthorizedOperations = authorizedOpsUnknown
-			if v >= 3 && req.IncludeAuthorizedOperations && s.State != "Dead" {
+			if v >= 3 && req.IncludeAuthorizedOperations && s.State != "Dead" && s.ErrorCode == 0 {
 				dg.AuthorizedOperations = authorizedOpsGroup
 			}
 			for _, m := range s.Members {

@@ -4,11 +4,14 @@ package broker
 //
 // Lists every live group with its protocol type; v4+ adds the state and
 // honours states_filter (case-insensitive), v5+ reports type "classic" and
-// honours types_filter.
+// honours types_filter. Only groups this broker coordinates are listed;
+// while some of its __consumer_offsets partitions are loading the answer
+// also carries COORDINATOR_LOAD_IN_PROGRESS, as Kafka's does.
 
 import (
 	"strings"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -25,6 +28,9 @@ func init() {
 				}
 			}
 			return false
+		}
+		if len(c.b.groups.Loading()) > 0 {
+			resp.ErrorCode = kerr.CoordinatorLoadInProgress.Code
 		}
 		for _, s := range c.b.groups.List() {
 			if !match(req.StatesFilter, s.State) || !match(req.TypesFilter, "classic") {

@@ -8,8 +8,8 @@ package broker
 // full list, so the client can retry at a version both sides know; the
 // response header is always v0 (see wire.AppendResponse).
 //
-// Deviation: no features (SupportedFeatures/FinalizedFeatures) are listed;
-// Gregor has no metadata.version yet.
+// From v3 the response lists metadata.version as a supported and finalized
+// feature (addFeatures).
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -19,15 +19,32 @@ import (
 func init() {
 	register(18, 0, 4, func(c *conn, v int16, req *kmsg.ApiVersionsRequest) *kmsg.ApiVersionsResponse {
 		resp := req.ResponseKind().(*kmsg.ApiVersionsResponse)
-		resp.ApiKeys = apiVersionKeys()
+		resp.ApiKeys = apiVersionKeys(c.on)
+		c.b.addFeatures(resp)
 		return resp
-	})
+	}).alsoController()
 }
 
-func apiVersionsUnsupported() *kmsg.ApiVersionsResponse {
+func apiVersionsUnsupported(on uint8) *kmsg.ApiVersionsResponse {
 	resp := kmsg.NewPtrApiVersionsResponse()
 	resp.Version = 0
 	resp.ErrorCode = kerr.UnsupportedVersion.Code
-	resp.ApiKeys = apiVersionKeys()
+	resp.ApiKeys = apiVersionKeys(on)
 	return resp
+}
+
+// metadataVersionLevel is the metadata.version Gregor finalizes: Kafka
+// 4.4's (4.4-IV2), so Kafka's tools treat the cluster as one of theirs.
+const metadataVersionLevel = 33
+
+// addFeatures lists metadata.version as supported and finalized (v3+),
+// with the metadata offset as the finalized features epoch, as Kafka does.
+func (b *Broker) addFeatures(resp *kmsg.ApiVersionsResponse) {
+	sf := kmsg.NewApiVersionsResponseSupportedFeature()
+	sf.Name, sf.MinVersion, sf.MaxVersion = "metadata.version", 7, metadataVersionLevel
+	resp.SupportedFeatures = append(resp.SupportedFeatures, sf)
+	ff := kmsg.NewApiVersionsResponseFinalizedFeature()
+	ff.Name, ff.MinVersionLevel, ff.MaxVersionLevel = "metadata.version", metadataVersionLevel, metadataVersionLevel
+	resp.FinalizedFeatures = append(resp.FinalizedFeatures, ff)
+	resp.FinalizedFeaturesEpoch = int64(b.catalog.offset())
 }

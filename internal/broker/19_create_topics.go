@@ -3,10 +3,14 @@ package broker
 // CreateTopics (key 19), versions 0-7.
 //
 // num_partitions and replication_factor of -1 take num.partitions and
-// default.replication.factor. A single node can only hold one replica, so a
-// replication factor above 1 fails with INVALID_REPLICATION_FACTOR, as Kafka
-// does when too few brokers are registered. Manual replica assignments must
-// name this node. Configs are checked against the topic config table
+// default.replication.factor. The active controller places the partitions
+// over the registered brokers (rack-aware, leaders spread) and commits the
+// topic to the metadata log; a broker that is not the active controller
+// forwards the request to it, and answers once the topic is published
+// here too, so the client's next Metadata or Produce finds it. Until
+// replication exists (the next step), a replication factor above 1 fails
+// with INVALID_REPLICATION_FACTOR; manual assignments must then name one
+// broker per partition. Configs are checked against the topic config table
 // (INVALID_CONFIG).
 //
 // Limits and rules (hardening): a request asking for more than
@@ -17,25 +21,62 @@ package broker
 // __transaction_state) are created by the broker only: INVALID_REQUEST, as
 // KRaft answers for its own internal topic. A name that collides with
 // another topic's once '.' and '_' are unified fails with
-// INVALID_TOPIC_EXCEPTION, as in Kafka. The topic is written ahead in the
-// catalog and stays invisible until all its partitions exist (catalog.go). validate_only checks everything and creates nothing.
+// INVALID_TOPIC_EXCEPTION, as in Kafka. A topic stays invisible on a broker
+// until all its partitions there exist (catalog.go). validate_only checks
+// everything and creates nothing.
 // From v5 the response echoes the partition count, replication factor and
 // the topic's effective configs; from v7 its id.
 
 import (
-	"errors"
+	"context"
 	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregorhq/gregor/internal/controller"
 )
 
 func init() {
-	register(19, 0, 7, handleCreateTopics)
+	registerRaw(19, 0, 7, func(c *conn, inf *inflight, r kmsg.Request) {
+		req := r.(*kmsg.CreateTopicsRequest)
+		v := inf.hdr.Version
+		c.goAsync(inf, func() kmsg.Response {
+			resp := c.b.viaController(c, req, func(ctx context.Context) kmsg.Response {
+				return createTopics(ctx, c.b, v, req)
+			}, func() kmsg.Response {
+				return createTopicsFailed(req, kerr.NotController.Code, "this node is not the active controller")
+			}).(*kmsg.CreateTopicsResponse)
+			resp.SetVersion(v)
+			if c.on == onBroker && !req.ValidateOnly {
+				var names []string
+				for _, t := range resp.Topics {
+					if t.ErrorCode == 0 {
+						names = append(names, t.Topic)
+					}
+				}
+				c.b.waitTopics(c.ctx, names, true)
+			}
+			return resp
+		})
+	}).alsoController()
 }
 
-func handleCreateTopics(c *conn, v int16, req *kmsg.CreateTopicsRequest) *kmsg.CreateTopicsResponse {
-	b := c.b
+// createTopicsFailed answers every topic with one error.
+func createTopicsFailed(req *kmsg.CreateTopicsRequest, code int16, msg string) *kmsg.CreateTopicsResponse {
+	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
+	for _, rt := range req.Topics {
+		st := kmsg.NewCreateTopicsResponseTopic()
+		st.Topic = rt.Topic
+		st.NumPartitions, st.ReplicationFactor = -1, -1
+		st.ErrorCode, st.ErrorMessage = code, &msg
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp
+}
+
+// createTopics runs CreateTopics where this node is the active controller.
+func createTopics(ctx context.Context, b *Broker, v int16, req *kmsg.CreateTopicsRequest) *kmsg.CreateTopicsResponse {
 	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
 	if requestPartitions(req, b.cfg.NumPartitions) > int64(b.cfg.MaxPartitionsPerReq) {
 		// Refused whole before any per-topic work, with one shared
@@ -98,34 +139,36 @@ func handleCreateTopics(c *conn, v int16, req *kmsg.CreateTopicsRequest) *kmsg.C
 			fail(kerr.InvalidPartitions.Code, "Number of partitions must be larger than 0.")
 		case rf <= 0:
 			fail(kerr.InvalidReplicationFactor.Code, "Replication factor must be larger than 0.")
+		case rf > 1 && int(rf) > b.liveBrokers():
+			fail(kerr.InvalidReplicationFactor.Code, fmt.Sprintf("Unable to replicate the partition %d time(s): The target replication factor of %d cannot be reached because only %d broker(s) are registered.", rf, rf, b.liveBrokers()))
 		case rf > 1:
-			fail(kerr.InvalidReplicationFactor.Code, fmt.Sprintf("Unable to replicate the partition %d time(s): The target replication factor of %d cannot be reached because only 1 broker(s) are registered.", rf, rf))
-		case !assignmentIsLocal(rt.ReplicaAssignment, b.cfg.NodeID):
-			fail(kerr.InvalidReplicaAssignment.Code, fmt.Sprintf("Replica assignments must name broker %d only.", b.cfg.NodeID))
+			fail(kerr.InvalidReplicationFactor.Code, fmt.Sprintf("Unable to replicate the partition %d time(s): Gregor does not replicate partitions yet, so the replication factor must be 1.", rf))
+		case !singleReplica(rt.ReplicaAssignment):
+			fail(kerr.InvalidReplicaAssignment.Code, "Replica assignments must name one broker per partition: Gregor does not replicate partitions yet.")
 		default:
 			if err := validateTopicConfigs(raw); err != nil {
 				fail(kerr.InvalidConfig.Code, err.Error())
-			} else if err := b.catalog.checkLimit(rt.Topic, int64(partitions)); req.ValidateOnly && err != nil {
+			} else if err := b.catalog.checkLimit(rt.Topic, int64(partitions), false); err != nil {
 				fail(kerr.PolicyViolation.Code, err.Error())
 			}
 		}
-		if st.ErrorCode == 0 && !req.ValidateOnly {
-			t, err := b.catalog.create(rt.Topic, partitions, configs, false)
-			var collision *errCollision
-			var limit *errPartitionLimit
+		if st.ErrorCode == 0 {
+			spec := controller.TopicSpec{Name: rt.Topic, Partitions: partitions, ReplicationFactor: rf, Configs: configs}
+			for _, a := range rt.ReplicaAssignment {
+				spec.Assignments = append(spec.Assignments, a.Replicas)
+			}
+			res, err := b.ctl.CreateTopics(ctx, []controller.TopicSpec{spec}, req.ValidateOnly)
 			switch {
-			case err == errTopicExists:
-				fail(kerr.TopicAlreadyExists.Code, fmt.Sprintf("Topic '%s' already exists.", rt.Topic))
-			case errors.As(err, &collision):
-				fail(kerr.InvalidTopicException.Code, err.Error())
-			case errors.As(err, &limit):
-				fail(kerr.PolicyViolation.Code, err.Error())
 			case err != nil:
-				b.log.Error("create topic failed", "topic", rt.Topic, "err", err)
-				fail(kerr.KafkaStorageError.Code, err.Error())
+				code, msg := ctlErr(err)
+				fail(code, msg)
+			case res[0].Err != nil:
+				fail(res[0].Err.Code, res[0].Err.Message)
 			default:
-				st.TopicID = t.ID
-				b.log.Info("created topic", "topic", rt.Topic, "partitions", partitions, "configs", configs)
+				st.TopicID = res[0].ID
+				if !req.ValidateOnly {
+					b.log.Info("created topic", "topic", rt.Topic, "partitions", partitions, "configs", configs)
+				}
 			}
 		}
 		if st.ErrorCode == 0 {
@@ -170,9 +213,9 @@ func tooManyPartitionsMessage(limit int32) string {
 	return fmt.Sprintf("Excessively large number of partitions per request. The limit is %d (gregor.max.partitions.per.request).", limit)
 }
 
-func assignmentIsLocal(as []kmsg.CreateTopicsRequestTopicReplicaAssignment, node int32) bool {
+func singleReplica(as []kmsg.CreateTopicsRequestTopicReplicaAssignment) bool {
 	for _, a := range as {
-		if len(a.Replicas) != 1 || a.Replicas[0] != node {
+		if len(a.Replicas) != 1 {
 			return false
 		}
 	}

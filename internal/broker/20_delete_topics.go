@@ -3,9 +3,11 @@ package broker
 // DeleteTopics (key 20), versions 0-6.
 //
 // Topics are named until v5 and named or identified by id from v6. As in
-// Kafka, deletion is asynchronous: the topic leaves the catalog durably
-// before the answer, its partition directories are renamed to
-// topic-N.<uuid>-delete at once and removed in the background (catalog.go).
+// Kafka, deletion is asynchronous: the active controller removes the topic
+// from the metadata log before the answer (a broker that is not the
+// controller forwards the request and answers once the topic is gone here
+// too); each broker then renames its partition directories to
+// topic-N.<uuid>-delete and removes them in the background (catalog.go).
 // A topic that is re-created afterwards gets a new topic id.
 // delete.topic.enable=false gives TOPIC_DELETION_DISABLED.
 //
@@ -16,6 +18,7 @@ package broker
 // it refuses.
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -23,34 +26,68 @@ import (
 )
 
 func init() {
-	register(20, 0, 6, handleDeleteTopics)
+	registerRaw(20, 0, 6, func(c *conn, inf *inflight, r kmsg.Request) {
+		req := r.(*kmsg.DeleteTopicsRequest)
+		v := inf.hdr.Version
+		if v < 6 {
+			// Forwarded requests go at v6: name the topics the v6 way.
+			for _, n := range req.TopicNames {
+				t := kmsg.NewDeleteTopicsRequestTopic()
+				t.Topic = &n
+				req.Topics = append(req.Topics, t)
+			}
+		}
+		c.goAsync(inf, func() kmsg.Response {
+			resp := c.b.viaController(c, req, func(ctx context.Context) kmsg.Response {
+				return deleteTopics(ctx, c.b, req)
+			}, func() kmsg.Response {
+				resp := req.ResponseKind().(*kmsg.DeleteTopicsResponse)
+				for _, t := range req.Topics {
+					st := kmsg.NewDeleteTopicsResponseTopic()
+					st.Topic, st.TopicID, st.ErrorCode = t.Topic, t.TopicID, kerr.NotController.Code
+					resp.Topics = append(resp.Topics, st)
+				}
+				return resp
+			}).(*kmsg.DeleteTopicsResponse)
+			resp.SetVersion(v)
+			if c.on == onBroker {
+				var names []string
+				for _, t := range resp.Topics {
+					if t.ErrorCode == 0 && t.Topic != nil {
+						names = append(names, *t.Topic)
+					}
+				}
+				c.b.waitTopics(c.ctx, names, false)
+			}
+			return resp
+		})
+	}).alsoController()
 }
 
-func handleDeleteTopics(c *conn, v int16, req *kmsg.DeleteTopicsRequest) *kmsg.DeleteTopicsResponse {
-	b := c.b
+// deleteTopics runs DeleteTopics where this node is the active controller.
+func deleteTopics(ctx context.Context, b *Broker, req *kmsg.DeleteTopicsRequest) *kmsg.DeleteTopicsResponse {
 	resp := req.ResponseKind().(*kmsg.DeleteTopicsResponse)
 	type target struct {
 		name *string
 		id   [16]byte
 	}
 	var targets []target
-	if v < 6 {
-		for _, n := range req.TopicNames {
-			targets = append(targets, target{name: &n})
-		}
-	} else {
-		for _, t := range req.Topics {
-			targets = append(targets, target{name: t.Topic, id: t.TopicID})
-		}
+	for _, t := range req.Topics {
+		targets = append(targets, target{name: t.Topic, id: t.TopicID})
 	}
 	for _, tg := range targets {
 		st := kmsg.NewDeleteTopicsResponseTopic()
 		st.Topic, st.TopicID = tg.name, tg.id
 		var t *topic
+		// The controller's image, not this broker's published view: it
+		// decides.
+		im := b.meta.Image()
+		var ti = im.TopicByID(tg.id)
 		if tg.name != nil && *tg.name != "" {
-			t = b.catalog.get(*tg.name)
-		} else {
-			t = b.catalog.getByID(tg.id)
+			ti = im.Topic(*tg.name)
+		}
+		if ti != nil {
+			t = &topic{Name: ti.Name, ID: ti.ID}
 		}
 		switch {
 		case !b.cfg.DeleteTopicEnable:
@@ -68,11 +105,9 @@ func handleDeleteTopics(c *conn, v int16, req *kmsg.DeleteTopicsRequest) *kmsg.D
 		default:
 			name := t.Name
 			st.Topic, st.TopicID = &name, t.ID
-			if err := b.catalog.delete(t.Name); err != nil {
-				b.log.Error("delete topic failed", "topic", t.Name, "err", err)
-				st.ErrorCode = kerr.KafkaStorageError.Code
-				msg := err.Error()
-				st.ErrorMessage = &msg
+			if _, err := b.ctl.DeleteTopic(ctx, t.Name); err != nil {
+				code, msg := ctlErr(err)
+				st.ErrorCode, st.ErrorMessage = code, &msg
 			} else {
 				b.log.Info("deleted topic", "topic", t.Name)
 			}

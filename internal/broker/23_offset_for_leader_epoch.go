@@ -3,14 +3,18 @@ package broker
 // OffsetForLeaderEpoch (key 23), versions 0-4.
 //
 // Consumers use it after a leader change to detect log truncation (KIP-320).
-// A single node has only ever had leader epoch 0, so epoch 0 ends at the log
-// end offset (storage.Log.EndOffsetForEpoch). A current_leader_epoch above
-// ours means the client has seen a newer leader than this one:
-// UNKNOWN_LEADER_EPOCH, as Kafka answers.
+// Batches are still written at leader epoch 0 (stamping the leader epoch
+// comes with replication), so epoch 0 ends at the log end offset
+// (storage.Log.EndOffsetForEpoch). Only the leader answers
+// (NOT_LEADER_OR_FOLLOWER elsewhere), and current_leader_epoch is checked
+// against the partition's leader epoch in the metadata image: newer is
+// UNKNOWN_LEADER_EPOCH, older FENCED_LEADER_EPOCH, as Kafka answers.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregorhq/gregor/internal/storage"
 )
 
 func init() {
@@ -27,12 +31,18 @@ func handleOffsetForLeaderEpoch(c *conn, v int16, req *kmsg.OffsetForLeaderEpoch
 			sp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.LeaderEpoch, sp.EndOffset = -1, -1
-			l := b.store.Get(rt.Topic, rp.Partition)
+			t := b.catalog.get(rt.Topic)
+			var l *storage.Log
+			if t != nil {
+				l = b.store.Get(rt.Topic, rp.Partition)
+			}
 			switch {
-			case l == nil || b.catalog.get(rt.Topic) == nil:
+			case t == nil || t.partition(rp.Partition) == nil:
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-			case v >= 2 && rp.CurrentLeaderEpoch > 0:
-				sp.ErrorCode = kerr.UnknownLeaderEpoch.Code
+			case !b.leads(t, rp.Partition) || l == nil:
+				sp.ErrorCode = kerr.NotLeaderForPartition.Code
+			case v >= 2 && epochError(t, rp.Partition, rp.CurrentLeaderEpoch) != 0:
+				sp.ErrorCode = epochError(t, rp.Partition, rp.CurrentLeaderEpoch)
 			default:
 				sp.EndOffset, sp.LeaderEpoch = l.EndOffsetForEpoch(rp.LeaderEpoch)
 			}

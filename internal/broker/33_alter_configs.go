@@ -10,17 +10,31 @@ package broker
 // broker properties are static and get INVALID_CONFIG.
 
 import (
+	"context"
+	"errors"
 	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregorhq/gregor/internal/controller"
+	"github.com/gregorhq/gregor/internal/metadata"
 )
 
 func init() {
-	register(33, 0, 2, handleAlterConfigs)
+	registerAdmin(33, 0, 2, alterConfigs, func(_ *Broker, req *kmsg.AlterConfigsRequest, code int16) *kmsg.AlterConfigsResponse {
+		resp := req.ResponseKind().(*kmsg.AlterConfigsResponse)
+		for _, rr := range req.Resources {
+			sr := kmsg.NewAlterConfigsResponseResource()
+			sr.ResourceType, sr.ResourceName, sr.ErrorCode = rr.ResourceType, rr.ResourceName, code
+			resp.Resources = append(resp.Resources, sr)
+		}
+		return resp
+	}, func(c *conn, _ *kmsg.AlterConfigsRequest, _ *kmsg.AlterConfigsResponse) { c.b.waitMetaPublished(c.ctx) })
 }
 
-func handleAlterConfigs(c *conn, v int16, req *kmsg.AlterConfigsRequest) *kmsg.AlterConfigsResponse {
+// alterConfigs runs AlterConfigs where this node is the active controller.
+func alterConfigs(ctx context.Context, b *Broker, v int16, req *kmsg.AlterConfigsRequest) *kmsg.AlterConfigsResponse {
 	resp := req.ResponseKind().(*kmsg.AlterConfigsResponse)
 	for _, rr := range req.Resources {
 		sr := kmsg.NewAlterConfigsResponseResource()
@@ -33,7 +47,7 @@ func handleAlterConfigs(c *conn, v int16, req *kmsg.AlterConfigsRequest) *kmsg.A
 				next[cfg.Name] = *cfg.Value
 			}
 		}
-		sr.ErrorCode, sr.ErrorMessage = c.b.alterTopicConfigs(rr.ResourceType, rr.ResourceName, raw, next, req.ValidateOnly)
+		sr.ErrorCode, sr.ErrorMessage = b.alterTopicConfigs(ctx, rr.ResourceType, rr.ResourceName, raw, next, req.ValidateOnly)
 		resp.Resources = append(resp.Resources, sr)
 	}
 	return resp
@@ -42,7 +56,7 @@ func handleAlterConfigs(c *conn, v int16, req *kmsg.AlterConfigsRequest) *kmsg.A
 // alterTopicConfigs validates and, unless validateOnly, stores the complete
 // new set of overrides of a topic or broker resource. It is shared by both
 // alter APIs.
-func (b *Broker) alterTopicConfigs(typ kmsg.ConfigResourceType, name string, raw map[string]*string, next map[string]string, validateOnly bool) (int16, *string) {
+func (b *Broker) alterTopicConfigs(ctx context.Context, typ kmsg.ConfigResourceType, name string, raw map[string]*string, next map[string]string, validateOnly bool) (int16, *string) {
 	fail := func(code int16, msg string) (int16, *string) { return code, &msg }
 	switch int8(typ) {
 	case resourceTopic:
@@ -50,25 +64,29 @@ func (b *Broker) alterTopicConfigs(typ kmsg.ConfigResourceType, name string, raw
 		if !b.isBrokerResource(name) {
 			return fail(kerr.InvalidRequest.Code, "Unexpected broker id, expected "+strconv.Itoa(int(b.cfg.NodeID))+" or empty string, but received "+name)
 		}
-		if err := b.alterBrokerConfigs(name, next, validateOnly); err != nil {
+		if err := b.alterBrokerConfigs(ctx, name, next, validateOnly); err != nil {
+			var ce *controller.Error
+			if errors.As(err, &ce) {
+				return fail(ctlErr(err))
+			}
 			return fail(kerr.InvalidConfig.Code, err.Error())
 		}
 		return 0, nil
 	default:
 		return fail(kerr.InvalidRequest.Code, "Unsupported resource type")
 	}
-	if b.catalog.get(name) == nil {
+	if b.meta.Image().Topic(name) == nil {
 		return fail(kerr.UnknownTopicOrPartition.Code, "Topic "+name+" does not exist.")
 	}
 	if err := validateTopicConfigs(raw); err != nil {
 		return fail(kerr.InvalidConfig.Code, err.Error())
 	}
+	cur := b.meta.Image().Configs(metadata.ResourceTopic, name)
+	if err := b.ctl.AlterConfigs(ctx, metadata.ResourceTopic, name, configOps(cur, next), validateOnly); err != nil {
+		return fail(ctlErr(err))
+	}
 	if validateOnly {
 		return 0, nil
-	}
-	if err := b.catalog.setConfigs(name, next); err != nil {
-		b.log.Error("alter topic configs failed", "topic", name, "err", err)
-		return fail(kerr.KafkaStorageError.Code, err.Error())
 	}
 	b.log.Info("altered topic configs", "topic", name, "configs", next)
 	return 0, nil

@@ -3,30 +3,67 @@ package broker
 // CreatePartitions (key 37), versions 0-3.
 //
 // Grows a topic to `count` partitions. Shrinking or keeping the count fails
-// with INVALID_PARTITIONS, explicit assignments must name this node only,
-// and validate_only changes nothing.
+// with INVALID_PARTITIONS, explicit assignments must name one broker per
+// partition (no replication yet), and validate_only changes nothing. The
+// active controller places and commits the new partitions; a broker that
+// is not the controller forwards the request and answers once it has
+// published the new count.
 //
 // Limits (hardening): more than gregor.max.partitions.per.request new
 // partitions in one request fails every topic with POLICY_VIOLATION (KRaft's
 // per-request cap); going over gregor.max.partitions fails the topic with
 // POLICY_VIOLATION naming the limit. Internal topics cannot be grown by
-// clients (INVALID_REQUEST). The new partitions are written ahead and
-// become visible only once they all exist (catalog.go).
+// clients (INVALID_REQUEST). The new partitions become visible on a broker
+// only once they all exist there (catalog.go).
 
 import (
-	"errors"
+	"context"
 	"fmt"
+	"slices"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 func init() {
-	register(37, 0, 3, handleCreatePartitions)
+	registerAdmin(37, 0, 3, createPartitions, func(_ *Broker, req *kmsg.CreatePartitionsRequest, code int16) *kmsg.CreatePartitionsResponse {
+		resp := req.ResponseKind().(*kmsg.CreatePartitionsResponse)
+		for _, rt := range req.Topics {
+			st := kmsg.NewCreatePartitionsResponseTopic()
+			st.Topic, st.ErrorCode = rt.Topic, code
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp
+	}, func(c *conn, req *kmsg.CreatePartitionsRequest, resp *kmsg.CreatePartitionsResponse) {
+		if req.ValidateOnly {
+			return
+		}
+		want := map[string]int32{}
+		for i, st := range resp.Topics {
+			if st.ErrorCode == 0 && i < len(req.Topics) {
+				want[st.Topic] = req.Topics[i].Count
+			}
+		}
+		if len(want) == 0 {
+			return
+		}
+		ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
+		defer cancel()
+		c.b.catalog.waitFor(ctx.Done(), func() bool {
+			for name, n := range want {
+				if t := c.b.catalog.byName[name]; t == nil || t.Partitions < n {
+					return false
+				}
+			}
+			return true
+		})
+	})
 }
 
-func handleCreatePartitions(c *conn, v int16, req *kmsg.CreatePartitionsRequest) *kmsg.CreatePartitionsResponse {
-	b := c.b
+// createPartitions runs CreatePartitions where this node is the active
+// controller.
+func createPartitions(ctx context.Context, b *Broker, v int16, req *kmsg.CreatePartitionsRequest) *kmsg.CreatePartitionsResponse {
 	resp := req.ResponseKind().(*kmsg.CreatePartitionsResponse)
 	seen := map[string]int{}
 	for _, rt := range req.Topics {
@@ -34,8 +71,8 @@ func handleCreatePartitions(c *conn, v int16, req *kmsg.CreatePartitionsRequest)
 	}
 	var adding int64
 	for _, rt := range req.Topics {
-		if t := b.catalog.get(rt.Topic); t != nil && rt.Count > t.Partitions {
-			adding += int64(rt.Count - t.Partitions)
+		if t := b.meta.Image().Topic(rt.Topic); t != nil && rt.Count > int32(len(t.Partitions)) {
+			adding += int64(rt.Count - int32(len(t.Partitions)))
 		}
 	}
 	tooMany := adding > int64(b.cfg.MaxPartitionsPerReq)
@@ -46,7 +83,10 @@ func handleCreatePartitions(c *conn, v int16, req *kmsg.CreatePartitionsRequest)
 			st.ErrorCode = code
 			st.ErrorMessage = &msg
 		}
-		t := b.catalog.get(rt.Topic)
+		var t *topic
+		if ti := b.meta.Image().Topic(rt.Topic); ti != nil {
+			t = &topic{Name: ti.Name, ID: ti.ID, Partitions: int32(len(ti.Partitions))}
+		}
 		switch {
 		case seen[rt.Topic] > 1:
 			fail(kerr.InvalidRequest.Code, "Duplicate topic in request.")
@@ -63,21 +103,21 @@ func handleCreatePartitions(c *conn, v int16, req *kmsg.CreatePartitionsRequest)
 		case rt.Assignment != nil && len(rt.Assignment) != int(rt.Count-t.Partitions):
 			fail(kerr.InvalidReplicaAssignment.Code, fmt.Sprintf("Attempted to add %d additional partition(s), but only %d assignment(s) were specified.", rt.Count-t.Partitions, len(rt.Assignment)))
 		default:
-			for _, a := range rt.Assignment {
-				if len(a.Replicas) != 1 || a.Replicas[0] != b.cfg.NodeID {
-					fail(kerr.InvalidReplicaAssignment.Code, fmt.Sprintf("Replica assignments must name broker %d only.", b.cfg.NodeID))
-					break
-				}
+			if slices.ContainsFunc(rt.Assignment, func(a kmsg.CreatePartitionsRequestTopicAssignment) bool { return len(a.Replicas) != 1 }) {
+				fail(kerr.InvalidReplicaAssignment.Code, "Replica assignments must name one broker per partition: Gregor does not replicate partitions yet.")
+			} else if err := b.catalog.checkLimit(rt.Topic, int64(rt.Count-t.Partitions), false); err != nil {
+				fail(kerr.PolicyViolation.Code, err.Error())
 			}
 		}
-		if st.ErrorCode == 0 && !req.ValidateOnly {
-			var limit *errPartitionLimit
-			if err := b.catalog.addPartitions(rt.Topic, rt.Count); errors.As(err, &limit) {
-				fail(kerr.PolicyViolation.Code, err.Error())
-			} else if err != nil {
-				b.log.Error("create partitions failed", "topic", rt.Topic, "err", err)
-				fail(kerr.KafkaStorageError.Code, err.Error())
-			} else {
+		if st.ErrorCode == 0 {
+			var assign [][]int32
+			for _, a := range rt.Assignment {
+				assign = append(assign, a.Replicas)
+			}
+			if err := b.ctl.CreatePartitions(ctx, rt.Topic, rt.Count, assign, req.ValidateOnly); err != nil {
+				code, msg := ctlErr(err)
+				fail(code, msg)
+			} else if !req.ValidateOnly {
 				b.log.Info("added partitions", "topic", rt.Topic, "partitions", rt.Count)
 			}
 		}

@@ -22,8 +22,11 @@ func init() {
 			dg := kmsg.NewDeleteGroupsResponseGroup()
 			dg.Group = id
 			err := c.b.groups.DeleteGroup(id)
+			var ke *kerr.Error
 			switch {
 			case err == nil:
+			case errors.As(err, &ke): // NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS
+				dg.ErrorCode = ke.Code
 			case errors.Is(err, group.ErrGroupNotFound):
 				dg.ErrorCode = kerr.GroupIDNotFound.Code
 			case errors.Is(err, group.ErrNotEmpty):

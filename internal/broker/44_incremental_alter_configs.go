@@ -7,6 +7,7 @@ package broker
 // Kafka. The result is validated as a whole before it is stored.
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
@@ -15,11 +16,22 @@ import (
 )
 
 func init() {
-	register(44, 0, 1, handleIncrementalAlterConfigs)
+	registerAdmin(44, 0, 1, incrementalAlterConfigs, func(_ *Broker, req *kmsg.IncrementalAlterConfigsRequest, code int16) *kmsg.IncrementalAlterConfigsResponse {
+		resp := req.ResponseKind().(*kmsg.IncrementalAlterConfigsResponse)
+		for _, rr := range req.Resources {
+			sr := kmsg.NewIncrementalAlterConfigsResponseResource()
+			sr.ResourceType, sr.ResourceName, sr.ErrorCode = rr.ResourceType, rr.ResourceName, code
+			resp.Resources = append(resp.Resources, sr)
+		}
+		return resp
+	}, func(c *conn, _ *kmsg.IncrementalAlterConfigsRequest, _ *kmsg.IncrementalAlterConfigsResponse) {
+		c.b.waitMetaPublished(c.ctx)
+	})
 }
 
-func handleIncrementalAlterConfigs(c *conn, v int16, req *kmsg.IncrementalAlterConfigsRequest) *kmsg.IncrementalAlterConfigsResponse {
-	b := c.b
+// incrementalAlterConfigs runs IncrementalAlterConfigs where this node is
+// the active controller.
+func incrementalAlterConfigs(ctx context.Context, b *Broker, v int16, req *kmsg.IncrementalAlterConfigsRequest) *kmsg.IncrementalAlterConfigsResponse {
 	resp := req.ResponseKind().(*kmsg.IncrementalAlterConfigsResponse)
 	for _, rr := range req.Resources {
 		sr := kmsg.NewIncrementalAlterConfigsResponseResource()
@@ -28,10 +40,8 @@ func handleIncrementalAlterConfigs(c *conn, v int16, req *kmsg.IncrementalAlterC
 		defs := topicConfigByName
 		switch int8(rr.ResourceType) {
 		case resourceTopic:
-			if t := b.catalog.get(rr.ResourceName); t != nil {
-				for k, val := range t.Configs {
-					next[k] = val
-				}
+			for k, val := range b.meta.Image().Configs(resourceTopic, rr.ResourceName) {
+				next[k] = val
 			}
 		case resourceBroker:
 			next = b.dynamicFor(rr.ResourceName)
@@ -76,7 +86,7 @@ func handleIncrementalAlterConfigs(c *conn, v int16, req *kmsg.IncrementalAlterC
 			for k, val := range next {
 				raw[k] = &val
 			}
-			sr.ErrorCode, sr.ErrorMessage = b.alterTopicConfigs(rr.ResourceType, rr.ResourceName, raw, next, req.ValidateOnly)
+			sr.ErrorCode, sr.ErrorMessage = b.alterTopicConfigs(ctx, rr.ResourceType, rr.ResourceName, raw, next, req.ValidateOnly)
 		}
 		resp.Resources = append(resp.Resources, sr)
 	}

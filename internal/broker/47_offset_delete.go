@@ -25,7 +25,11 @@ func init() {
 			}
 		}
 		res, err := c.b.groups.DeleteOffsets(req.Group, topics, subscribedTopics)
+		var ke *kerr.Error
 		switch {
+		case errors.As(err, &ke): // NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS
+			resp.ErrorCode = ke.Code
+			return resp
 		case errors.Is(err, group.ErrGroupNotFound):
 			resp.ErrorCode = kerr.GroupIDNotFound.Code
 			return resp

@@ -47,7 +47,7 @@ func handleDescribeTopicPartitions(c *conn, v int16, req *kmsg.DescribeTopicPart
 		startTopic, startPartition = req.Cursor.Topic, req.Cursor.Partition
 	}
 	count := 0
-	offline := b.store.Failure() != nil
+	im := b.catalog.currentImage()
 	for _, name := range names {
 		if name < startTopic {
 			continue
@@ -74,13 +74,13 @@ func handleDescribeTopicPartitions(c *conn, v int16, req *kmsg.DescribeTopicPart
 				resp.NextCursor = &cur
 				break
 			}
+			ps := b.partitionState(im, t, p)
 			sp := kmsg.NewDescribeTopicPartitionsResponseTopicPartition()
-			sp.Partition, sp.LeaderID, sp.LeaderEpoch = p, b.cfg.NodeID, 0
-			sp.Replicas, sp.ISR = []int32{b.cfg.NodeID}, []int32{b.cfg.NodeID}
-			sp.EligibleLeaderReplicas, sp.LastKnownELR, sp.OfflineReplicas = []int32{}, []int32{}, []int32{}
-			if offline {
-				sp.ErrorCode, sp.LeaderID = kerr.KafkaStorageError.Code, -1
-				sp.ISR, sp.OfflineReplicas = []int32{}, []int32{b.cfg.NodeID}
+			sp.Partition, sp.LeaderID, sp.LeaderEpoch = p, ps.leader, ps.leaderEpoch
+			sp.Replicas, sp.ISR, sp.OfflineReplicas = ps.replicas, ps.isr, ps.offline
+			sp.EligibleLeaderReplicas, sp.LastKnownELR = []int32{}, []int32{}
+			if ps.code == kerr.KafkaStorageError.Code {
+				sp.ErrorCode = ps.code
 			}
 			st.Partitions = append(st.Partitions, sp)
 			count++

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,9 +16,11 @@ import (
 	"time"
 
 	"github.com/gregorhq/gregor/internal/config"
+	"github.com/gregorhq/gregor/internal/controller"
 	"github.com/gregorhq/gregor/internal/group"
 	"github.com/gregorhq/gregor/internal/guard"
 	"github.com/gregorhq/gregor/internal/metadata"
+	"github.com/gregorhq/gregor/internal/quorum"
 	"github.com/gregorhq/gregor/internal/storage"
 )
 
@@ -34,8 +37,29 @@ type Broker struct {
 	catalog *catalog
 	pids    *producerIDs
 	groups  *group.Coordinator
-	dyn     *dynamicConfigs
 	metrics *brokerMetrics // counters the request path updates (metrics.go)
+
+	// The cluster (cluster.go): this node's quorum voter, the metadata
+	// state it applies, and the controller deciding through it.
+	meta     *metadata.State
+	qnode    *quorum.Node
+	ctl      *controller.Controller
+	raftLn   *quorum.ConnListener // voters' connections from the controller listener; nil for a quorum of one
+	voterIDs []uint64
+	// legacy is a single-node data dir's topic catalog, imported into the
+	// metadata log once this node leads (legacy.go); nil when done.
+	legacy atomic.Pointer[legacyState]
+	// incarnation identifies this process to the controller; epoch is the
+	// broker epoch of its registration (0: not registered) and fenced
+	// whether the controller fences it.
+	incarnation metadata.UUID
+	epoch       atomic.Int64
+	fenced      atomic.Bool
+	registerNow chan struct{}
+	ctlClients  controllerClients
+	// clientListener is the name of the listener clients are given
+	// (the first non-controller advertised listener).
+	clientListener string
 
 	// ready is set once Start has opened the listeners (see Ready).
 	ready atomic.Bool
@@ -90,7 +114,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Broker, error) {
 			lock.Close()
 		}
 	}()
-	clusterID, err := loadOrCreateMeta(dir, cfg.NodeID)
+	clusterID, err := loadOrCreateMeta(dir, cfg.NodeID, len(cfg.QuorumVoters) > 1)
 	if err != nil {
 		return nil, err
 	}
@@ -106,23 +130,52 @@ func New(cfg *config.Config, log *slog.Logger) (*Broker, error) {
 		conns:     map[*conn]struct{}{},
 		metrics:   newBrokerMetrics(),
 	}
-	_, adv, _ := config.ParseListener(cfg.AdvertisedListeners[0])
-	host, port, _ := net.SplitHostPort(adv)
-	p, _ := strconv.Atoi(port)
-	b.advHost, b.advPort = host, int32(p)
+	b.registerNow = make(chan struct{}, 1)
+	b.incarnation = metadata.NewUUID()
+	b.fenced.Store(true)
+	for _, l := range cfg.AdvertisedListeners {
+		name, adv, _ := config.ParseListener(l)
+		if slices.Contains(cfg.ControllerListenerNames, name) {
+			continue
+		}
+		host, port, _ := net.SplitHostPort(adv)
+		p, _ := strconv.Atoi(port)
+		b.advHost, b.advPort, b.clientListener = host, int32(p), name
+		break
+	}
+	if b.clientListener == "" {
+		cancel()
+		return nil, errors.New("broker: advertised.listeners (or listeners) has no listener for clients besides the controller listener")
+	}
 
 	start := time.Now()
-	if b.dyn, err = openDynamicConfigs(dir); err != nil {
+	fail := func(err error) (*Broker, error) {
+		if b.qnode != nil {
+			b.qnode.Stop()
+		}
+		if b.store != nil {
+			b.store.Close()
+		}
 		cancel()
 		return nil, err
 	}
-	// The catalog decides which partition directories storage loads, and
-	// recovery and retention at open use each topic's own settings.
-	b.catalog, err = loadCatalog(dir, log)
+	// The metadata log decides which partition directories storage loads:
+	// replay it first.
+	fresh, err := b.openQuorum()
 	if err != nil {
-		cancel()
-		return nil, err
+		return fail(err)
 	}
+	legacy, err := loadLegacy(dir, fresh)
+	if err != nil {
+		return fail(err)
+	}
+	im := b.meta.Image()
+	adoptImage := im
+	if legacy != nil {
+		b.legacy.Store(legacy)
+		adoptImage = legacy.image(cfg.NodeID)
+	}
+	b.catalog = newCatalog(cfg.NodeID, log.With("component", "catalog"))
 	b.catalog.maxPartitions, b.catalog.limitSource = partitionLimit(cfg)
 	log.Info("partition limit", "gregor.max.partitions", b.catalog.maxPartitions, "source", b.catalog.limitSource,
 		"gregor.max.partitions.per.request", cfg.MaxPartitionsPerReq)
@@ -130,32 +183,18 @@ func New(cfg *config.Config, log *slog.Logger) (*Broker, error) {
 		Dir:    dir,
 		Logger: log.With("component", "storage"),
 		LogConfig: func(topic string, _ int32) storage.LogConfig {
-			var overrides map[string]string
-			if t := b.catalog.byName[topic]; t != nil {
-				overrides = t.Configs
-			}
-			return b.topicLogConfig(overrides)
+			return b.topicLogConfig(adoptImage.Configs(metadata.ResourceTopic, topic))
 		},
-		Adopt:      b.catalog.adopt,
+		Adopt:      b.catalog.adopt(adoptImage),
 		AcceptGaps: acceptGaps(cfg.RecoveryAcceptGaps),
 		Observer:   b.metrics,
 	})
 	if err != nil {
-		cancel()
-		return nil, fmt.Errorf("broker: open log dir %s: %w", dir, err)
+		return fail(fmt.Errorf("broker: open log dir %s: %w", dir, err))
 	}
 	b.store.SetDurableHighWatermark(cfg.Durability == config.DurabilityFsync)
-	if err := b.catalog.attach(b.store, b.topicLogConfig); err != nil {
-		b.store.Close()
-		cancel()
-		return nil, err
-	}
-	b.pids, err = openProducerIDs(dir)
-	if err != nil {
-		b.store.Close()
-		cancel()
-		return nil, err
-	}
+	b.catalog.attach(b.store, b.topicLogConfig)
+	b.pids = &producerIDs{b: b}
 	gcfg := group.DefaultConfig()
 	gcfg.Partitions = cfg.OffsetsTopicPartitions
 	gcfg.InitialRebalanceDelay = time.Duration(cfg.GroupInitialDelayMs) * time.Millisecond
@@ -165,25 +204,22 @@ func New(cfg *config.Config, log *slog.Logger) (*Broker, error) {
 	gcfg.MaxMetadataBytes = cfg.OffsetMetadataMaxBytes
 	gcfg.MaxSize = cfg.GroupMaxSize
 	gcfg.Durable = cfg.Durability == config.DurabilityFsync
+	if t := adoptImage.Topic(group.TopicName); t != nil && int32(len(t.Partitions)) != cfg.OffsetsTopicPartitions {
+		log.Warn("__consumer_offsets has a different partition count than offsets.topic.num.partitions; keeping the topic's", "topic_partitions", len(t.Partitions), "configured", cfg.OffsetsTopicPartitions)
+		gcfg.Partitions = int32(len(t.Partitions))
+	}
 	b.groups = group.New(gcfg, log.With("component", "group"), b.offsetsPartition, b.topicExists)
-	if t := b.catalog.get(group.TopicName); t != nil {
-		if t.Partitions != cfg.OffsetsTopicPartitions {
-			log.Warn("__consumer_offsets has a different partition count than offsets.topic.num.partitions; keeping the topic's", "topic_partitions", t.Partitions, "configured", cfg.OffsetsTopicPartitions)
-			gcfg.Partitions = t.Partitions
-			b.groups = group.New(gcfg, log.With("component", "group"), b.offsetsPartition, b.topicExists)
+	if legacy == nil {
+		// Partitions the image assigns here that lost their directory (a
+		// crash between a commit and the directories) are created now.
+		if err := b.catalog.publish(im); err != nil {
+			return fail(err)
 		}
 	}
-	err = b.groups.Load(func(p int32) group.Log {
-		if l := b.store.Get(group.TopicName, p); l != nil {
-			return l
-		}
-		return nil
-	})
-	if err != nil {
-		b.store.Close()
-		cancel()
-		return nil, err
-	}
+	// From now on each published image moves group ownership with the
+	// leadership of __consumer_offsets (the first after registration
+	// loads the groups this broker leads).
+	b.catalog.onPublish = b.syncCoordinator
 	log.Info("log dir loaded", "dir", dir, "partitions", len(b.store.Partitions()), "took", time.Since(start).Round(time.Microsecond))
 	ok = true
 	return b, nil
@@ -200,8 +236,13 @@ func (b *Broker) ClusterID() string { return b.clusterID }
 func (b *Broker) Start() error {
 	nl := b.netLimits()
 	b.log.Info("connection limits", "max_connections", nl.maxConns, "nofile", nl.nofile, "fds_for_logs", nl.forLogs, "queued.max.request.bytes", b.cfg.QueuedMaxRequestBytes)
-	for i, l := range b.cfg.Listeners {
-		_, hostport, err := config.ParseListener(l)
+	type bound struct {
+		ln   net.Listener
+		name string
+	}
+	var clients []bound
+	for _, l := range b.cfg.Listeners {
+		name, hostport, err := config.ParseListener(l)
 		if err != nil {
 			return err
 		}
@@ -210,17 +251,49 @@ func (b *Broker) Start() error {
 			b.Close()
 			return fmt.Errorf("broker: listen %s: %w", l, err)
 		}
-		if i == 0 && b.advPort == 0 {
+		if name == b.clientListener && b.advPort == 0 {
 			b.advPort = int32(ln.Addr().(*net.TCPAddr).Port)
 		}
 		b.mu.Lock()
 		b.listeners = append(b.listeners, ln)
 		b.mu.Unlock()
 		b.log.Info("listening", "listener", l, "addr", ln.Addr().String())
-		b.goAcceptLoop(ln)
+		if b.isControllerListener(name) {
+			b.goAcceptLoop(ln, name, onController)
+		} else {
+			clients = append(clients, bound{ln, name})
+		}
 	}
 	b.goHousekeeping()
+	b.guardGo("metadata publisher", b.runPublisher)
+	b.guardGo("controller", b.runController)
+	b.guardGo("broker lifecycle", b.runLifecycle)
+	// As in Kafka, clients are served once this broker is registered and
+	// unfenced: until then it knows no live broker, not even itself.
+	// (Connections wait in the listen backlog meanwhile.)
+	if len(b.voterIDs) > 1 {
+		b.log.Info("waiting for the metadata quorum and the controller to register this broker")
+	}
+	if err := b.WaitServing(b.ctx); err != nil {
+		return fmt.Errorf("broker: stopped before it could register: %w", err)
+	}
+	for _, c := range clients {
+		b.goAcceptLoop(c.ln, c.name, onBroker)
+	}
 	b.ready.Store(true)
+	return nil
+}
+
+// WaitServing waits until the broker is registered and unfenced, so it
+// serves the partitions it leads; for tests and start-up probes.
+func (b *Broker) WaitServing(ctx context.Context) error {
+	for !b.serving() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+	}
 	return nil
 }
 
@@ -236,17 +309,21 @@ func (b *Broker) Ready() error {
 		return errors.New("shutting down")
 	case !b.ready.Load():
 		return errors.New("not listening yet")
+	case b.epoch.Load() == 0:
+		return errors.New("not registered with the controller yet")
+	case b.fenced.Load():
+		return errors.New("fenced: catching up with the metadata log")
 	}
 	return nil
 }
 
 // goAcceptLoop runs a listener's accept loop; a bug that panics it is
 // logged and the loop starts again, so the listener keeps serving.
-func (b *Broker) goAcceptLoop(ln net.Listener) {
+func (b *Broker) goAcceptLoop(ln net.Listener, name string, on uint8) {
 	b.wg.Add(1)
-	guard.Go(b.log, "accept loop", func() { b.acceptLoop(ln) }, func(any) {
+	guard.Go(b.log, "accept loop", func() { b.acceptLoop(ln, name, on) }, func(any) {
 		if b.ctx.Err() == nil {
-			b.goAcceptLoop(ln)
+			b.goAcceptLoop(ln, name, on)
 		}
 	})
 }
@@ -277,7 +354,7 @@ func (b *Broker) AdvertisedAddr() string {
 	return net.JoinHostPort(b.advHost, strconv.Itoa(int(b.advPort)))
 }
 
-func (b *Broker) acceptLoop(ln net.Listener) {
+func (b *Broker) acceptLoop(ln net.Listener, name string, on uint8) {
 	defer b.wg.Done()
 	nl := b.netLimits()
 	var delay time.Duration
@@ -306,7 +383,15 @@ func (b *Broker) acceptLoop(ln net.Listener) {
 			nl.refused(ip, why, limit)
 			continue
 		}
-		if !b.serveConn(nc, func() { nl.leave(ip) }) {
+		if on == onController {
+			// Voters and brokers share the controller listener, which is
+			// not for clients: no client connection limits.
+			if !b.serveControllerConn(nc, name) {
+				return
+			}
+			continue
+		}
+		if !b.serveConn(nc, name, onBroker, func() { nl.leave(ip) }) {
 			return
 		}
 	}
@@ -314,8 +399,8 @@ func (b *Broker) acceptLoop(ln net.Listener) {
 
 // serveConn serves one connection until it ends, then calls done. It
 // reports false (and serves nothing) once the broker is closing.
-func (b *Broker) serveConn(nc net.Conn, done func()) bool {
-	c := newConn(b, nc)
+func (b *Broker) serveConn(nc net.Conn, listener string, on uint8, done func()) bool {
+	c := newConn(b, nc, listener, on)
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
@@ -347,7 +432,7 @@ func (b *Broker) serveConn(nc net.Conn, done func()) bool {
 // network and addr are ignored (a kgo.Dialer has this signature).
 func (b *Broker) DialInternal(_ context.Context, _, _ string) (net.Conn, error) {
 	client, server := net.Pipe()
-	if !b.serveConn(server, func() {}) {
+	if !b.serveConn(server, b.clientListener, onBroker, func() {}) {
 		client.Close()
 		return nil, net.ErrClosed
 	}
@@ -406,8 +491,14 @@ func (b *Broker) Close() error {
 		return nil
 	}
 	b.closed = true
+	b.mu.Unlock()
+	b.controlledShutdown()
+	b.mu.Lock()
 	for _, ln := range b.listeners {
 		ln.Close()
+	}
+	if b.raftLn != nil {
+		b.raftLn.Close()
 	}
 	for c := range b.conns {
 		c.stopReading()
@@ -418,7 +509,9 @@ func (b *Broker) Close() error {
 	b.cancel()
 	b.groups.Close()
 	b.wg.Wait()
+	b.qnode.Stop()
 	b.catalog.wait()
+	b.ctlClients.close()
 	err := b.store.Close()
 	b.log.Info("broker stopped", "dir", b.dataDir)
 	if b.lock != nil {
@@ -448,7 +541,7 @@ func (b *Broker) topicExists(name string) bool { return b.catalog.get(name) != n
 // loadOrCreateMeta reads meta.properties, writing it on first start (the
 // zero-configuration broker formats its own dir). It returns the cluster
 // id, after checking the dir belongs to this node.
-func loadOrCreateMeta(dir string, nodeID int32) (string, error) {
+func loadOrCreateMeta(dir string, nodeID int32, cluster bool) (string, error) {
 	m, err := storage.ReadMeta(dir)
 	switch {
 	case err == nil:
@@ -459,6 +552,11 @@ func loadOrCreateMeta(dir string, nodeID int32) (string, error) {
 		return m.ClusterID, nil
 	case !errors.Is(err, storage.ErrNotFormatted):
 		return "", err
+	case cluster:
+		// Every node of a cluster must share one cluster id, so the dirs
+		// are formatted first, as in Kafka.
+		return "", fmt.Errorf("broker: %s is not formatted; controller.quorum.voters names a cluster, whose nodes must share a cluster id: "+
+			"run `gregor storage format -t <cluster id> -c <server.properties>` on every node with one id from `gregor storage random-uuid`", dir)
 	}
 	m = storage.Meta{Version: 1, ClusterID: metadata.NewUUID().String(), NodeID: nodeID,
 		DirectoryID: metadata.NewUUID().String()}

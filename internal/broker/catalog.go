@@ -1,13 +1,13 @@
 package broker
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
+	"maps"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -16,80 +16,80 @@ import (
 	"github.com/gregorhq/gregor/internal/storage"
 )
 
-// catalogFile holds the topic catalog in the log dir. Kafka keeps topics in
-// its KRaft metadata log; until Gregor has a metadata quorum, a small JSON
-// file rewritten atomically plays that part. Partition directories stay in
-// Kafka's layout and carry the topic id in partition.metadata.
+// The catalog is this broker's published view of the cluster metadata:
+// the topics of the metadata image (internal/metadata), each with its
+// partitions' replica state, as far as this broker has carried them out
+// on disk.
 //
-// The catalog, not the directories, says which topics exist. Creation and
-// deletion are written ahead:
+// The metadata log, not the directories, says which topics exist; the
+// catalog follows it (publish). A topic becomes visible to clients here
+// only once every partition this broker hosts has its directory, and a
+// removed topic disappears before its directories are renamed aside and
+// removed in the background. After a crash the image is replayed from the
+// metadata log before storage opens, so directories of topics deleted
+// since are removed (Adopt), and partitions the image assigns to this
+// broker but which have no directory yet are created before the broker
+// serves: a topic is either fully there or fully absent.
 //
-//   - create: the topic is saved as "creating" before any directory is
-//     made, and as created (no state) once all its partitions exist. A
-//     restart removes the directories of a topic still "creating": a topic
-//     is either fully there or fully absent, whatever the moment of a crash.
-//   - add partitions: "pending_partitions" records the target count before
-//     the new directories are made; a restart removes directories at or
-//     above "partitions".
-//   - delete: the topic is replaced at once by a "deleting" tombstone; its
-//     directories are renamed to topic-N.<uuid>-delete and removed in the
-//     background, then the tombstone goes. A restart removes directories
-//     the tombstone names (matched by topic id).
-//
-// Directories no entry accounts for are renamed topic-N.<uuid>-stray and
-// left for the operator. A data dir written before these states existed
-// holds only created topics and opens unchanged.
-const catalogFile = "gregor-topics.json"
+// Directories no topic accounts for (a topic id the image does not know,
+// or a partition not assigned here) are renamed topic-N.<uuid>-stray and
+// left for the operator.
 
-// Topic states in the catalog file; created topics have none.
-const (
-	stateCreating = "creating"
-	stateDeleting = "deleting"
-)
-
-// topic is one topic's metadata. It is immutable once published in the
-// catalog: changes replace the whole *topic under catalog.mu.
+// topic is one topic as published. It is immutable: a change publishes a
+// new *topic.
 type topic struct {
-	Name       string            `json:"name"`
-	ID         [16]byte          `json:"id"`
-	Partitions int32             `json:"partitions"`
-	Configs    map[string]string `json:"configs,omitempty"`
-	Internal   bool              `json:"internal,omitempty"`
-	// State is empty for a created topic (the only kind clients see).
-	State string `json:"state,omitempty"`
-	// PendingPartitions is the count a CreatePartitions in progress grows
-	// the topic to; 0 when none is.
-	PendingPartitions int32 `json:"pending_partitions,omitempty"`
+	Name       string
+	ID         [16]byte
+	Partitions int32
+	// Configs are the topic's config overrides.
+	Configs  map[string]string
+	Internal bool
+	// parts is each partition's replica state (leader, epochs, replicas,
+	// ISR), from the image.
+	parts []*metadata.PartitionImage
 }
 
-// catalog is the set of topics.
-//
-// mu guards the maps and serializes every change with its write to disk;
-// it is taken before any storage lock and never held across partition
-// directory work, so creating or deleting thousands of partitions does not
-// stall Produce, Fetch or Metadata. Instead, each topic operation claims
-// the topic's collision key (busy) for its whole duration, so operations on
-// one name (or on names that collide) run one at a time.
-type catalog struct {
-	mu       sync.RWMutex
-	path     string
-	byName   map[string]*topic // created topics
-	byID     map[[16]byte]*topic
-	creating map[string]*topic // reserved, invisible to clients
-	deleting []*topic          // tombstones whose directories are being removed
-	// byKey maps a collision key (see collisionKey) to the created or
-	// creating topic holding it.
-	byKey map[string]string
-	// total counts the partitions of created topics plus those being
-	// created or added, for the broker-wide cap.
-	total int64
-	busy  map[string]chan struct{}
+// partition returns partition p's replica state, or nil.
+func (t *topic) partition(p int32) *metadata.PartitionImage {
+	if p < 0 || int(p) >= len(t.parts) {
+		return nil
+	}
+	return t.parts[p]
+}
 
+// catalog is the set of published topics.
+//
+// mu guards the maps; it is held only to read them or to swap in a newly
+// published state, never across directory work. publish runs on one
+// goroutine at a time (pubMu), which alone creates and detaches partition
+// directories.
+type catalog struct {
+	mu     sync.RWMutex
+	byName map[string]*topic
+	byID   map[[16]byte]*topic
+	// byKey maps a collision key (see collisionKey) to the topic holding it.
+	byKey map[string]string
+	// total counts this broker's partitions, for the broker-wide cap.
+	total int64
+	// image is the last image published and offset its offset.
+	image   *metadata.Image
+	changed *sync.Cond // broadcast on every publish (with mu)
+
+	pubMu sync.Mutex
+
+	nodeID        int32
 	maxPartitions int64 // broker-wide cap; 0 = none
 	limitSource   string
 
 	store     *storage.Store
 	logConfig func(map[string]string) storage.LogConfig
+	// brokerConfigs are the dynamic broker configs of the last publish
+	// (this node's, then the cluster default's), so publish can tell when
+	// every topic's log config must be pushed again.
+	brokerConfigs [2]map[string]string
+	// onPublish runs after an image's directories exist and before the
+	// image is visible (the group coordinator follows leadership there).
+	onPublish func(*metadata.Image)
 	log       *slog.Logger
 	bg        sync.WaitGroup // background removal of deleted topics
 }
@@ -98,151 +98,223 @@ type catalog struct {
 // whose key equals another topic's, as their metric names would collide.
 func collisionKey(name string) string { return strings.ReplaceAll(name, ".", "_") }
 
-// loadCatalog reads the catalog file. A missing file is an empty catalog
-// only if the log dir holds no partition directories: otherwise every
-// topic's configs and ids would be lost silently, so it is an error telling
-// the operator what to do.
-func loadCatalog(dir string, log *slog.Logger) (*catalog, error) {
+func newCatalog(nodeID int32, log *slog.Logger) *catalog {
 	c := &catalog{
-		path:     filepath.Join(dir, catalogFile),
-		byName:   map[string]*topic{},
-		byID:     map[[16]byte]*topic{},
-		creating: map[string]*topic{},
-		byKey:    map[string]string{},
-		busy:     map[string]chan struct{}{},
-		log:      log,
+		byName: map[string]*topic{},
+		byID:   map[[16]byte]*topic{},
+		byKey:  map[string]string{},
+		image:  metadata.Empty(),
+		nodeID: nodeID,
+		log:    log,
 	}
-	data, err := os.ReadFile(c.path)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		dirs, derr := storage.PartitionDirs(dir)
-		if derr != nil {
-			return nil, fmt.Errorf("broker: %w", derr)
-		}
-		if len(dirs) > 0 {
-			return nil, fmt.Errorf("broker: the topic catalog %s is missing but the log dir holds %d partition directories (%s, ...); "+
-				"restore %s from a backup, or move the partition directories out of %s to start with no topics",
-				c.path, len(dirs), dirs[0], catalogFile, dir)
-		}
-		return c, nil
-	case err != nil:
-		return nil, fmt.Errorf("broker: topic catalog: %w", err)
-	}
-	var topics []*topic
-	if err := json.Unmarshal(data, &topics); err != nil {
-		return nil, fmt.Errorf("broker: topic catalog %s: %w", c.path, err)
-	}
-	for _, t := range topics {
-		switch t.State {
-		case "":
-			c.byName[t.Name] = t
-			c.byID[t.ID] = t
-		case stateCreating:
-			c.creating[t.Name] = t
-		case stateDeleting:
-			c.deleting = append(c.deleting, t)
-		default:
-			return nil, fmt.Errorf("broker: topic catalog %s: topic %q has unknown state %q", c.path, t.Name, t.State)
-		}
-	}
-	return c, nil
+	c.changed = sync.NewCond(&c.mu)
+	return c
 }
 
-// adopt is storage.Options.Adopt: which partition directories Open loads.
-// Called only during storage.Open, before the catalog is shared.
-func (c *catalog) adopt(name string, p int32, id [16]byte) storage.Adoption {
-	ours := func(t *topic) bool { return id == t.ID || id == [16]byte{} }
-	if t := c.byName[name]; t != nil && ours(t) {
+// hosts reports whether this broker holds a replica of p.
+func (c *catalog) hosts(p *metadata.PartitionImage) bool {
+	return slices.Contains(p.Replicas, c.nodeID)
+}
+
+// adopt is storage.Options.Adopt: which partition directories Open loads,
+// judged against the image replayed from the metadata log. Called only
+// during storage.Open.
+func (c *catalog) adopt(im *metadata.Image) func(name string, p int32, id [16]byte) storage.Adoption {
+	return func(name string, p int32, id [16]byte) storage.Adoption {
+		t := im.Topic(name)
 		switch {
-		case p < t.Partitions:
-			return storage.AdoptLoad
-		case p < t.PendingPartitions:
-			return storage.AdoptDelete // an addition that never completed
-		}
-	}
-	if t := c.creating[name]; t != nil && ours(t) {
-		return storage.AdoptDelete
-	}
-	for _, t := range c.deleting {
-		if t.Name == name && id == t.ID {
+		case t != nil && (id == [16]byte{} || metadata.UUID(id) == t.ID):
+			if int(p) < len(t.Partitions) && c.hosts(t.Partitions[p]) {
+				return storage.AdoptLoad
+			}
+			return storage.AdoptStray // not assigned here
+		case id != [16]byte{} && im.TopicByID(metadata.UUID(id)) == nil:
+			// A topic the metadata log no longer has: deleted (maybe
+			// re-created since under the same name).
 			return storage.AdoptDelete
 		}
+		return storage.AdoptStray
 	}
-	return storage.AdoptStray
 }
 
-// attach finishes opening: it rolls back what a crash interrupted (creates,
-// additions and the bookkeeping of deletions, whose directories adopt had
-// removed), recreates partition directories a created topic lacks, repairs
-// topic ids and applies each topic's log config. Called once, before the
-// catalog is shared.
-func (c *catalog) attach(store *storage.Store, logConfig func(map[string]string) storage.LogConfig) error {
+// attach gives the catalog its store once it is open.
+func (c *catalog) attach(store *storage.Store, logConfig func(map[string]string) storage.LogConfig) {
 	c.store, c.logConfig = store, logConfig
-	changed := len(c.creating) > 0 || len(c.deleting) > 0
-	for name := range c.creating {
-		c.log.Warn("topic creation was interrupted; the topic is removed", "topic", name)
+}
+
+// publish carries an image out on this broker: it removes the topics the
+// image no longer has, creates the directories of partitions assigned
+// here, pushes changed configs to the logs, and then makes the image the
+// catalog's. It returns the first error creating a directory; the topic
+// concerned stays unpublished and the next publish tries again.
+func (c *catalog) publish(im *metadata.Image) error {
+	c.pubMu.Lock()
+	defer c.pubMu.Unlock()
+	c.mu.RLock()
+	prev := c.image
+	old := c.byID
+	c.mu.RUnlock()
+	if im.Offset != 0 && im.Offset <= prev.Offset && prev.Offset != 0 {
+		return nil
 	}
-	c.creating = map[string]*topic{}
-	c.deleting = nil
-	for name, t := range c.byName {
-		if t.PendingPartitions != 0 {
-			c.log.Warn("adding partitions was interrupted; the topic keeps its previous count", "topic", name, "partitions", t.Partitions, "attempted", t.PendingPartitions)
-			nt := *t
-			nt.PendingPartitions = 0
-			t = &nt
-			c.byName[name], c.byID[t.ID] = t, t
-			changed = true
+
+	bcfg := [2]map[string]string{im.Configs(metadata.ResourceBroker, strconv.Itoa(int(c.nodeID))), im.Configs(metadata.ResourceBroker, "")}
+	brokerChanged := !maps.Equal(bcfg[0], c.brokerConfigs[0]) || !maps.Equal(bcfg[1], c.brokerConfigs[1])
+	c.brokerConfigs = bcfg
+
+	// Removed topics go first: a topic re-created under the same name
+	// needs the topic-N directory names.
+	for id, t := range old {
+		nt := im.TopicByID(metadata.UUID(id))
+		if nt != nil && nt.Name == t.Name {
+			continue
 		}
-		c.byKey[collisionKey(name)] = name
-		c.total += int64(t.Partitions)
-		lc := logConfig(t.Configs)
-		for p := int32(0); p < t.Partitions; p++ {
-			l := store.Get(name, p)
-			if l == nil {
-				c.log.Warn("partition directory missing; creating it empty", "topic", name, "partition", p)
-				if err := store.CreatePartitions(name, p, p+1, t.ID, lc); err != nil {
-					return fmt.Errorf("broker: recreate %s-%d: %w", name, p, err)
-				}
-				continue
-			}
-			l.SetConfig(lc)
-			if l.TopicID() != t.ID {
-				if err := store.SetTopicID(l, t.ID); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	if changed {
 		c.mu.Lock()
-		defer c.mu.Unlock()
-		return c.saveLocked()
+		delete(c.byName, t.Name)
+		delete(c.byID, id)
+		delete(c.byKey, collisionKey(t.Name))
+		c.mu.Unlock()
+		c.removeLocal(t)
+	}
+
+	next := make(map[[16]byte]*topic, len(im.Topics()))
+	var firstErr error
+	for _, ti := range im.Topics() {
+		prevT := old[ti.ID]
+		cfgs := im.Configs(metadata.ResourceTopic, ti.Name)
+		if cfgs == nil {
+			cfgs = map[string]string{}
+		}
+		if err := c.createLocal(ti, cfgs, prevT); err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			if prevT != nil {
+				next[ti.ID] = prevT
+			}
+			continue
+		}
+		t := &topic{Name: ti.Name, ID: ti.ID, Partitions: int32(len(ti.Partitions)), Configs: cfgs,
+			Internal: isInternalTopic(ti.Name), parts: ti.Partitions}
+		if prevT == nil || brokerChanged || !maps.Equal(prevT.Configs, cfgs) || prevT.Partitions != t.Partitions {
+			c.applyConfig(t)
+		}
+		next[ti.ID] = t
+	}
+
+	if c.onPublish != nil && firstErr == nil {
+		c.onPublish(im)
+	}
+	c.mu.Lock()
+	c.byID = next
+	c.byName = make(map[string]*topic, len(next))
+	c.byKey = make(map[string]string, len(next))
+	c.total = 0
+	for _, t := range next {
+		c.byName[t.Name] = t
+		c.byKey[collisionKey(t.Name)] = t.Name
+		for _, p := range t.parts {
+			if c.hosts(p) {
+				c.total++
+			}
+		}
+	}
+	if firstErr == nil {
+		c.image = im
+	}
+	c.changed.Broadcast()
+	c.mu.Unlock()
+	return firstErr
+}
+
+// createLocal creates the directories of the topic's partitions assigned
+// here that have none, in runs of consecutive partitions.
+func (c *catalog) createLocal(ti *metadata.TopicImage, cfgs map[string]string, prev *topic) error {
+	if prev != nil && prev.Partitions == int32(len(ti.Partitions)) {
+		return nil // partitions only change by being added
+	}
+	var lc storage.LogConfig
+	made := false
+	for p := int32(0); p < int32(len(ti.Partitions)); {
+		if !c.hosts(ti.Partitions[p]) || c.store.Get(ti.Name, p) != nil {
+			p++
+			continue
+		}
+		end := p + 1
+		for end < int32(len(ti.Partitions)) && c.hosts(ti.Partitions[end]) && c.store.Get(ti.Name, end) == nil {
+			end++
+		}
+		if !made {
+			lc, made = c.logConfig(cfgs), true
+		}
+		if err := c.store.CreatePartitions(ti.Name, p, end, ti.ID, lc); err != nil {
+			c.log.Error("creating partition directories failed; retrying at the next metadata change", "topic", ti.Name, "from", p, "to", end, "err", err)
+			return err
+		}
+		p = end
 	}
 	return nil
 }
 
-// saveLocked writes the catalog: created topics, then creating ones and
-// tombstones. Requires c.mu (write).
-func (c *catalog) saveLocked() error {
-	topics := make([]*topic, 0, len(c.byName)+len(c.creating)+len(c.deleting))
-	for _, t := range c.byName {
-		topics = append(topics, t)
-	}
-	for _, t := range c.creating {
-		topics = append(topics, t)
-	}
-	topics = append(topics, c.deleting...)
-	sort.SliceStable(topics, func(i, j int) bool {
-		if topics[i].Name != topics[j].Name {
-			return topics[i].Name < topics[j].Name
-		}
-		return topics[i].State < topics[j].State
-	})
-	data, err := json.MarshalIndent(topics, "", "  ")
+// removeLocal renames a removed topic's directories for deletion and
+// removes them in the background, as Kafka does.
+func (c *catalog) removeLocal(t *topic) {
+	paths, err := c.store.DetachTopic(t.Name, t.Partitions)
 	if err != nil {
-		return err
+		// The next start removes what is left (Adopt: topic unknown).
+		c.log.Error("deleted topic's directories not all renamed; the next start removes them", "topic", t.Name, "err", err)
 	}
-	return writeFileAtomic(c.path, data)
+	if len(paths) == 0 {
+		return
+	}
+	c.bg.Add(1)
+	guard.Go(c.log, "topic directory removal", func() {
+		defer c.bg.Done()
+		if rerr := c.store.RemoveDirs(paths); rerr != nil {
+			c.log.Error("removing a deleted topic's directories failed; the next start retries", "topic", t.Name, "err", rerr)
+		}
+	}, nil)
+}
+
+// offset is the metadata offset of the last image published.
+func (c *catalog) offset() uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.image.Offset
+}
+
+// currentImage is the last image published.
+func (c *catalog) currentImage() *metadata.Image {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.image
+}
+
+// waitFor waits until cond holds for the published catalog or done is
+// closed; cond runs with mu held (read).
+func (c *catalog) waitFor(done <-chan struct{}, cond func() bool) bool {
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		select {
+		case <-done:
+			c.mu.Lock()
+			c.changed.Broadcast()
+			c.mu.Unlock()
+		case <-stop:
+		}
+	}()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for !cond() {
+		select {
+		case <-done:
+			return false
+		default:
+		}
+		c.changed.Wait()
+	}
+	return true
 }
 
 func (c *catalog) get(name string) *topic {
@@ -269,37 +341,14 @@ func (c *catalog) all() []*topic {
 	return out
 }
 
-// claim waits until no other operation holds name's collision key, then
-// holds it until release is called. Must not be called with c.mu held.
-func (c *catalog) claim(name string) (release func()) {
-	key := collisionKey(name)
-	for {
-		c.mu.Lock()
-		ch, busy := c.busy[key]
-		if !busy {
-			ch = make(chan struct{})
-			c.busy[key] = ch
-			c.mu.Unlock()
-			return func() {
-				c.mu.Lock()
-				delete(c.busy, key)
-				c.mu.Unlock()
-				close(ch)
-			}
-		}
-		c.mu.Unlock()
-		<-ch
-	}
-}
-
 // isInternalTopic reports Kafka's internal topics, which only the broker
 // creates, and clients can neither delete nor grow.
 func isInternalTopic(name string) bool {
 	return name == "__consumer_offsets" || name == "__transaction_state"
 }
 
-// collidesWith returns the created or creating topic whose name collides
-// with name once '.' and '_' are unified, or "".
+// collidesWith returns the topic whose name collides with name once '.'
+// and '_' are unified, or "".
 func (c *catalog) collidesWith(name string) string {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
@@ -323,10 +372,13 @@ type errPartitionLimit struct{ msg string }
 
 func (e *errPartitionLimit) Error() string { return e.msg }
 
-// checkLimitLocked refuses adding n partitions over the broker-wide cap.
+// checkLimit refuses adding n partitions over the broker-wide cap.
 // Internal topics are exempt: the group coordinator needs its
-// __consumer_offsets whatever clients did. Requires c.mu.
-func (c *catalog) checkLimitLocked(name string, n int64, internal bool) error {
+// __consumer_offsets whatever clients did. In a cluster the count is of
+// this broker's partitions, against a request's whole count: conservative.
+func (c *catalog) checkLimit(name string, n int64, internal bool) error {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	if internal || c.maxPartitions <= 0 || c.total+n <= c.maxPartitions {
 		return nil
 	}
@@ -336,248 +388,19 @@ func (c *catalog) checkLimitLocked(name string, n int64, internal bool) error {
 		n, name, c.total+n, c.maxPartitions, c.limitSource)}
 }
 
-// checkLimit is checkLimitLocked for validate_only requests, which change
-// nothing.
-func (c *catalog) checkLimit(name string, n int64) error {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return c.checkLimitLocked(name, n, false)
-}
-
-// create makes a topic with its partitions: reserve the name and save the
-// intent, create the directories with no lock held, then publish and save.
-// If the topic exists, it returns the existing one and errTopicExists.
-func (c *catalog) create(name string, partitions int32, configs map[string]string, internal bool) (*topic, error) {
-	release := c.claim(name)
-	defer release()
-
-	c.mu.Lock()
-	if t := c.byName[name]; t != nil {
-		c.mu.Unlock()
-		return t, errTopicExists
-	}
-	if other, ok := c.byKey[collisionKey(name)]; ok && other != name {
-		c.mu.Unlock()
-		return nil, &errCollision{name, other}
-	}
-	if err := c.checkLimitLocked(name, int64(partitions), internal); err != nil {
-		c.mu.Unlock()
-		return nil, err
-	}
-	t := &topic{Name: name, Partitions: partitions, Configs: configs, Internal: internal, State: stateCreating}
-	for {
-		t.ID = metadata.NewUUID()
-		if c.byID[t.ID] == nil {
-			break
-		}
-	}
-	c.creating[name] = t
-	c.byKey[collisionKey(name)] = name
-	c.total += int64(partitions)
-	unreserveLocked := func() {
-		delete(c.creating, name)
-		delete(c.byKey, collisionKey(name))
-		c.total -= int64(partitions)
-	}
-	if err := c.saveLocked(); err != nil {
-		unreserveLocked()
-		c.mu.Unlock()
-		return nil, err
-	}
-	c.mu.Unlock()
-
-	err := c.store.CreatePartitions(name, 0, partitions, t.ID, c.logConfig(configs))
-
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err != nil {
-		unreserveLocked()
-		// Best effort: if this save fails too, the next start removes the
-		// "creating" entry and whatever directories are left.
-		if serr := c.saveLocked(); serr != nil {
-			c.log.Error("cannot record the failed creation; the next start cleans it up", "topic", name, "err", serr)
-		}
-		return nil, err
-	}
-	nt := *t
-	nt.State = ""
-	delete(c.creating, name)
-	c.byName[name], c.byID[nt.ID] = &nt, &nt
-	if err := c.saveLocked(); err != nil {
-		// Not durably created: take it back so it is absent now as it
-		// would be after a restart.
-		delete(c.byName, name)
-		delete(c.byID, nt.ID)
-		delete(c.byKey, collisionKey(name))
-		c.total -= int64(partitions)
-		c.mu.Unlock()
-		if paths, derr := c.store.DetachTopic(name, partitions); derr == nil {
-			_ = c.store.RemoveDirs(paths)
-		}
-		c.mu.Lock()
-		return nil, err
-	}
-	return &nt, nil
-}
-
-// delete removes a topic at once and durably from the catalog, renames its
-// partition directories for deletion and removes them in the background,
-// as Kafka does.
-func (c *catalog) delete(name string) error {
-	release := c.claim(name)
-	defer release()
-
-	c.mu.Lock()
-	t := c.byName[name]
-	if t == nil {
-		c.mu.Unlock()
-		return nil
-	}
-	tomb := *t
-	tomb.State = stateDeleting
-	delete(c.byName, name)
-	delete(c.byID, t.ID)
-	delete(c.byKey, collisionKey(name))
-	c.deleting = append(c.deleting, &tomb)
-	if err := c.saveLocked(); err != nil {
-		c.byName[name], c.byID[t.ID] = t, t
-		c.byKey[collisionKey(name)] = name
-		c.deleting = c.deleting[:len(c.deleting)-1]
-		c.mu.Unlock()
-		return err
-	}
-	c.total -= int64(t.Partitions)
-	c.mu.Unlock()
-
-	// Renaming is quick and must finish before the name is released: a
-	// topic created again under it needs the topic-N names.
-	paths, err := c.store.DetachTopic(name, t.Partitions)
-	if err != nil {
-		// The topic is deleted; the tombstone stays so the next start
-		// removes what could not be renamed.
-		c.log.Error("deleted topic's directories not all renamed; the next start removes them", "topic", name, "err", err)
-	}
-	c.bg.Add(1)
-	guard.Go(c.log, "topic directory removal", func() {
-		defer c.bg.Done()
-		if rerr := c.store.RemoveDirs(paths); rerr != nil {
-			c.log.Error("removing a deleted topic's directories failed; the next start retries", "topic", name, "err", rerr)
-			return
-		}
-		if err != nil {
-			return
-		}
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		for i, d := range c.deleting {
-			if d == &tomb {
-				c.deleting = append(c.deleting[:i], c.deleting[i+1:]...)
-				break
-			}
-		}
-		if serr := c.saveLocked(); serr != nil {
-			c.log.Error("cannot drop a deletion tombstone from the catalog", "topic", name, "err", serr)
-		}
-	}, nil)
-	return nil
-}
-
 // wait waits for background removals of deleted topics to finish.
 func (c *catalog) wait() { c.bg.Wait() }
-
-// addPartitions grows a topic to total partitions, written ahead like
-// create: the target is saved first, the new partitions become visible
-// only once they all exist.
-func (c *catalog) addPartitions(name string, total int32) error {
-	release := c.claim(name)
-	defer release()
-
-	c.mu.Lock()
-	t := c.byName[name]
-	if t == nil {
-		c.mu.Unlock()
-		return errors.New("unknown topic")
-	}
-	if total <= t.Partitions {
-		c.mu.Unlock()
-		return fmt.Errorf("topic %s already has %d partitions", name, t.Partitions)
-	}
-	added := int64(total - t.Partitions)
-	if err := c.checkLimitLocked(name, added, t.Internal); err != nil {
-		c.mu.Unlock()
-		return err
-	}
-	pending := *t
-	pending.PendingPartitions = total
-	c.byName[name], c.byID[t.ID] = &pending, &pending
-	c.total += added
-	if err := c.saveLocked(); err != nil {
-		c.byName[name], c.byID[t.ID] = t, t
-		c.total -= added
-		c.mu.Unlock()
-		return err
-	}
-	c.mu.Unlock()
-
-	err := c.store.CreatePartitions(name, t.Partitions, total, t.ID, c.logConfig(t.Configs))
-
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	// Configs may have changed meanwhile: start from the current value.
-	cur := *c.byName[name]
-	cur.PendingPartitions = 0
-	if err != nil {
-		c.byName[name], c.byID[cur.ID] = &cur, &cur
-		c.total -= added
-		if serr := c.saveLocked(); serr != nil {
-			c.log.Error("cannot record the failed partition addition; the next start cleans it up", "topic", name, "err", serr)
-		}
-		return err
-	}
-	grown := cur
-	grown.Partitions = total
-	c.byName[name], c.byID[cur.ID] = &grown, &grown
-	if err := c.saveLocked(); err != nil {
-		c.byName[name], c.byID[cur.ID] = &cur, &cur
-		c.total -= added
-		return err
-	}
-	c.applyLocked(&grown)
-	return nil
-}
-
-// setConfigs replaces a topic's config overrides and applies them.
-func (c *catalog) setConfigs(name string, configs map[string]string) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t := c.byName[name]
-	if t == nil {
-		return errors.New("unknown topic")
-	}
-	nt := *t
-	nt.Configs = configs
-	c.byName[name] = &nt
-	c.byID[nt.ID] = &nt
-	if err := c.saveLocked(); err != nil {
-		return err
-	}
-	c.applyLocked(&nt)
-	return nil
-}
 
 // reapply pushes every topic's effective log config to storage again, after
 // a broker-level default changed.
 func (c *catalog) reapply() {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	for _, t := range c.byName {
-		c.applyLocked(t)
+	for _, t := range c.all() {
+		c.applyConfig(t)
 	}
 }
 
-// applyLocked pushes a topic's log config to its partitions. Requires c.mu
-// (read or write).
-func (c *catalog) applyLocked(t *topic) {
+// applyConfig pushes a topic's log config to its local partitions.
+func (c *catalog) applyConfig(t *topic) {
 	lc := c.logConfig(t.Configs)
 	for p := int32(0); p < t.Partitions; p++ {
 		if l := c.store.Get(t.Name, p); l != nil {

@@ -28,6 +28,11 @@ type conn struct {
 	nc   net.Conn
 	log  *slog.Logger
 	host string // client address as Kafka shows it, e.g. /127.0.0.1
+	// on is the kind of listener the connection came in on (onBroker or
+	// onController), and listener its name (PLAINTEXT, CONTROLLER, ...):
+	// Metadata answers with the brokers' endpoints of that name.
+	on       uint8
+	listener string
 
 	queue chan *inflight // reader → writer, in request order
 
@@ -93,7 +98,7 @@ const maxPipelined = 64
 // size (up to socket.request.max.bytes) is always read.
 const maxPipelinedBytes = 16 << 20
 
-func newConn(b *Broker, nc net.Conn) *conn {
+func newConn(b *Broker, nc net.Conn, listener string, on uint8) *conn {
 	host := nc.RemoteAddr().String()
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
@@ -104,6 +109,8 @@ func newConn(b *Broker, nc net.Conn) *conn {
 		cancel:   cancel,
 		b:        b,
 		nc:       nc,
+		on:       on,
+		listener: listener,
 		log:      b.log.With("remote", nc.RemoteAddr().String()),
 		host:     "/" + host,
 		queue:    make(chan *inflight, maxPipelined),
@@ -229,8 +236,8 @@ func (c *conn) serve() {
 }
 
 // serves reports whether a request is worth decoding.
-func serves(key, version int16) bool {
-	a := lookupAPI(key)
+func (c *conn) serves(key, version int16) bool {
+	a := lookupAPI(key, c.on)
 	return a != nil && version >= a.min && version <= a.max
 }
 
@@ -278,13 +285,13 @@ func (c *conn) readLoop() {
 			c.logReadError(err)
 			return
 		}
-		hdr, req, err := wire.ParseRequest(frame, serves)
+		hdr, req, err := wire.ParseRequest(frame, c.serves)
 		if err != nil {
 			drop()
 			c.log.Warn("closing connection: bad request", "err", err, "api", kmsg.NameForKey(hdr.Key), "api_key", hdr.Key, "api_version", hdr.Version, "client_id", hdr.ClientID)
 			return
 		}
-		a := lookupAPI(hdr.Key)
+		a := lookupAPI(hdr.Key, c.on)
 		inf := &inflight{hdr: hdr, done: make(chan struct{}), size: int64(len(frame)), start: time.Now()}
 		switch {
 		case hdr.Key == 18 && (req == nil || hdr.Version > a.max):
@@ -292,7 +299,7 @@ func (c *conn) readLoop() {
 			// answer with UNSUPPORTED_VERSION and our ranges.
 			drop()
 			c.enqueue(inf)
-			inf.reply(apiVersionsUnsupported())
+			inf.reply(apiVersionsUnsupported(c.on))
 			continue
 		case a == nil || hdr.Version < a.min || hdr.Version > a.max:
 			drop()

@@ -1,24 +1,18 @@
 package broker
 
 import (
-	"encoding/json"
-	"errors"
+	"context"
 	"fmt"
-	"os"
-	"path/filepath"
+	"maps"
 	"sort"
 	"strconv"
-	"sync"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregorhq/gregor/internal/config"
+	"github.com/gregorhq/gregor/internal/controller"
+	"github.com/gregorhq/gregor/internal/metadata"
 )
-
-// dynamicFile holds broker configs set at run time with the alter-config
-// APIs, as Kafka keeps them in its metadata log: per broker (resource name
-// "1") and cluster-wide defaults (resource name "").
-const dynamicFile = "gregor-broker-configs.json"
 
 // dynamicBrokerConfigs are the broker properties that can change at run
 // time: the log defaults that topic configs fall back to. Everything else
@@ -34,52 +28,28 @@ var dynamicBrokerConfigs = func() map[string]*topicConfigDef {
 	return m
 }()
 
-// dynamicConfigs are the run-time broker configs. mu guards both maps and
-// their file.
-type dynamicConfigs struct {
-	mu      sync.RWMutex
-	path    string
-	broker  map[string]string // this node's
-	cluster map[string]string // cluster-wide defaults
+// The run-time broker configs live in the metadata log as Config records
+// of the broker resource: per broker (resource name "1") and cluster-wide
+// defaults (resource name ""), as in Kafka.
+
+// dynBroker and dynCluster are this node's and the cluster-wide dynamic
+// broker configs in the newest applied image (do not modify).
+func (b *Broker) dynBroker() map[string]string {
+	return b.meta.Image().Configs(metadata.ResourceBroker, strconv.Itoa(int(b.cfg.NodeID)))
 }
 
-type dynamicFileBody struct {
-	Broker  map[string]string `json:"broker,omitempty"`
-	Cluster map[string]string `json:"cluster,omitempty"`
-}
-
-func openDynamicConfigs(dir string) (*dynamicConfigs, error) {
-	d := &dynamicConfigs{path: filepath.Join(dir, dynamicFile), broker: map[string]string{}, cluster: map[string]string{}}
-	data, err := os.ReadFile(d.path)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return d, nil
-	case err != nil:
-		return nil, fmt.Errorf("broker: %w", err)
-	}
-	var body dynamicFileBody
-	if err := json.Unmarshal(data, &body); err != nil {
-		return nil, fmt.Errorf("broker: %s: %w", d.path, err)
-	}
-	if body.Broker != nil {
-		d.broker = body.Broker
-	}
-	if body.Cluster != nil {
-		d.cluster = body.Cluster
-	}
-	return d, nil
+func (b *Broker) dynCluster() map[string]string {
+	return b.meta.Image().Configs(metadata.ResourceBroker, "")
 }
 
 // brokerProp returns a broker property's effective value and source:
 // per-broker dynamic, then cluster-default dynamic, then the static config
 // (file, environment, flags), then the built-in default.
 func (b *Broker) brokerProp(name string) (string, kmsg.ConfigSource, bool) {
-	b.dyn.mu.RLock()
-	defer b.dyn.mu.RUnlock()
-	if v, ok := b.dyn.broker[name]; ok {
+	if v, ok := b.dynBroker()[name]; ok {
 		return v, kmsg.ConfigSourceDynamicBrokerConfig, true
 	}
-	if v, ok := b.dyn.cluster[name]; ok {
+	if v, ok := b.dynCluster()[name]; ok {
 		return v, kmsg.ConfigSourceDynamicDefaultBrokerConfig, true
 	}
 	if v, ok := b.cfg.Raw[name]; ok {
@@ -94,13 +64,11 @@ func (b *Broker) brokerProp(name string) (string, kmsg.ConfigSource, bool) {
 // brokerPropLayers lists every layer that sets a broker property, most
 // specific first, as DescribeConfigs' synonyms do.
 func (b *Broker) brokerPropLayers(name string) []configSynonym {
-	b.dyn.mu.RLock()
-	defer b.dyn.mu.RUnlock()
 	var out []configSynonym
-	if v, ok := b.dyn.broker[name]; ok {
+	if v, ok := b.dynBroker()[name]; ok {
 		out = append(out, configSynonym{name, v, kmsg.ConfigSourceDynamicBrokerConfig})
 	}
-	if v, ok := b.dyn.cluster[name]; ok {
+	if v, ok := b.dynCluster()[name]; ok {
 		out = append(out, configSynonym{name, v, kmsg.ConfigSourceDynamicDefaultBrokerConfig})
 	}
 	if v, ok := b.cfg.Raw[name]; ok {
@@ -115,16 +83,14 @@ func (b *Broker) brokerPropLayers(name string) []configSynonym {
 
 // brokerPropNames lists every broker property with a value, sorted.
 func (b *Broker) brokerPropNames() []string {
-	b.dyn.mu.RLock()
-	defer b.dyn.mu.RUnlock()
 	seen := map[string]bool{}
 	for k := range b.cfg.Raw {
 		seen[k] = true
 	}
-	for k := range b.dyn.broker {
+	for k := range b.dynBroker() {
 		seen[k] = true
 	}
-	for k := range b.dyn.cluster {
+	for k := range b.dynCluster() {
 		seen[k] = true
 	}
 	names := make([]string, 0, len(seen))
@@ -137,7 +103,11 @@ func (b *Broker) brokerPropNames() []string {
 
 // isBrokerResource accepts "" (cluster default) and this node's id.
 func (b *Broker) isBrokerResource(name string) bool {
-	return name == "" || name == strconv.Itoa(int(b.cfg.NodeID))
+	if name == "" || name == strconv.Itoa(int(b.cfg.NodeID)) {
+		return true
+	}
+	id, err := strconv.Atoi(name)
+	return err == nil && b.meta.Image().Broker(int32(id)) != nil
 }
 
 // validateDynamic checks run-time broker config changes.
@@ -157,9 +127,10 @@ func validateDynamic(cfgs map[string]*string) error {
 	return nil
 }
 
-// alterBrokerConfigs replaces the dynamic configs of a broker resource and
-// applies them to every topic that falls back on them.
-func (b *Broker) alterBrokerConfigs(name string, next map[string]string, validateOnly bool) error {
+// alterBrokerConfigs replaces the dynamic configs of a broker resource
+// through the controller; every broker applies them to the topics that
+// fall back on them when it publishes the change.
+func (b *Broker) alterBrokerConfigs(ctx context.Context, name string, next map[string]string, validateOnly bool) error {
 	raw := map[string]*string{}
 	for k, v := range next {
 		raw[k] = &v
@@ -167,43 +138,37 @@ func (b *Broker) alterBrokerConfigs(name string, next map[string]string, validat
 	if err := validateDynamic(raw); err != nil {
 		return err
 	}
-	if validateOnly {
-		return nil
-	}
-	b.dyn.mu.Lock()
-	body := dynamicFileBody{Broker: b.dyn.broker, Cluster: b.dyn.cluster}
-	if name == "" {
-		body.Cluster = next
-	} else {
-		body.Broker = next
-	}
-	data, err := json.MarshalIndent(body, "", "  ")
-	if err == nil {
-		err = writeFileAtomic(b.dyn.path, data)
-	}
-	if err == nil {
-		b.dyn.broker, b.dyn.cluster = body.Broker, body.Cluster
-	}
-	b.dyn.mu.Unlock()
-	if err != nil {
+	if err := b.ctl.AlterConfigs(ctx, metadata.ResourceBroker, name, configOps(b.dynamicFor(name), next), validateOnly); err != nil {
 		return err
 	}
-	b.catalog.reapply()
-	b.log.Info("altered dynamic broker configs", "resource", name, "configs", next)
+	if !validateOnly {
+		b.log.Info("altered dynamic broker configs", "resource", name, "configs", next)
+	}
 	return nil
+}
+
+// configOps turns a whole new set of configs into changes from cur.
+func configOps(cur, next map[string]string) []controller.ConfigOp {
+	var ops []controller.ConfigOp
+	for _, k := range sortedKeys(next) {
+		if v, ok := cur[k]; !ok || v != next[k] {
+			val := next[k]
+			ops = append(ops, controller.ConfigOp{Name: k, Value: &val})
+		}
+	}
+	for _, k := range sortedKeys(cur) {
+		if _, ok := next[k]; !ok {
+			ops = append(ops, controller.ConfigOp{Name: k})
+		}
+	}
+	return ops
 }
 
 // dynamicFor returns a copy of the dynamic configs of a broker resource.
 func (b *Broker) dynamicFor(name string) map[string]string {
-	b.dyn.mu.RLock()
-	defer b.dyn.mu.RUnlock()
-	src := b.dyn.broker
-	if name == "" {
-		src = b.dyn.cluster
-	}
-	out := make(map[string]string, len(src))
-	for k, v := range src {
-		out[k] = v
+	out := maps.Clone(b.meta.Image().Configs(metadata.ResourceBroker, name))
+	if out == nil {
+		out = map[string]string{}
 	}
 	return out
 }

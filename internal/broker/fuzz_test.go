@@ -28,6 +28,9 @@ func newTestBroker(tb testing.TB) *Broker {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { b.Close() })
+	if err := b.Start(); err != nil {
+		tb.Fatal(err)
+	}
 	return b
 }
 
@@ -35,7 +38,7 @@ func newTestBroker(tb testing.TB) *Broker {
 // returns what the broker answered before closing its side.
 func exchange(b *Broker, in []byte) []byte {
 	client, server := net.Pipe()
-	c := newConn(b, server)
+	c := newConn(b, server, "PLAINTEXT", onBroker)
 	done := make(chan struct{})
 	go func() {
 		c.serve()

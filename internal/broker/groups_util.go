@@ -1,11 +1,17 @@
 package broker
 
 import (
+	"context"
+	"fmt"
 	"sort"
+	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/gregorhq/gregor/internal/controller"
 	"github.com/gregorhq/gregor/internal/group"
+	"github.com/gregorhq/gregor/internal/metadata"
 	"github.com/gregorhq/gregor/internal/storage"
 )
 
@@ -29,30 +35,85 @@ func sortedPartitions[T any](m map[int32]T) []int32 {
 
 // offsetsTopic returns the __consumer_offsets topic, creating it on first
 // use with Kafka's settings for it (compacted, 100 MiB segments).
-func (b *Broker) offsetsTopic() (*topic, error) {
+func (b *Broker) offsetsTopic(ctx context.Context) (*topic, error) {
 	if t := b.catalog.get(group.TopicName); t != nil {
 		return t, nil
 	}
-	t, err := b.catalog.create(group.TopicName, b.cfg.OffsetsTopicPartitions, map[string]string{
-		"cleanup.policy":   "compact",
-		"segment.bytes":    "104857600",
-		"compression.type": "producer",
-	}, true)
-	if err == errTopicExists {
-		return t, nil
-	}
+	t, err := b.createTopicInternal(ctx, controller.TopicSpec{Name: group.TopicName, Partitions: b.cfg.OffsetsTopicPartitions,
+		ReplicationFactor: 1, Configs: map[string]string{
+			"cleanup.policy":   "compact",
+			"segment.bytes":    "104857600",
+			"compression.type": "producer",
+		}})
 	if err != nil {
-		b.log.Error("creating __consumer_offsets failed", "err", err)
+		b.log.Warn("creating __consumer_offsets failed", "err", err)
 		return nil, err
 	}
-	b.log.Info("created internal topic", "topic", group.TopicName, "partitions", b.cfg.OffsetsTopicPartitions)
 	return t, nil
+}
+
+// createTopicInternal creates a topic on the broker's own behalf (auto
+// creation, internal topics) at the active controller, and returns it once
+// published here. A topic that exists already is returned as it is.
+func (b *Broker) createTopicInternal(ctx context.Context, spec controller.TopicSpec) (*topic, error) {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	var code int16
+	var msg string
+	if b.qnode.IsLeader() {
+		res, err := b.ctl.CreateTopics(ctx, []controller.TopicSpec{spec}, false)
+		switch {
+		case err != nil:
+			code, msg = ctlErr(err)
+		case res[0].Err != nil:
+			code, msg = res[0].Err.Code, res[0].Err.Message
+		default:
+			b.log.Info("created topic", "topic", spec.Name, "partitions", res[0].Partitions)
+		}
+	} else {
+		req := kmsg.NewPtrCreateTopicsRequest()
+		rt := kmsg.NewCreateTopicsRequestTopic()
+		rt.Topic, rt.NumPartitions, rt.ReplicationFactor = spec.Name, spec.Partitions, spec.ReplicationFactor
+		for _, k := range sortedKeys(spec.Configs) {
+			c := kmsg.NewCreateTopicsRequestTopicConfig()
+			v := spec.Configs[k]
+			c.Name, c.Value = k, &v
+			rt.Configs = append(rt.Configs, c)
+		}
+		req.Topics = append(req.Topics, rt)
+		req.TimeoutMillis = 15000
+		resp, err := b.forward(ctx, req)
+		switch {
+		case err != nil:
+			code, msg = ctlErr(err)
+		case len(resp.(*kmsg.CreateTopicsResponse).Topics) == 1:
+			st := resp.(*kmsg.CreateTopicsResponse).Topics[0]
+			code = st.ErrorCode
+			if st.ErrorMessage != nil {
+				msg = *st.ErrorMessage
+			}
+		}
+	}
+	if code != 0 && code != kerr.TopicAlreadyExists.Code {
+		switch code {
+		case kerr.InvalidTopicException.Code:
+			return nil, &errCollision{spec.Name, msg}
+		case kerr.PolicyViolation.Code:
+			return nil, &errPartitionLimit{msg}
+		}
+		return nil, fmt.Errorf("creating topic %s: %s (%s)", spec.Name, kerr.ErrorForCode(code), msg)
+	}
+	b.waitTopics(ctx, []string{spec.Name}, true)
+	if t := b.catalog.get(spec.Name); t != nil {
+		return t, nil
+	}
+	return nil, fmt.Errorf("topic %s not published here yet", spec.Name)
 }
 
 // offsetsPartition is the coordinator's view of one __consumer_offsets
 // partition.
 func (b *Broker) offsetsPartition(p int32) (group.Log, error) {
-	if _, err := b.offsetsTopic(); err != nil {
+	if _, err := b.offsetsTopic(b.ctx); err != nil {
 		return nil, err
 	}
 	l := b.store.Get(group.TopicName, p)
@@ -60,6 +121,36 @@ func (b *Broker) offsetsPartition(p int32) (group.Log, error) {
 		return nil, storage.ErrClosed
 	}
 	return l, nil
+}
+
+// syncCoordinator makes the group coordinator own exactly the
+// __consumer_offsets partitions this broker leads in im: groups load where
+// leadership arrived and unload where it left. Called by catalog.publish
+// before the image is visible, so a client told to come here finds its
+// group loaded.
+func (b *Broker) syncCoordinator(im *metadata.Image) {
+	want := map[int32]bool{}
+	if t := im.Topic(group.TopicName); t != nil {
+		for p, pi := range t.Partitions {
+			if pi.Leader == b.cfg.NodeID {
+				want[int32(p)] = true
+			}
+		}
+	}
+	for _, p := range b.groups.Owned() {
+		if !want[p] {
+			b.groups.UnloadPartition(p)
+		}
+	}
+	for _, p := range sortedPartitions(want) {
+		var l group.Log
+		if sl := b.store.Get(group.TopicName, p); sl != nil {
+			l = sl
+		}
+		if err := b.groups.LoadPartition(p, l); err != nil {
+			b.log.Error("loading groups of a __consumer_offsets partition failed", "partition", p, "err", err)
+		}
+	}
 }
 
 // subscribedTopics decodes a consumer protocol subscription, for

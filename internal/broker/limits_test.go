@@ -188,7 +188,7 @@ func TestReqBudgetWaitsAndServesHuge(t *testing.T) {
 // other connections.
 func TestHandlerPanicClosesOnlyThatConnection(t *testing.T) {
 	b := netStartBroker(t)
-	a := lookupAPI(3)
+	a := lookupAPI(3, onBroker)
 	orig := a.handle
 	a.handle = func(*conn, *inflight, kmsg.Request) { panic("test panic") }
 	t.Cleanup(func() { a.handle = orig })
@@ -275,7 +275,7 @@ func TestIdleConnectionClosed(t *testing.T) {
 // are read and answered in order.
 func TestPipelineByteBound(t *testing.T) {
 	b := netStartBroker(t)
-	a := lookupAPI(3)
+	a := lookupAPI(3, onBroker)
 	orig := a.handle
 	var started atomic.Int32
 	release := make(chan struct{})

@@ -17,6 +17,7 @@
 //	command_storage.go            kafka-storage.sh (random-uuid, format, info)
 //	command_cluster.go            kafka-cluster.sh (cluster-id, unregister) and
 //	                              kafka-broker-api-versions.sh
+//	command_metadata_quorum.go    kafka-metadata-quorum.sh (describe)
 //	progress.go                   the perf tests' progress bar on a terminal
 //	client.go                     connection flags, -X and Kafka client
 //	                              properties mapped onto franz-go, the
@@ -60,6 +61,7 @@ func NewRoot() *cobra.Command {
 		newStorageCommand(),
 		newClusterCommand(),
 		newBrokerAPIVersionsCommand(),
+		newMetadataQuorumCommand(),
 	)
 	return root
 }

@@ -391,16 +391,26 @@ func newClient(ctx context.Context, cmd *cobra.Command, f *connFlags, propLists 
 	return newClientFromProps(ctx, cmd, props, seeds, extra...)
 }
 
-func newClientFromProps(ctx context.Context, cmd *cobra.Command, props map[string]string, seeds []string, extra ...kgo.Opt) (*kgo.Client, error) {
-	connectTimeout := defaultConnectTimeout
+// connectTimeoutFor is the first-contact bound: the Java client's
+// socket.connection.setup.timeout.ms when the properties set it.
+func connectTimeoutFor(props map[string]string) time.Duration {
 	if v, ok := props["socket.connection.setup.timeout.ms"]; ok {
 		if n, err := strconv.Atoi(v); err == nil && n > 0 {
-			connectTimeout = time.Duration(n) * time.Millisecond
+			return time.Duration(n) * time.Millisecond
 		}
 	}
+	return defaultConnectTimeout
+}
+
+// newUncheckedClient builds the franz-go client without contacting the
+// cluster, and returns the connect timeout the properties ask for. The
+// caller checks the connection its own way: newClientFromProps with a
+// Metadata ping, which a KRaft controller listener does not serve.
+func newUncheckedClient(cmd *cobra.Command, props map[string]string, seeds []string, extra ...kgo.Opt) (*kgo.Client, time.Duration, error) {
+	connectTimeout := connectTimeoutFor(props)
 	opts, ignored, err := clientOpts(props)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	for _, k := range ignored {
 		fmt.Fprintf(cmd.ErrOrStderr(), "gregor: ignoring unknown client property %s\n", k)
@@ -410,6 +420,14 @@ func newClientFromProps(ctx context.Context, cmd *cobra.Command, props map[strin
 		kgo.DialTimeout(connectTimeout),
 	}
 	cl, err := kgo.NewClient(append(append(base, opts...), extra...)...)
+	if err != nil {
+		return nil, 0, err
+	}
+	return cl, connectTimeout, nil
+}
+
+func newClientFromProps(ctx context.Context, cmd *cobra.Command, props map[string]string, seeds []string, extra ...kgo.Opt) (*kgo.Client, error) {
+	cl, connectTimeout, err := newUncheckedClient(cmd, props, seeds, extra...)
 	if err != nil {
 		return nil, err
 	}

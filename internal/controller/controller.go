@@ -90,7 +90,10 @@ type Controller struct {
 	mu sync.Mutex // serializes decisions
 	// lastSeen is each broker's last heartbeat, as this node saw it. Soft
 	// state: a new active controller starts every broker's session afresh.
-	lastSeen   map[int32]time.Time
+	lastSeen map[int32]time.Time
+	// heard marks brokers this controller had a heartbeat from in its
+	// current leadership (lastSeen is also set when leadership starts).
+	heard      map[int32]bool
 	wasLeader  bool
 	fenceCheck time.Time
 }
@@ -118,7 +121,7 @@ func New(cfg Config, q Quorum, state *metadata.State) *Controller {
 	if cfg.DefaultReplicationFactor <= 0 {
 		cfg.DefaultReplicationFactor = 1
 	}
-	return &Controller{cfg: cfg, log: cfg.Logger, q: q, state: state, lastSeen: map[int32]time.Time{}}
+	return &Controller{cfg: cfg, log: cfg.Logger, q: q, state: state, lastSeen: map[int32]time.Time{}, heard: map[int32]bool{}}
 }
 
 // Image is the metadata as this controller last applied it.
@@ -147,6 +150,7 @@ func (c *Controller) lead() error {
 		c.wasLeader = true
 		now := c.cfg.Now()
 		clear(c.lastSeen)
+		clear(c.heard)
 		for _, b := range c.state.Image().Brokers() {
 			c.lastSeen[b.ID] = now
 		}
@@ -172,8 +176,10 @@ func (c *Controller) RegisterBroker(ctx context.Context, r Registration) (int64,
 	}
 	im := c.state.Image()
 	if old := im.Broker(r.ID); old != nil && old.IncarnationID != r.IncarnationID && !old.Fenced &&
-		c.cfg.Now().Sub(c.lastSeen[r.ID]) < c.cfg.SessionTimeout {
-		// Another live process claims this id.
+		c.heard[r.ID] && c.cfg.Now().Sub(c.lastSeen[r.ID]) < c.cfg.SessionTimeout {
+		// Another live process claims this id (as in Kafka, a restarted
+		// broker waits out its old session; a controller that has not
+		// heard from the old incarnation lets the new one in).
 		return 0, refuse(kerr.DuplicateBrokerRegistration, "another broker is registered with node.id %d", r.ID)
 	}
 	// The epoch must be known before the record is written: use the next
@@ -201,6 +207,7 @@ func (c *Controller) RegisterBroker(ctx context.Context, r Registration) (int64,
 		}
 	}
 	c.lastSeen[r.ID] = c.cfg.Now()
+	c.heard[r.ID] = false
 	c.log.Info("broker registered", "broker", r.ID, "epoch", epoch, "rack", r.Rack)
 	return epoch, nil
 }
@@ -236,6 +243,7 @@ func (c *Controller) BrokerHeartbeat(ctx context.Context, h Heartbeat) (Heartbea
 		return HeartbeatResult{}, refuse(kerr.StaleBrokerEpoch, "broker %d epoch %d is not the registered one", h.ID, h.Epoch)
 	}
 	c.lastSeen[h.ID] = c.cfg.Now()
+	c.heard[h.ID] = true
 	var recs []metadata.Record
 	switch {
 	case h.WantShutDown:

@@ -219,3 +219,16 @@ func (c *Controller) UnregisterBroker(ctx context.Context, id int32) error {
 	delete(c.lastSeen, id)
 	return err
 }
+
+// Import commits records as they are, as one batch: the broker's one-time
+// import of a single-node data dir's topic catalog into a new metadata
+// log. Only a ready leader imports; the image validates the records.
+func (c *Controller) Import(ctx context.Context, recs []metadata.Record) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.lead(); err != nil {
+		return err
+	}
+	_, err := c.commit(ctx, recs)
+	return err
+}

@@ -3,14 +3,38 @@
 // and committed offsets, persisted in the internal compacted topic
 // __consumer_offsets with Kafka's record schemas (records.go).
 //
-// Concurrency: Coordinator.mu guards the groups map only. Each Group has its
-// own mutex guarding all of its state; timers (session, rebalance, initial
-// delay, sync) take that mutex when they fire and check that the state they
-// were armed for still holds. Lock order: Coordinator.mu, then Group.mu,
-// then storage's locks (appends to __consumer_offsets happen under Group.mu
-// so a group's records reach the log in the order its state changed).
-// Replies to clients are plain callbacks that only queue a response; they
-// are safe to call under Group.mu.
+// Ownership: a group lives in the __consumer_offsets partition
+// PartitionFor(group, Config.Partitions), and the coordinator answers for a
+// group only while it owns that partition. LoadPartition(p, log) takes
+// ownership of p: while its log is replayed the partition is "loading" and
+// requests for its groups get COORDINATOR_LOAD_IN_PROGRESS; once loaded
+// they are served. UnloadPartition(p) gives it up: the partition's groups
+// are dropped from memory (timers stopped, parked JoinGroup/SyncGroup and
+// commits waiting for their fsync answered NOT_COORDINATOR) and requests
+// for them get NOT_COORDINATOR from then on, as they do for every
+// partition never loaded. In a cluster the broker calls LoadPartition when
+// it becomes leader of a __consumer_offsets partition and UnloadPartition
+// when it stops being leader. A single broker calls Load, which takes every
+// partition; LoadPartition(p, nil) owns a partition whose log does not
+// exist yet (nothing to replay): writes create it through the partition
+// callback given to New, as before.
+//
+// Concurrency: Coordinator.mu guards the groups map and the partition
+// ownership table only; it is a leaf lock: it is never held while taking
+// a Group.mu or calling into storage. Each Group has its own mutex
+// guarding all of its state; timers (session, rebalance, initial delay,
+// sync) take that mutex when they fire and check that the state they were
+// armed for still holds (the group's epoch, or the member still being in
+// the group). Lock order: Group.mu, then Coordinator.mu (a dead group
+// removes itself from the map under its own lock) or storage's locks
+// (appends to __consumer_offsets happen under Group.mu so a group's
+// records reach the log in the order its state changed). Replaying a
+// partition's log happens with no lock held. A request looks its group up
+// (ownership is checked under Coordinator.mu), then locks the group and
+// checks it was not dropped meanwhile: a dropped group is Dead and
+// remembers the code to answer (NOT_COORDINATOR). Replies to clients are
+// plain callbacks that only queue a response; they are safe to call under
+// Group.mu.
 //
 // Durability: a commit is answered after its records are fsynced (when the
 // broker runs with gregor.durability=fsync), and the in-memory offset
@@ -27,6 +51,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregorhq/gregor/internal/storage"
@@ -75,7 +100,8 @@ type Log interface {
 // available here (not created, deleted, or its log dir failed).
 var errNoPartition = errors.New("group: offsets partition not available")
 
-// Coordinator owns every group of this broker.
+// Coordinator owns the groups of the __consumer_offsets partitions it
+// loaded.
 type Coordinator struct {
 	cfg Config
 	log *slog.Logger
@@ -87,15 +113,26 @@ type Coordinator struct {
 
 	mu     sync.Mutex
 	groups map[string]*Group
+	// parts are the owned partitions of __consumer_offsets, loading or
+	// loaded; a partition not in it is not ours.
+	parts  map[int32]*partState
 	closed bool
 }
 
-// New makes a coordinator. Load must be called before it serves.
+// partState is one owned partition. A load in progress recognizes by the
+// pointer that it was not unloaded (and maybe loaded again) meanwhile.
+type partState struct {
+	loading bool
+}
+
+// New makes a coordinator. It owns no partition until Load or
+// LoadPartition is called, and answers NOT_COORDINATOR until then.
 func New(cfg Config, log *slog.Logger, partition func(int32) (Log, error), topicExists func(string) bool) *Coordinator {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Coordinator{cfg: cfg, log: log, partition: partition, topicExists: topicExists, groups: map[string]*Group{}}
+	return &Coordinator{cfg: cfg, log: log, partition: partition, topicExists: topicExists,
+		groups: map[string]*Group{}, parts: map[int32]*partState{}}
 }
 
 // PartitionFor is Kafka's placement of a group in __consumer_offsets:
@@ -120,65 +157,238 @@ func PartitionFor(group string, partitions int32) int32 {
 	return h % partitions
 }
 
-// Load replays __consumer_offsets into memory. Partitions that do not
-// exist yet are skipped.
+// Load takes every partition of __consumer_offsets, replaying those for
+// which existing returns a log; the others are owned with nothing to
+// replay (their log is created on first write). It is the single-broker
+// start-up: afterwards the coordinator answers for every group.
 func (c *Coordinator) Load(existing func(p int32) Log) error {
 	start := time.Now()
-	metas := map[string][]byte{}
-	offsets := map[string]map[tp]offsetCommit{}
-	records := 0
+	groups, records := 0, 0
 	for p := int32(0); p < c.cfg.Partitions; p++ {
-		l := existing(p)
-		if l == nil {
-			continue
+		g, r, err := c.loadPartition(p, existing(p))
+		if err != nil {
+			return err
 		}
-		off := l.LogStartOffset()
-		for off < l.LogEndOffset() {
-			res, err := l.Read(off, 1<<20)
-			if err != nil {
-				return fmt.Errorf("group: load %s-%d at %d: %w", TopicName, p, off, err)
-			}
-			if len(res.Records) == 0 {
-				break
-			}
-			next := off
-			err = decodeBatches(res.Records, func(o int64, key, value []byte) {
-				records++
-				if o >= next {
-					next = o + 1
-				}
-				c.replay(key, value, metas, offsets)
-			})
-			if err != nil && !errors.Is(err, errCompressed) {
-				return fmt.Errorf("group: load %s-%d: %w", TopicName, p, err)
-			}
-			if next == off { // no records decoded; step past the batch
-				next = lastOffsetOf(res.Records) + 1
-			}
-			off = next
-		}
+		groups += g
+		records += r
+	}
+	c.log.Info("consumer groups loaded", "groups", groups, "records", records, "took", time.Since(start).Round(time.Microsecond))
+	return nil
+}
+
+// Errors of LoadPartition.
+var (
+	ErrUnloaded = errors.New("group: partition unloaded while it was loading")
+	ErrClosed   = errors.New("group: coordinator closed")
+)
+
+// LoadPartition takes ownership of partition p of __consumer_offsets:
+// it replays l (nil: nothing to replay, the log does not exist yet) and
+// from then on serves the groups whose PartitionFor is p. It returns when
+// the partition is loaded; meanwhile those groups are answered
+// COORDINATOR_LOAD_IN_PROGRESS (Loading lists p). A partition already
+// owned or loading is left alone (nil). If the partition is unloaded
+// before its load completes, the load is discarded and ErrUnloaded
+// returned; on a read error the partition is not owned afterwards.
+func (c *Coordinator) LoadPartition(p int32, l Log) error {
+	start := time.Now()
+	groups, records, err := c.loadPartition(p, l)
+	if err == nil {
+		c.log.Debug("consumer groups partition loaded", "partition", p, "groups", groups, "records", records, "took", time.Since(start).Round(time.Microsecond))
+	}
+	return err
+}
+
+func (c *Coordinator) loadPartition(p int32, l Log) (groups, records int, err error) {
+	if p < 0 || p >= c.cfg.Partitions {
+		return 0, 0, fmt.Errorf("group: %s has no partition %d (%d partitions)", TopicName, p, c.cfg.Partitions)
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	if c.closed {
+		c.mu.Unlock()
+		return 0, 0, ErrClosed
+	}
+	if c.parts[p] != nil {
+		c.mu.Unlock()
+		return 0, 0, nil
+	}
+	ps := &partState{loading: true}
+	c.parts[p] = ps
+	c.mu.Unlock()
+
+	// Replay with no lock held: nobody can reach the partition's groups
+	// while it is loading.
+	metas := map[string][]byte{}
+	offsets := map[string]map[tp]offsetCommit{}
+	if l != nil {
+		records, err = c.replayLog(p, l, metas, offsets)
+	}
+	if err != nil {
+		c.mu.Lock()
+		if c.parts[p] == ps {
+			delete(c.parts, p)
+		}
+		c.mu.Unlock()
+		return 0, records, err
+	}
 	now := time.Now()
+	restored := map[string]*Group{}
 	for id, v := range metas {
 		g := newGroup(c, id)
 		if err := g.restore(v, now); err != nil {
 			c.log.Warn("skipping unreadable group metadata", "group", id, "err", err)
 			continue
 		}
-		c.groups[id] = g
+		restored[id] = g
 	}
 	for id, offs := range offsets {
-		g := c.groups[id]
+		g := restored[id]
 		if g == nil {
 			g = newGroup(c, id)
-			c.groups[id] = g
+			restored[id] = g
 		}
 		g.offsets = offs
 	}
-	c.log.Info("consumer groups loaded", "groups", len(c.groups), "records", records, "took", time.Since(start).Round(time.Microsecond))
-	return nil
+
+	c.mu.Lock()
+	if c.parts[p] != ps {
+		c.mu.Unlock()
+		for _, g := range restored {
+			g.mu.Lock()
+			g.drop(kerr.NotCoordinator.Code)
+			g.mu.Unlock()
+		}
+		return 0, records, fmt.Errorf("%w: %s-%d", ErrUnloaded, TopicName, p)
+	}
+	var misplaced []*Group
+	for id, g := range restored {
+		if g.partition != p {
+			// Records of a group that does not live here (the coordinator
+			// never writes them; a different partition count would): it
+			// could be neither found nor unloaded with this partition.
+			c.log.Warn("skipping group records in the wrong partition", "group", id, "partition", p, "expected", g.partition)
+			misplaced = append(misplaced, g)
+			delete(restored, id)
+			continue
+		}
+		c.groups[id] = g
+	}
+	ps.loading = false
+	c.mu.Unlock()
+	for _, g := range misplaced {
+		g.mu.Lock()
+		g.drop(kerr.NotCoordinator.Code)
+		g.mu.Unlock()
+	}
+	return len(restored), records, nil
+}
+
+// replayLog reads a partition from its start into metas and offsets.
+func (c *Coordinator) replayLog(p int32, l Log, metas map[string][]byte, offsets map[string]map[tp]offsetCommit) (int, error) {
+	records := 0
+	off := l.LogStartOffset()
+	for off < l.LogEndOffset() {
+		res, err := l.Read(off, 1<<20)
+		if err != nil {
+			return records, fmt.Errorf("group: load %s-%d at %d: %w", TopicName, p, off, err)
+		}
+		if len(res.Records) == 0 {
+			break
+		}
+		next := off
+		err = decodeBatches(res.Records, func(o int64, key, value []byte) {
+			records++
+			if o >= next {
+				next = o + 1
+			}
+			c.replay(key, value, metas, offsets)
+		})
+		if err != nil && !errors.Is(err, errCompressed) {
+			return records, fmt.Errorf("group: load %s-%d: %w", TopicName, p, err)
+		}
+		if next == off { // no records decoded; step past the batch
+			next = lastOffsetOf(res.Records) + 1
+		}
+		off = next
+	}
+	return records, nil
+}
+
+// UnloadPartition gives up partition p of __consumer_offsets: its groups
+// are dropped from memory (timers stopped; JoinGroup, SyncGroup and
+// commits parked on them answered NOT_COORDINATOR) and their requests are
+// answered NOT_COORDINATOR from now on. Committed offsets and group
+// metadata stay in the log, for the next owner. When it returns, this
+// coordinator appends nothing more for those groups (appends happen under
+// the group's lock, which the drop takes), so a later LoadPartition(p)
+// here replays everything it wrote. (Another broker sees those records
+// as far as the log replicated them.) A load in progress is abandoned.
+// Unloading a partition not owned does nothing.
+func (c *Coordinator) UnloadPartition(p int32) {
+	c.mu.Lock()
+	if c.parts[p] == nil {
+		c.mu.Unlock()
+		return
+	}
+	delete(c.parts, p)
+	var dropped []*Group
+	for id, g := range c.groups {
+		if g.partition == p {
+			dropped = append(dropped, g)
+			delete(c.groups, id)
+		}
+	}
+	c.mu.Unlock()
+	for _, g := range dropped {
+		g.mu.Lock()
+		g.drop(kerr.NotCoordinator.Code)
+		g.mu.Unlock()
+	}
+	c.log.Debug("consumer groups partition unloaded", "partition", p, "groups", len(dropped))
+}
+
+// Owned returns the loaded partitions, sorted (not those still loading).
+func (c *Coordinator) Owned() []int32 {
+	return c.partitions(false)
+}
+
+// Loading returns the partitions being loaded, sorted.
+func (c *Coordinator) Loading() []int32 {
+	return c.partitions(true)
+}
+
+func (c *Coordinator) partitions(loading bool) []int32 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := []int32{}
+	for p, ps := range c.parts {
+		if ps.loading == loading {
+			out = append(out, p)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+// Owns reports whether the coordinator serves the group: its partition is
+// loaded.
+func (c *Coordinator) Owns(group string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ownerCodeLocked(PartitionFor(group, c.cfg.Partitions)) == 0
+}
+
+// ownerCodeLocked is 0 if partition p is loaded, else the error for its
+// groups' requests. Requires c.mu.
+func (c *Coordinator) ownerCodeLocked(p int32) int16 {
+	ps := c.parts[p]
+	switch {
+	case ps == nil:
+		return kerr.NotCoordinator.Code
+	case ps.loading:
+		return kerr.CoordinatorLoadInProgress.Code
+	}
+	return 0
 }
 
 func lastOffsetOf(data []byte) int64 {
@@ -242,26 +452,27 @@ func (c *Coordinator) replay(key, value []byte, metas map[string][]byte, offsets
 	}
 }
 
-// get returns the group, or nil.
-func (c *Coordinator) get(id string) *Group {
+// lookup returns the group (nil if it does not exist and create is
+// false), or the error code for a group whose partition is not loaded
+// here. Ownership is checked under c.mu, so a group is never created in a
+// partition that is not (or no longer) ours.
+func (c *Coordinator) lookup(id string, create bool) (*Group, int16) {
+	p := PartitionFor(id, c.cfg.Partitions)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.groups[id]
-}
-
-// getOrCreate returns the group, creating an empty one.
-func (c *Coordinator) getOrCreate(id string) *Group {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	if code := c.ownerCodeLocked(p); code != 0 {
+		return nil, code
+	}
 	g := c.groups[id]
-	if g == nil {
+	if g == nil && create {
 		g = newGroup(c, id)
 		c.groups[id] = g
 	}
-	return g
+	return g, 0
 }
 
 // remove drops a dead group from the map if it is still the one given.
+// Callers may hold g.mu (Group.mu comes before Coordinator.mu).
 func (c *Coordinator) remove(g *Group) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -270,7 +481,7 @@ func (c *Coordinator) remove(g *Group) {
 	}
 }
 
-// sortedGroups returns all groups by id.
+// sortedGroups returns the groups of loaded partitions by id.
 func (c *Coordinator) sortedGroups() []*Group {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -106,8 +106,9 @@ func (m *member) sameProtocols(ps []protocol) bool {
 
 // Group is one consumer group. All fields are guarded by mu.
 type Group struct {
-	c  *Coordinator
-	id string
+	c         *Coordinator
+	id        string
+	partition int32 // of __consumer_offsets: PartitionFor(id)
 
 	mu           sync.Mutex
 	state        State
@@ -129,18 +130,58 @@ type Group struct {
 	epoch        uint64 // bumped on every state change, to fence stale timers
 
 	offsets map[tp]offsetCommit
+
+	// parked are answers waiting for an fsync (commits, a completed
+	// sync), by ticket: drop answers them with an error at once.
+	parked     map[uint64]func(code int16)
+	nextTicket uint64
+	// gone is set when the group is dropped from the coordinator
+	// (UnloadPartition): the code every request still reaching this
+	// Group object is answered (NOT_COORDINATOR). The group is Dead then.
+	gone int16
 }
 
 func newGroup(c *Coordinator, id string) *Group {
 	return &Group{
 		c: c, id: id,
+		partition: PartitionFor(id, c.cfg.Partitions),
 		state:     Empty,
 		stateTime: time.Now(),
 		members:   map[string]*member{},
 		pending:   map[string]*time.Timer{},
 		static:    map[string]string{},
 		offsets:   map[tp]offsetCommit{},
+		parked:    map[uint64]func(int16){},
 	}
+}
+
+// deadCode is the answer for a request that reaches a Dead group: the
+// group was dropped (NOT_COORDINATOR), or deleted or expired concurrently
+// (COORDINATOR_NOT_AVAILABLE: the client retries and finds a new group).
+// Callers hold g.mu.
+func (g *Group) deadCode() int16 {
+	if g.gone != 0 {
+		return g.gone
+	}
+	return kerr.CoordinatorNotAvailable.Code
+}
+
+// park registers fail to answer a reply waiting outside g.mu (for an
+// fsync) if the group is dropped first. The waiter calls unpark under
+// g.mu when it is done; false means fail was already called and the
+// waiter must not answer. Callers hold g.mu.
+func (g *Group) park(fail func(code int16)) uint64 {
+	g.nextTicket++
+	g.parked[g.nextTicket] = fail
+	return g.nextTicket
+}
+
+func (g *Group) unpark(ticket uint64) bool {
+	if _, ok := g.parked[ticket]; !ok {
+		return false
+	}
+	delete(g.parked, ticket)
+	return true
 }
 
 func (g *Group) setState(s State) {
@@ -175,10 +216,17 @@ func joinError(req *kmsg.JoinGroupRequest, code int16, memberID string) *kmsg.Jo
 // (when the rebalance completes).
 func (c *Coordinator) JoinGroup(jr JoinRequest, reply func(*kmsg.JoinGroupResponse)) {
 	req := jr.Req
-	switch {
-	case req.Group == "":
+	if req.Group == "" {
 		reply(joinError(req, kerr.InvalidGroupID.Code, req.MemberID))
 		return
+	}
+	// Not ours (or loading) comes before validating the request, as in
+	// Kafka.
+	if _, code := c.lookup(req.Group, false); code != 0 {
+		reply(joinError(req, code, req.MemberID))
+		return
+	}
+	switch {
 	case time.Duration(req.SessionTimeoutMillis)*time.Millisecond < c.cfg.MinSessionTimeout,
 		time.Duration(req.SessionTimeoutMillis)*time.Millisecond > c.cfg.MaxSessionTimeout:
 		reply(joinError(req, kerr.InvalidSessionTimeout.Code, req.MemberID))
@@ -187,10 +235,12 @@ func (c *Coordinator) JoinGroup(jr JoinRequest, reply func(*kmsg.JoinGroupRespon
 		reply(joinError(req, kerr.InconsistentGroupProtocol.Code, req.MemberID))
 		return
 	}
-	var g *Group
-	if req.MemberID == "" {
-		g = c.getOrCreate(req.Group)
-	} else if g = c.get(req.Group); g == nil {
+	g, code := c.lookup(req.Group, req.MemberID == "")
+	if code != 0 {
+		reply(joinError(req, code, req.MemberID))
+		return
+	}
+	if g == nil {
 		reply(joinError(req, kerr.UnknownMemberID.Code, req.MemberID))
 		return
 	}
@@ -202,7 +252,7 @@ func (c *Coordinator) JoinGroup(jr JoinRequest, reply func(*kmsg.JoinGroupRespon
 func (g *Group) join(jr JoinRequest, reply func(*kmsg.JoinGroupResponse)) {
 	req := jr.Req
 	if g.state == Dead {
-		reply(joinError(req, kerr.CoordinatorNotAvailable.Code, req.MemberID))
+		reply(joinError(req, g.deadCode(), req.MemberID))
 		return
 	}
 	protos := make([]protocol, len(req.Protocols))
@@ -774,4 +824,42 @@ func (g *Group) shutdown() {
 		}
 	}
 	g.epoch++
+}
+
+// drop takes the group out of service for good (its partition was
+// unloaded): every timer is stopped, every parked request is answered
+// code, and the group becomes Dead with gone = code so that requests still
+// holding this Group object get code too. Timers that already fired and
+// wait for g.mu find the epoch moved on or their member gone. Callers hold
+// g.mu.
+func (g *Group) drop(code int16) {
+	if g.rebalanceTimer != nil {
+		g.rebalanceTimer.Stop()
+	}
+	for id, t := range g.pending {
+		t.Stop()
+		delete(g.pending, id)
+	}
+	for id, m := range g.members {
+		if m.joinReply != nil {
+			req := kmsg.NewPtrJoinGroupRequest()
+			req.Version = m.joinVersion
+			m.joinReply(joinError(req, code, m.id))
+			m.joinReply = nil
+		}
+		if m.syncReply != nil {
+			resp := kmsg.NewPtrSyncGroupResponse()
+			resp.ErrorCode = code
+			m.syncReply(resp)
+			m.syncReply = nil
+		}
+		g.removeMember(id)
+	}
+	for t, fail := range g.parked {
+		delete(g.parked, t)
+		fail(code)
+	}
+	g.initialDelay = false
+	g.gone = code
+	g.setState(Dead)
 }

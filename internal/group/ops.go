@@ -37,7 +37,11 @@ func (c *Coordinator) SyncGroup(req *kmsg.SyncGroupRequest, reply func(*kmsg.Syn
 		resp.ErrorCode = code
 		reply(resp)
 	}
-	g := c.get(req.Group)
+	g, code := c.lookup(req.Group, false)
+	if code != 0 {
+		fail(code)
+		return
+	}
 	if g == nil {
 		fail(kerr.UnknownMemberID.Code)
 		return
@@ -45,7 +49,7 @@ func (c *Coordinator) SyncGroup(req *kmsg.SyncGroupRequest, reply func(*kmsg.Syn
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.state == Dead {
-		fail(kerr.CoordinatorNotAvailable.Code)
+		fail(g.deadCode())
 		return
 	}
 	if code := g.checkMember(req.MemberID, req.InstanceID, req.Generation); code != 0 {
@@ -109,26 +113,36 @@ func (c *Coordinator) SyncGroup(req *kmsg.SyncGroupRequest, reply func(*kmsg.Syn
 				om.syncReply = nil
 			}
 		}
-		answer := func(err error) {
+		answer := func(code int16) {
 			for _, p := range waiting {
-				if err != nil {
+				if code != 0 {
 					p.resp = kmsg.NewPtrSyncGroupResponse()
-					p.resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
+					p.resp.ErrorCode = code
 				}
 				p.reply(p.resp)
 			}
 		}
 		if !c.cfg.Durable {
-			answer(nil)
+			answer(0)
 			return
 		}
-		guard.Go(c.log, "group sync durability wait", func() {
-			err := c.waitDurable(l, last)
-			if err != nil {
-				c.log.Error("group assignment not durable", "group", g.id, "err", err)
+		// Dropping the group meanwhile answers them at once.
+		ticket := g.park(answer)
+		finish := func(code int16) {
+			g.mu.Lock()
+			defer g.mu.Unlock()
+			if g.unpark(ticket) {
+				answer(code)
 			}
-			answer(err)
-		}, func(any) { answer(errors.New("panic")) })
+		}
+		guard.Go(c.log, "group sync durability wait", func() {
+			var code int16
+			if err := c.waitDurable(l, last); err != nil {
+				c.log.Error("group assignment not durable", "group", g.id, "err", err)
+				code = kerr.CoordinatorNotAvailable.Code
+			}
+			finish(code)
+		}, func(any) { finish(kerr.CoordinatorNotAvailable.Code) })
 	case Stable:
 		reply(g.syncResponse(m))
 		g.resetHeartbeat(m)
@@ -148,7 +162,11 @@ func (g *Group) syncResponse(m *member) *kmsg.SyncGroupResponse {
 // Heartbeat handles a heartbeat.
 func (c *Coordinator) Heartbeat(req *kmsg.HeartbeatRequest) *kmsg.HeartbeatResponse {
 	resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
-	g := c.get(req.Group)
+	g, code := c.lookup(req.Group, false)
+	if code != 0 {
+		resp.ErrorCode = code
+		return resp
+	}
 	if g == nil {
 		resp.ErrorCode = kerr.UnknownMemberID.Code
 		return resp
@@ -156,7 +174,7 @@ func (c *Coordinator) Heartbeat(req *kmsg.HeartbeatRequest) *kmsg.HeartbeatRespo
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.state == Dead {
-		resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
+		resp.ErrorCode = g.deadCode()
 		return resp
 	}
 	if code := g.checkMember(req.MemberID, req.InstanceID, req.Generation); code != 0 {
@@ -173,7 +191,12 @@ func (c *Coordinator) Heartbeat(req *kmsg.HeartbeatRequest) *kmsg.HeartbeatRespo
 // LeaveGroup handles single (v0-2) and batched (v3+) leaves.
 func (c *Coordinator) LeaveGroup(req *kmsg.LeaveGroupRequest) *kmsg.LeaveGroupResponse {
 	resp := req.ResponseKind().(*kmsg.LeaveGroupResponse)
-	g := c.get(req.Group)
+	g, code := c.lookup(req.Group, false)
+	if code != 0 {
+		// Group-level error: no member results (v3+), as Kafka answers.
+		resp.ErrorCode = code
+		return resp
+	}
 	leaving := req.Members
 	if req.Version < 3 {
 		lm := kmsg.NewLeaveGroupRequestMember()
@@ -195,6 +218,10 @@ func (c *Coordinator) LeaveGroup(req *kmsg.LeaveGroupRequest) *kmsg.LeaveGroupRe
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.gone != 0 {
+		resp.ErrorCode = g.gone
+		return resp
+	}
 	removed := 0
 	for _, lm := range leaving {
 		rm := kmsg.NewLeaveGroupResponseMember()
@@ -261,19 +288,22 @@ func (c *Coordinator) OffsetCommit(req *kmsg.OffsetCommitRequest, reply func(*km
 		all(kerr.InvalidGroupID.Code)
 		return
 	}
-	g := c.get(req.Group)
-	if g == nil {
+	g, code := c.lookup(req.Group, false)
+	if code == 0 && g == nil {
 		if req.Generation >= 0 {
 			all(kerr.IllegalGeneration.Code)
 			return
 		}
-		g = c.getOrCreate(req.Group)
+		g, code = c.lookup(req.Group, true)
+	}
+	if code != 0 {
+		all(code)
+		return
 	}
 	g.mu.Lock()
-	var code int16
 	switch {
 	case g.state == Dead:
-		code = kerr.CoordinatorNotAvailable.Code
+		code = g.deadCode()
 	case req.Generation < 0 && g.state == Empty:
 		// A group that only commits (assign() consumers, tools).
 	default:
@@ -332,28 +362,39 @@ func (c *Coordinator) OffsetCommit(req *kmsg.OffsetCommitRequest, reply func(*km
 		reply(resp)
 		return
 	}
-	l, last, err := c.write(g.id, recs)
-	g.mu.Unlock()
-	fail := func(err error) {
-		c.log.Error("offset commit write failed", "group", req.Group, "err", err)
+	answer := func(code int16) {
 		for _, p := range accepted {
-			p.sp.ErrorCode = kerr.CoordinatorNotAvailable.Code
+			p.sp.ErrorCode = code
 		}
 		reply(resp)
 	}
+	fail := func(err error) {
+		c.log.Error("offset commit write failed", "group", req.Group, "err", err)
+		answer(kerr.CoordinatorNotAvailable.Code)
+	}
+	l, last, err := c.write(g.id, recs)
 	if err != nil {
+		g.mu.Unlock()
 		fail(err)
 		return
 	}
+	// Dropping the group before the fsync answers the commit at once
+	// (NOT_COORDINATOR: the client retries with the new coordinator).
+	ticket := g.park(answer)
+	g.mu.Unlock()
 	// The append happened in request order; only the wait for the fsync
 	// runs concurrently with the connection's next requests.
 	guard.Go(c.log, "offset commit durability wait", func() {
-		if err := c.waitDurable(l, last); err != nil {
+		err := c.waitDurable(l, last)
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if !g.unpark(ticket) {
+			return
+		}
+		if err != nil {
 			fail(err)
 			return
 		}
-		g.mu.Lock()
-		defer g.mu.Unlock()
 		for _, p := range accepted {
 			p.oc.logOffset = last
 			if cur, ok := g.offsets[p.tp]; !ok || cur.logOffset <= last {
@@ -361,7 +402,13 @@ func (c *Coordinator) OffsetCommit(req *kmsg.OffsetCommitRequest, reply func(*km
 			}
 		}
 		reply(resp)
-	}, func(v any) { fail(fmt.Errorf("panic: %v", v)) })
+	}, func(v any) {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if g.unpark(ticket) {
+			fail(fmt.Errorf("panic: %v", v))
+		}
+	})
 }
 
 // FetchedOffset is one committed offset for OffsetFetch.
@@ -372,18 +419,36 @@ type FetchedOffset struct {
 	Found       bool
 }
 
-// CommittedOffsets returns the committed offsets of a group, for the given
-// topics (nil = every committed partition).
+// CommittedOffsets is FetchOffsets without the error: a group that is not
+// served here has no offsets (for metrics; OffsetFetch uses FetchOffsets).
 func (c *Coordinator) CommittedOffsets(group string, topics map[string][]int32) map[string]map[int32]FetchedOffset {
+	out, code := c.FetchOffsets(group, topics)
+	if code != 0 {
+		return map[string]map[int32]FetchedOffset{}
+	}
+	return out
+}
+
+// FetchOffsets returns the committed offsets of a group, for the given
+// topics (nil = every committed partition), or, with a nil map, the error
+// code of a group that is not served here: NOT_COORDINATOR, or
+// COORDINATOR_LOAD_IN_PROGRESS while its partition loads.
+func (c *Coordinator) FetchOffsets(group string, topics map[string][]int32) (map[string]map[int32]FetchedOffset, int16) {
+	g, code := c.lookup(group, false)
+	if code != 0 {
+		return nil, code
+	}
 	out := map[string]map[int32]FetchedOffset{}
-	g := c.get(group)
 	if g != nil {
 		g.mu.Lock()
 		defer g.mu.Unlock()
+		if g.gone != 0 {
+			return nil, g.gone
+		}
 	}
 	if topics == nil {
 		if g == nil {
-			return out
+			return out, 0
 		}
 		for k, oc := range g.offsets {
 			if out[k.topic] == nil {
@@ -391,7 +456,7 @@ func (c *Coordinator) CommittedOffsets(group string, topics map[string][]int32) 
 			}
 			out[k.topic][k.partition] = FetchedOffset{oc.offset, oc.leaderEpoch, oc.metadata, true}
 		}
-		return out
+		return out, 0
 	}
 	for t, ps := range topics {
 		out[t] = map[int32]FetchedOffset{}
@@ -405,12 +470,15 @@ func (c *Coordinator) CommittedOffsets(group string, topics map[string][]int32) 
 			out[t][p] = fo
 		}
 	}
-	return out
+	return out, 0
 }
 
 // GroupSummary describes a group for DescribeGroups and ListGroups.
 type GroupSummary struct {
-	ID           string
+	ID string
+	// ErrorCode is set (and nothing else but ID) when the group is not
+	// served here: NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS.
+	ErrorCode    int16
 	State        string
 	ProtocolType string
 	Protocol     string
@@ -425,14 +493,20 @@ type MemberSummary struct {
 }
 
 // Describe returns a group's summary; an unknown group is Dead, as Kafka
-// reports it.
+// reports it. A group not served here has only ErrorCode set.
 func (c *Coordinator) Describe(id string) GroupSummary {
-	g := c.get(id)
+	g, code := c.lookup(id, false)
+	if code != 0 {
+		return GroupSummary{ID: id, ErrorCode: code}
+	}
 	if g == nil {
 		return GroupSummary{ID: id, State: Dead.String()}
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.gone != 0 {
+		return GroupSummary{ID: id, ErrorCode: g.gone}
+	}
 	s := GroupSummary{ID: id, State: g.state.String(), ProtocolType: g.protocolType}
 	if g.state == Stable {
 		s.Protocol = g.protocol
@@ -452,7 +526,8 @@ func (c *Coordinator) Describe(id string) GroupSummary {
 	return s
 }
 
-// List returns every group's id, protocol type and state.
+// List returns the id, protocol type and state of every group of the
+// loaded partitions (Loading tells whether some are still loading).
 func (c *Coordinator) List() []GroupSummary {
 	var out []GroupSummary
 	for _, g := range c.sortedGroups() {
@@ -472,18 +547,24 @@ var (
 	ErrSubscribed    = errors.New("group: subscribed to topic")
 )
 
-// DeleteGroup deletes an empty group and its offsets.
+// DeleteGroup deletes an empty group and its offsets. A group not served
+// here is a *kerr.Error (kerr.NotCoordinator, kerr.CoordinatorLoadInProgress).
 func (c *Coordinator) DeleteGroup(id string) error {
-	g := c.get(id)
+	g, code := c.lookup(id, false)
+	if code != 0 {
+		return kerr.ErrorForCode(code)
+	}
 	if g == nil {
 		return ErrGroupNotFound
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	switch g.state {
-	case Dead:
+	switch {
+	case g.gone != 0:
+		return kerr.ErrorForCode(g.gone)
+	case g.state == Dead:
 		return ErrGroupNotFound
-	case Empty:
+	case g.state == Empty:
 	default:
 		return ErrNotEmpty
 	}
@@ -506,14 +587,20 @@ func (c *Coordinator) DeleteGroup(id string) error {
 
 // DeleteOffsets removes committed offsets of a group (OffsetDelete). It
 // returns, per partition, ErrSubscribed where the group still consumes the
-// topic.
+// topic. A group not served here is a *kerr.Error, as for DeleteGroup.
 func (c *Coordinator) DeleteOffsets(id string, topics map[string][]int32, subscribed func(protocolType string, metadata []byte) []string) (map[string]map[int32]error, error) {
-	g := c.get(id)
+	g, code := c.lookup(id, false)
+	if code != 0 {
+		return nil, kerr.ErrorForCode(code)
+	}
 	if g == nil {
 		return nil, ErrGroupNotFound
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.gone != 0 {
+		return nil, kerr.ErrorForCode(g.gone)
+	}
 	if g.state == Dead {
 		return nil, ErrGroupNotFound
 	}
@@ -671,7 +758,7 @@ func (g *Group) restore(value []byte, now time.Time) error {
 func (g *Group) expireOffsets(now time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.state != Empty {
+	if g.state != Empty { // Dead and dropped groups too
 		return
 	}
 	ret := g.c.cfg.OffsetsRetention

@@ -54,7 +54,12 @@
 // WAL files are replayed. A torn or corrupt record at the very end of the
 // newest WAL file is a write a crash interrupted, which nobody was told was
 // durable: the file is cut back to the last whole record. Damage anywhere
-// else is ErrCorrupt and the node does not start.
+// else is ErrCorrupt and the node does not start. Start then applies the
+// entries up to the persisted commit index to the state machine before it
+// returns (replay), so its caller sees at least everything the node had
+// applied before it stopped; the raft loop skips those entries when raft
+// delivers them again. A quorum of one campaigns as soon as its
+// configuration is applied instead of waiting out an election timeout.
 //
 // # Transport
 //

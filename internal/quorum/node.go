@@ -73,6 +73,10 @@ type Node struct {
 
 	applied  uint64 // raft loop only
 	snapshot uint64 // index of the last snapshot; raft loop only
+	// replayed is the last entry Start applied to the state machine from
+	// the local log (up to the persisted commit index): the raft loop
+	// gets those entries again and must not apply them twice.
+	replayed uint64
 	confSt   *pb.ConfState
 
 	seq     atomic.Uint64
@@ -137,6 +141,13 @@ func Start(cfg Config) (*Node, error) {
 		n.snapshot = n.applied
 		n.confSt = snap.GetMetadata().GetConfState()
 	}
+	// Apply what the local log already knows is committed before raft
+	// starts, so that when Start returns the state machine is at least as
+	// new as anything this node applied before it stopped (the hard
+	// state's commit is persisted before its entries are applied).
+	if err := n.replay(); err != nil {
+		return nil, err
+	}
 	rc := &raft.Config{
 		ID:              cfg.ID,
 		ElectionTick:    cfg.ElectionTicks,
@@ -173,6 +184,40 @@ func Start(cfg Config) (*Node, error) {
 		close(n.done)
 	})
 	return n, nil
+}
+
+// replay applies the committed entries of the local log after the
+// snapshot to the state machine.
+func (n *Node) replay() error {
+	hs, _, err := n.storage.InitialState()
+	if err != nil {
+		return err
+	}
+	commit := hs.GetCommit()
+	if last, _ := n.storage.LastIndex(); commit > last {
+		commit = last
+	}
+	for next := n.applied + 1; next <= commit; {
+		ents, err := n.storage.Entries(next, commit+1, 64<<20)
+		if err != nil {
+			return fmt.Errorf("quorum: replay from %d: %w", next, err)
+		}
+		for _, e := range ents {
+			if e.GetType() == pb.EntryType_EntryNormal && len(e.GetData()) >= 16 {
+				_ = n.cfg.SM.Apply(e.GetIndex(), e.GetData()[16:])
+			}
+			n.replayed = e.GetIndex()
+			next = e.GetIndex() + 1
+		}
+	}
+	return nil
+}
+
+// Applied returns the index of the last entry applied to the state
+// machine.
+func (n *Node) Applied() uint64 {
+	st := n.Status()
+	return max(st.Applied, n.replayed)
 }
 
 // Propose replicates data and waits until it is committed and applied
@@ -260,7 +305,19 @@ func (n *Node) run() {
 	defer n.storage.close()
 	ticker := time.NewTicker(n.cfg.Tick)
 	defer ticker.Stop()
+	// A quorum of one need not wait out an election timeout: it starts
+	// its election as soon as its configuration is applied (raft refuses
+	// to campaign before), so a single node serves in milliseconds.
+	alone := len(n.cfg.Voters) == 1 && n.cfg.Voters[0] == n.cfg.ID
 	for {
+		if alone && n.confSt != nil || alone && n.applied > 0 {
+			alone = false
+			guard.Go(n.log, "quorum campaign", func() {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				defer cancel()
+				_ = n.raft.Campaign(ctx)
+			}, nil)
+		}
 		select {
 		case <-ticker.C:
 			n.raft.Tick()
@@ -301,6 +358,9 @@ func (n *Node) handle(rd raft.Ready) error {
 		}
 		switch e.GetType() {
 		case pb.EntryType_EntryNormal:
+			if e.GetIndex() <= n.replayed {
+				break // applied by replay at start
+			}
 			n.applyNormal(e)
 		case pb.EntryType_EntryConfChange:
 			var cc pb.ConfChange
@@ -422,3 +482,7 @@ func (r raftLogger) Fatalf(f string, v ...any) {
 }
 func (r raftLogger) Panic(v ...any)            { panic(fmt.Sprint(v...)) }
 func (r raftLogger) Panicf(f string, v ...any) { panic(fmt.Sprintf(f, v...)) }
+
+// IsLeader reports whether this node leads and has applied its term's
+// first entry (Status().LeaderReady): what a controller needs to decide.
+func (n *Node) IsLeader() bool { return n.Status().LeaderReady }

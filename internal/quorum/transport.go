@@ -311,3 +311,65 @@ func (t *TCPTransport) Close() error {
 	t.wg.Wait()
 	return err
 }
+
+// IsPreamble reports whether the first bytes of a connection are a
+// voter's hello, so a listener shared with Kafka clients (the controller
+// listener) can hand the connection to the transport. A Kafka request
+// cannot start this way: read as a frame size, "GRGR" is over 1 GiB.
+func IsPreamble(b []byte) bool {
+	return len(b) >= len(preamble) && string(b[:len(preamble)]) == preamble
+}
+
+// PreambleLen is how many bytes IsPreamble needs.
+const PreambleLen = len(preamble)
+
+// ConnListener is a net.Listener fed by hand: the controller listener
+// accepts every connection, and passes the voters' ones on with Deliver.
+type ConnListener struct {
+	addr  net.Addr
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+// NewConnListener returns a listener reporting addr as its address.
+func NewConnListener(addr net.Addr) *ConnListener {
+	return &ConnListener{addr: addr, conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+// Deliver hands a connection to whoever accepts; it closes the connection
+// if the listener is closed.
+func (l *ConnListener) Deliver(c net.Conn) {
+	select {
+	case l.conns <- c:
+	case <-l.done:
+		c.Close()
+	}
+}
+
+// Accept implements net.Listener.
+func (l *ConnListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+// Close implements net.Listener.
+func (l *ConnListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+// Addr implements net.Listener.
+func (l *ConnListener) Addr() net.Addr { return l.addr }
+
+// LocalTransport is the transport of a quorum of one: there is nobody to
+// send to.
+type LocalTransport struct{}
+
+func (LocalTransport) Start(Receiver) error { return nil }
+func (LocalTransport) Send([]*pb.Message)   {}
+func (LocalTransport) Close() error         { return nil }

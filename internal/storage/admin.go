@@ -233,7 +233,7 @@ func PartitionDirs(dir string) ([]string, error) {
 	}
 	var out []string
 	for _, e := range ents {
-		if _, ok := parsePartitionDir(e.Name()); ok && e.IsDir() {
+		if _, ok := parsePartitionDir(e.Name()); ok && e.IsDir() && e.Name() != MetadataDir {
 			out = append(out, e.Name())
 		}
 	}

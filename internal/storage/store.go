@@ -107,7 +107,7 @@ func Open(opts Options) (*Store, error) {
 			continue
 		}
 		tp, ok := parsePartitionDir(name)
-		if !ok {
+		if !ok || name == MetadataDir {
 			continue
 		}
 		if s.adopt != nil {
@@ -183,6 +183,10 @@ func (s *Store) closeLogs() {
 		l.close(true)
 	}
 }
+
+// MetadataDir is the metadata log's directory in a log dir (Kafka's
+// name); it looks like a partition but is the quorum's, not storage's.
+const MetadataDir = "__cluster_metadata-0"
 
 // parsePartitionDir splits "topic-N".
 func parsePartitionDir(name string) (topicPartition, bool) {

@@ -810,14 +810,14 @@ func TestAdminCatalogStartup(t *testing.T) {
 	}
 	s.stop()
 
-	// No catalog file next to partition directories: refuse to start, and
+	// No metadata log next to partition directories: refuse to start, and
 	// say what to do.
-	if err := os.Remove(filepath.Join(s.dir, "gregor-topics.json")); err != nil {
+	if err := os.RemoveAll(filepath.Join(s.dir, "__cluster_metadata-0")); err != nil {
 		t.Fatal(err)
 	}
 	out, err := s.command().CombinedOutput()
-	if err == nil || !strings.Contains(string(out), "gregor-topics.json is missing") {
-		t.Errorf("start without the catalog: %v\n%s", err, out)
+	if err == nil || !strings.Contains(string(out), "__cluster_metadata-0 is missing") {
+		t.Errorf("start without the metadata log: %v\n%s", err, out)
 	}
 	if _, err := os.Stat(filepath.Join(s.dir, "keep-0")); err != nil {
 		t.Errorf("partition directory touched: %v", err)

@@ -122,6 +122,12 @@ func (s *server) start(extra ...string) {
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
+		// The port is bound before the broker serves (connections wait
+		// in the backlog): ready is the start banner, then a connection.
+		if !strings.Contains(s.output(), " started in ") {
+			time.Sleep(5 * time.Millisecond)
+			continue
+		}
 		if c, err := net.DialTimeout("tcp", s.addr, 100*time.Millisecond); err == nil {
 			c.Close()
 			return
