@@ -416,3 +416,7 @@ func splitHostPort(hp string) (string, int) {
 	p, _ := strconv.Atoi(port)
 	return host, p
 }
+
+// ActiveController is the node id of the quorum leader as this node knows
+// it (0: none known).
+func (b *Broker) ActiveController() int32 { return int32(b.qnode.Status().Leader) }
