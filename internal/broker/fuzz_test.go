@@ -15,6 +15,12 @@ import (
 
 func newTestBroker(tb testing.TB) *Broker {
 	tb.Helper()
+	return newTestBrokerLog(tb, slog.New(slog.DiscardHandler))
+}
+
+// newTestBrokerLog is newTestBroker logging to log.
+func newTestBrokerLog(tb testing.TB, log *slog.Logger) *Broker {
+	tb.Helper()
 	ld := config.NewLoader()
 	ld.Set("log.dirs", tb.TempDir(), config.SourceFlag)
 	ld.Set("listeners", "PLAINTEXT://127.0.0.1:0", config.SourceFlag)
@@ -23,7 +29,7 @@ func newTestBroker(tb testing.TB) *Broker {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	b, err := New(cfg, slog.New(slog.DiscardHandler))
+	b, err := New(cfg, log)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -86,9 +92,8 @@ func FuzzRequest(f *testing.F) {
 			}
 		}
 	}
-	b := newTestBroker(f)
 	panics := &panicCounter{}
-	b.log = slog.New(panics)
+	b := newTestBrokerLog(f, slog.New(panics))
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		in := binary.BigEndian.AppendUint32(nil, uint32(len(frame)))
 		exchange(b, append(in, frame...))
