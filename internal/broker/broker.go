@@ -73,6 +73,7 @@ type Broker struct {
 
 	mu        sync.Mutex
 	listeners []net.Listener
+	clientLn  net.Listener // the listener of clientListener
 	conns     map[*conn]struct{}
 	closed    bool
 
@@ -251,10 +252,13 @@ func (b *Broker) Start() error {
 			b.Close()
 			return fmt.Errorf("broker: listen %s: %w", l, err)
 		}
-		if name == b.clientListener && b.advPort == 0 {
-			b.advPort = int32(ln.Addr().(*net.TCPAddr).Port)
-		}
 		b.mu.Lock()
+		if name == b.clientListener && b.clientLn == nil {
+			if b.advPort == 0 {
+				b.advPort = int32(ln.Addr().(*net.TCPAddr).Port)
+			}
+			b.clientLn = ln
+		}
 		b.listeners = append(b.listeners, ln)
 		b.mu.Unlock()
 		b.log.Info("listening", "listener", l, "addr", ln.Addr().String())
@@ -339,14 +343,14 @@ func (b *Broker) goHousekeeping() {
 	})
 }
 
-// Addr is the first listener's address.
+// Addr is the client listener's address (nil before Start).
 func (b *Broker) Addr() net.Addr {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if len(b.listeners) == 0 {
+	if b.clientLn == nil {
 		return nil
 	}
-	return b.listeners[0].Addr()
+	return b.clientLn.Addr()
 }
 
 // AdvertisedAddr is host:port as given to clients in Metadata.

@@ -145,7 +145,21 @@ func (o *serveOptions) run(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	if err := b.Start(); err != nil {
+	// In a cluster Start waits for a quorum of voters: a signal meanwhile
+	// stops the start-up cleanly.
+	started := make(chan error, 1)
+	go func() { started <- b.Start() }()
+	select {
+	case err := <-started:
+		if err != nil {
+			b.Close()
+			return err
+		}
+	case s := <-sig:
+		log.Info("shutting down before serving", "signal", s.String())
+		signal.Stop(sig)
+		err := b.Close()
+		<-started
 		return err
 	}
 	fmt.Fprintf(out, "Gregor %s started in %s\n", Version, time.Since(start).Round(time.Millisecond))
