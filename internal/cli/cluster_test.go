@@ -35,7 +35,7 @@ func TestClusterIDAndBrokerAPIVersions(t *testing.T) {
 			t.Errorf("line %q is not in Kafka's format", l)
 		}
 	}
-	for _, want := range []string{"\tFetch(1): 4 to 17 [usable: 17],", "\tInitProducerId(22): 0 to ", "\tDescribeQuorum(55): UNSUPPORTED,"} {
+	for _, want := range []string{"\tFetch(1): 4 to 17 [usable: 17],", "\tInitProducerId(22): 0 to ", "\tDescribeQuorum(55): 0 to 2 [usable: 2],", "\tElectLeaders(43): UNSUPPORTED,"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("output lacks %q", want)
 		}
@@ -43,7 +43,7 @@ func TestClusterIDAndBrokerAPIVersions(t *testing.T) {
 	if strings.Contains(r.stdout, "LeaderAndISR") || strings.Contains(r.stdout, "BrokerHeartbeat") {
 		t.Error("inter-broker APIs are listed")
 	}
-	// A single broker does not serve UnregisterBroker yet: a clear error.
+	// Unregistering a broker that was never registered is refused.
 	if r := runCLI(t, ctx, "", "cluster", "unregister", "--id", "2", "--bootstrap-server", b.Addr()); r.code == 0 {
 		t.Fatalf("unregister on a single node: %+v", r)
 	}
