@@ -4,11 +4,11 @@ package storage
 // one directory fsync, detaching a topic's partitions for asynchronous
 // deletion, and the per-partition offline state recovery can leave.
 //
-// The broker's topic catalog, not the directories, decides which topics
-// exist (Options.Adopt). That is what lets these operations skip most
-// fsyncs: a partition directory only matters once the catalog durably says
-// its topic is created, and Open repairs or recreates the (empty) files of
-// such a topic if a crash lost them.
+// The cluster metadata log (through the broker), not the directories,
+// decides which topics exist (Options.Adopt). That is what lets these
+// operations skip most fsyncs: a partition directory only matters once the
+// metadata log durably says its topic is created, and the broker recreates
+// the (empty) files of such a topic if a crash lost them.
 
 import (
 	"crypto/rand"

@@ -5,7 +5,8 @@
 //
 //	<log dir>/
 //	  .lock                              flock(2)ed by the running broker (broker package)
-//	  gregor-topics.json                 the topic catalog (broker package)
+//	  meta.properties                    cluster.id, node.id, directory.id (Kafka's format)
+//	  __cluster_metadata-0/              the metadata log (quorum package), not a partition
 //	  .kafka_cleanshutdown               present only after a clean Close
 //	  recovery-point-offset-checkpoint   per partition: offsets below are fsynced
 //	  log-start-offset-checkpoint        per partition: first readable offset
