@@ -170,6 +170,10 @@ func New(cfg *config.Config, log *slog.Logger) (*Broker, error) {
 	if err != nil {
 		return fail(err)
 	}
+	if legacy != nil && len(b.voterIDs) > 1 {
+		return fail(fmt.Errorf("broker: %s is a single-node data dir from before the metadata quorum: start it once on its own "+
+			"(without controller.quorum.voters naming other nodes) to import its topics, then add it to a cluster", dir))
+	}
 	im := b.meta.Image()
 	adoptImage := im
 	if legacy != nil {
