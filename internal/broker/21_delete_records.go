@@ -26,9 +26,12 @@ func handleDeleteRecords(c *conn, v int16, req *kmsg.DeleteRecordsRequest) *kmsg
 			sp := kmsg.NewDeleteRecordsResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.LowWatermark = -1
+			t := b.catalog.get(rt.Topic)
 			l := b.store.Get(rt.Topic, rp.Partition)
-			if l == nil || b.catalog.get(rt.Topic) == nil {
+			if t == nil || t.partition(rp.Partition) == nil {
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			} else if l == nil || !b.leads(t, rp.Partition) {
+				sp.ErrorCode = kerr.NotLeaderForPartition.Code
 			} else if lw, err := l.DeleteRecordsBefore(rp.Offset); err != nil {
 				sp.ErrorCode = errCode(err)
 			} else {
