@@ -4,7 +4,9 @@
 # make compat  only the compatibility suites
 # make fuzz    the fuzz targets, FUZZTIME each (default 2m)
 # make bench   Go micro-benchmarks with allocations
-.PHONY: test deps compat fuzz bench build
+# make cluster-faults  the controller failover campaign of test/cluster
+#              with 20 kills of the active controller (make test runs 3)
+.PHONY: test deps compat fuzz bench build cluster-faults
 
 FUZZTIME ?= 2m
 
@@ -32,3 +34,6 @@ fuzz:
 
 bench:
 	go test -run XXX -bench . -benchmem ./internal/...
+
+cluster-faults:
+	GREGOR_CLUSTER_KILLS=20 go test -count=1 -run TestClusterControllerFailover -v ./test/cluster/

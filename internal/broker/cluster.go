@@ -226,7 +226,11 @@ func (b *Broker) runLifecycle() {
 }
 
 func (b *Broker) lifecycleStep() error {
-	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+	// A request stuck on a controller that stopped answering without
+	// closing the connection (paused, partitioned) must give up in time
+	// for the next one to reach its successor within the session timeout.
+	timeout := min(5*time.Second, time.Duration(b.cfg.BrokerSessionTimeoutMs)*time.Millisecond/3)
+	ctx, cancel := context.WithTimeout(b.ctx, timeout)
 	defer cancel()
 	if b.legacy.Load() != nil {
 		return errors.New("importing the single-node topic catalog first")
