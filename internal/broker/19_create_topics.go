@@ -43,7 +43,9 @@ func init() {
 		v := inf.hdr.Version
 		c.goAsync(inf, func() kmsg.Response {
 			resp := c.b.viaController(c, req, func(ctx context.Context) kmsg.Response {
-				return createTopics(ctx, c.b, v, req)
+				// Brokers create internal topics on their own behalf over
+				// the controller listener; clients never may.
+				return createTopics(ctx, c.b, v, req, c.on == onController)
 			}, func() kmsg.Response {
 				return createTopicsFailed(req, kerr.NotController.Code, "this node is not the active controller")
 			}).(*kmsg.CreateTopicsResponse)
@@ -76,7 +78,7 @@ func createTopicsFailed(req *kmsg.CreateTopicsRequest, code int16, msg string) *
 }
 
 // createTopics runs CreateTopics where this node is the active controller.
-func createTopics(ctx context.Context, b *Broker, v int16, req *kmsg.CreateTopicsRequest) *kmsg.CreateTopicsResponse {
+func createTopics(ctx context.Context, b *Broker, v int16, req *kmsg.CreateTopicsRequest, internalOK bool) *kmsg.CreateTopicsResponse {
 	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
 	if requestPartitions(req, b.cfg.NumPartitions) > int64(b.cfg.MaxPartitionsPerReq) {
 		// Refused whole before any per-topic work, with one shared
@@ -97,6 +99,7 @@ func createTopics(ctx context.Context, b *Broker, v int16, req *kmsg.CreateTopic
 	for _, rt := range req.Topics {
 		seen[rt.Topic]++
 	}
+	created := false
 	for _, rt := range req.Topics {
 		st := kmsg.NewCreateTopicsResponseTopic()
 		st.Topic = rt.Topic
@@ -129,7 +132,7 @@ func createTopics(ctx context.Context, b *Broker, v int16, req *kmsg.CreateTopic
 			fail(kerr.InvalidRequest.Code, fmt.Sprintf("Create topics request from client contains multiple entries for the following topics: %s", rt.Topic))
 		case !validTopicName(rt.Topic):
 			fail(kerr.InvalidTopicException.Code, fmt.Sprintf("Topic name %q is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-', or is empty, '.', '..' or longer than 249 characters", rt.Topic))
-		case isInternalTopic(rt.Topic):
+		case isInternalTopic(rt.Topic) && !internalOK:
 			fail(kerr.InvalidRequest.Code, fmt.Sprintf("Creation of internal topic %s is prohibited.", rt.Topic))
 		case b.catalog.get(rt.Topic) != nil:
 			fail(kerr.TopicAlreadyExists.Code, fmt.Sprintf("Topic '%s' already exists.", rt.Topic))
@@ -153,6 +156,7 @@ func createTopics(ctx context.Context, b *Broker, v int16, req *kmsg.CreateTopic
 			}
 		}
 		if st.ErrorCode == 0 {
+			created = created || !req.ValidateOnly
 			spec := controller.TopicSpec{Name: rt.Topic, Partitions: partitions, ReplicationFactor: rf, Configs: configs}
 			for _, a := range rt.ReplicaAssignment {
 				spec.Assignments = append(spec.Assignments, a.Replicas)
@@ -186,6 +190,9 @@ func createTopics(ctx context.Context, b *Broker, v int16, req *kmsg.CreateTopic
 			}
 		}
 		resp.Topics = append(resp.Topics, st)
+	}
+	if created {
+		b.awaitBrokers(ctx)
 	}
 	return resp
 }

@@ -114,5 +114,6 @@ func deleteTopics(ctx context.Context, b *Broker, req *kmsg.DeleteTopicsRequest)
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
+	b.awaitBrokers(ctx)
 	return resp
 }

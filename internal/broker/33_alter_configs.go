@@ -50,6 +50,7 @@ func alterConfigs(ctx context.Context, b *Broker, v int16, req *kmsg.AlterConfig
 		sr.ErrorCode, sr.ErrorMessage = b.alterTopicConfigs(ctx, rr.ResourceType, rr.ResourceName, raw, next, req.ValidateOnly)
 		resp.Resources = append(resp.Resources, sr)
 	}
+	b.awaitBrokers(ctx)
 	return resp
 }
 

@@ -123,5 +123,6 @@ func createPartitions(ctx context.Context, b *Broker, v int16, req *kmsg.CreateP
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
+	b.awaitBrokers(ctx)
 	return resp
 }

@@ -90,6 +90,7 @@ func incrementalAlterConfigs(ctx context.Context, b *Broker, v int16, req *kmsg.
 		}
 		resp.Resources = append(resp.Resources, sr)
 	}
+	b.awaitBrokers(ctx)
 	return resp
 }
 

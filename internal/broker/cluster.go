@@ -156,6 +156,14 @@ func (b *Broker) runPublisher() {
 			if d := time.Since(start); d > time.Second {
 				b.log.Info("published metadata slowly", "offset", im.Offset, "took", d.Round(time.Millisecond))
 			}
+			if err == nil {
+				// Tell the controller at once (a heartbeat), so admin
+				// requests waiting for every broker to have it return.
+				select {
+				case b.registerNow <- struct{}{}:
+				default:
+				}
+			}
 			if err != nil {
 				select {
 				case <-time.After(time.Second):
@@ -216,12 +224,31 @@ func (b *Broker) runLifecycle() {
 		} else if b.fenced.Load() {
 			wait = 20 * time.Millisecond // catching up: ask again soon
 		}
-		select {
-		case <-time.After(wait):
-		case <-b.registerNow:
-		case <-b.ctx.Done():
-			return
+		// Heartbeat again after wait, at once when a publish asks for it,
+		// and when the active controller changes (a new controller knows
+		// nothing of this broker's progress until it hears from it).
+		leader := b.qnode.Status().Leader
+		timer := time.NewTimer(wait)
+		poll := time.NewTicker(50 * time.Millisecond)
+	waiting:
+		for {
+			select {
+			case <-timer.C:
+				break waiting
+			case <-b.registerNow:
+				break waiting
+			case <-poll.C:
+				if b.qnode.Status().Leader != leader {
+					break waiting
+				}
+			case <-b.ctx.Done():
+				timer.Stop()
+				poll.Stop()
+				return
+			}
 		}
+		timer.Stop()
+		poll.Stop()
 	}
 }
 
@@ -424,3 +451,13 @@ func splitHostPort(hp string) (string, int) {
 // ActiveController is the node id of the quorum leader as this node knows
 // it (0: none known).
 func (b *Broker) ActiveController() int32 { return int32(b.qnode.Status().Leader) }
+
+// awaitBrokers waits (at most 1 s) until every live broker has published
+// the newest metadata this controller applied: an admin change is then
+// visible on every broker when it is answered. A broker that is slow or
+// cut off delays the answer by the bound, never fails it.
+func (b *Broker) awaitBrokers(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	b.ctl.WaitCaughtUp(ctx, b.meta.Image().Offset)
+}

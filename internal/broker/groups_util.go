@@ -69,6 +69,7 @@ func (b *Broker) createTopicInternal(ctx context.Context, spec controller.TopicS
 			code, msg = res[0].Err.Code, res[0].Err.Message
 		default:
 			b.log.Info("created topic", "topic", spec.Name, "partitions", res[0].Partitions)
+			b.awaitBrokers(ctx)
 		}
 	} else {
 		req := kmsg.NewPtrCreateTopicsRequest()

@@ -495,6 +495,9 @@ func (l *Loader) Resolve() (*Config, error) {
 	c.MaxPartitions = int32(geti("gregor.max.partitions"))
 	c.RecoveryAcceptGaps = splitList(p["gregor.recovery.accept.gaps"])
 	c.HTTPListener = strings.TrimSpace(p["gregor.http.listener"])
+	if strings.EqualFold(c.HTTPListener, "off") {
+		c.HTTPListener = "" // as --http-addr off
+	}
 	c.MetricsPartitionLabels = getb("gregor.metrics.partition.labels")
 	c.RequestLogSlowMs = geti("gregor.request.log.slow.ms")
 	c.ConsoleAdminEnable = getb("gregor.console.admin.enable")
@@ -610,7 +613,7 @@ func (c *Config) Validate() error {
 	}
 	if c.HTTPListener != "" {
 		if _, _, err := net.SplitHostPort(c.HTTPListener); err != nil {
-			errs = append(errs, fmt.Errorf("gregor.http.listener: %q is not host:port (empty turns it off)", c.HTTPListener))
+			errs = append(errs, fmt.Errorf("gregor.http.listener: %q is not host:port (empty or off turns it off)", c.HTTPListener))
 		}
 	}
 	if c.ConsoleSampleMs < 100 {

@@ -143,7 +143,12 @@ func HandleDescribeQuorum(req *kmsg.DescribeQuorumRequest, st quorum.Status, end
 			case rt.Topic != MetadataTopic || rp.Partition != 0:
 				p.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			case st.Leader != st.ID:
+				// Name the leader this voter knows, so the caller can go there.
 				p.ErrorCode = kerr.NotLeaderForPartition.Code
+				p.LeaderID, p.LeaderEpoch = -1, int32(min(st.Term, math.MaxInt32))
+				if st.Leader != 0 {
+					p.LeaderID = int32(st.Leader)
+				}
 			default:
 				p.LeaderID = int32(st.Leader)
 				p.LeaderEpoch = int32(min(st.Term, math.MaxInt32))

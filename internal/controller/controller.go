@@ -93,7 +93,10 @@ type Controller struct {
 	lastSeen map[int32]time.Time
 	// heard marks brokers this controller had a heartbeat from in its
 	// current leadership (lastSeen is also set when leadership starts).
-	heard      map[int32]bool
+	heard map[int32]bool
+	// caughtUp is the metadata offset each broker last said it had
+	// published (its heartbeats), for WaitCaughtUp.
+	caughtUp   map[int32]uint64
 	wasLeader  bool
 	fenceCheck time.Time
 }
@@ -121,7 +124,7 @@ func New(cfg Config, q Quorum, state *metadata.State) *Controller {
 	if cfg.DefaultReplicationFactor <= 0 {
 		cfg.DefaultReplicationFactor = 1
 	}
-	return &Controller{cfg: cfg, log: cfg.Logger, q: q, state: state, lastSeen: map[int32]time.Time{}, heard: map[int32]bool{}}
+	return &Controller{cfg: cfg, log: cfg.Logger, q: q, state: state, lastSeen: map[int32]time.Time{}, heard: map[int32]bool{}, caughtUp: map[int32]uint64{}}
 }
 
 // Image is the metadata as this controller last applied it.
@@ -244,6 +247,7 @@ func (c *Controller) BrokerHeartbeat(ctx context.Context, h Heartbeat) (Heartbea
 	}
 	c.lastSeen[h.ID] = c.cfg.Now()
 	c.heard[h.ID] = true
+	c.caughtUp[h.ID] = max(c.caughtUp[h.ID], h.CaughtUp)
 	var recs []metadata.Record
 	switch {
 	case h.WantShutDown:
@@ -269,6 +273,32 @@ func (c *Controller) BrokerHeartbeat(ctx context.Context, h Heartbeat) (Heartbea
 		res.ShouldShutDown = !leadsAny(im, h.ID)
 	}
 	return res, nil
+}
+
+// WaitCaughtUp waits until every live (unfenced) broker has reported in a
+// heartbeat that it published offset, or ctx ends, and reports whether
+// they all did. Admin requests wait for it before they are answered, so a
+// client's next request sees its change on whichever broker it asks.
+func (c *Controller) WaitCaughtUp(ctx context.Context, offset uint64) bool {
+	for {
+		c.mu.Lock()
+		behind := false
+		for _, b := range c.state.Image().Brokers() {
+			if !b.Fenced && c.caughtUp[b.ID] < offset {
+				behind = true
+				break
+			}
+		}
+		c.mu.Unlock()
+		if !behind {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
 }
 
 func leadsAny(im *metadata.Image, id int32) bool {

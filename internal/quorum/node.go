@@ -57,6 +57,10 @@ type Config struct {
 	afterPersist func() (die bool)
 }
 
+// ErrNotLeader is returned to a proposal whose node lost leadership before
+// the entry was applied: it may or may not be committed later.
+var ErrNotLeader = errors.New("quorum: leadership lost; the proposal's outcome is unknown")
+
 // ErrStopped is returned once the node has stopped.
 var ErrStopped = errors.New("quorum: node stopped")
 
@@ -163,6 +167,10 @@ func Start(cfg Config) (*Node, error) {
 		// leader with a higher term.
 		PreVote:                   true,
 		MaxUncommittedEntriesSize: 64 << 20,
+		// Only the leader appends proposals: a node that lost leadership
+		// (a paused controller waking up) must not have its stale
+		// decisions forwarded to the new leader and committed.
+		DisableProposalForwarding: true,
 		Logger:                    raftLogger{cfg.Logger},
 	}
 	if existed {
@@ -253,6 +261,19 @@ func (n *Node) Propose(ctx context.Context, data []byte) (uint64, error) {
 	}
 }
 
+// failWaiters answers every pending proposal with err.
+func (n *Node) failWaiters(err error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for seq, ch := range n.waiters {
+		select {
+		case ch <- result{err: err}:
+		default:
+		}
+		delete(n.waiters, seq)
+	}
+}
+
 // Err is the failure that stopped the node, if any.
 func (n *Node) Err() error {
 	if p := n.failed.Load(); p != nil {
@@ -322,6 +343,12 @@ func (n *Node) run() {
 		case <-ticker.C:
 			n.raft.Tick()
 		case rd := <-n.raft.Ready():
+			if rd.SoftState != nil && rd.SoftState.RaftState != raft.StateLeader {
+				// Proposals waiting here may never commit (a new leader
+				// may overwrite them) or may commit later: either way
+				// their proposer learns now that the outcome is unknown.
+				n.failWaiters(ErrNotLeader)
+			}
 			if err := n.handle(rd); err != nil {
 				if err != errKilled {
 					n.fail(err)

@@ -343,14 +343,27 @@ func tcpCluster(t *testing.T, n int, tweak func(*Config)) *cluster {
 }
 
 // Three voters over real TCP: one leader, every proposal applied in the same
-// order everywhere, including proposals sent to followers.
+// order everywhere. Only the leader takes proposals: a follower refuses at
+// once (no forwarding), so a stale leader's decisions never reach the log.
 func TestThreeVotersOverTCP(t *testing.T) {
 	c := tcpCluster(t, 3, nil)
 	c.waitLeader()
+	for _, id := range c.ids {
+		if id == c.leader() {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		start := time.Now()
+		_, err := c.node(id).Propose(ctx, []byte("via-follower"))
+		cancel()
+		if err == nil || time.Since(start) > time.Second {
+			t.Fatalf("a follower's proposal: %v after %v, want a prompt refusal", err, time.Since(start))
+		}
+	}
 	var acked []string
 	for i := 0; i < 150; i++ {
 		id := fmt.Sprintf("e%d", i)
-		via := c.ids[i%3]
+		via := c.leader()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		idx, err := c.node(via).Propose(ctx, []byte(id))
 		cancel()
