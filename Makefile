@@ -2,9 +2,11 @@
 #              then vet, unit/integration/crash tests with the race detector, and
 #              the real-client compatibility suites
 # make compat  only the compatibility suites
+# make compat-cluster  the same real clients against a 3-node cluster
+#              (test/compat/cluster.sh, ~5 min: not part of make test)
 # make fuzz    the fuzz targets, FUZZTIME each (default 2m)
 # make bench   Go micro-benchmarks with allocations
-.PHONY: test deps compat fuzz bench build
+.PHONY: test deps compat compat-cluster fuzz bench build
 
 FUZZTIME ?= 2m
 
@@ -21,6 +23,9 @@ test: deps
 
 compat:
 	bash test/compat/run.sh
+
+compat-cluster:
+	bash test/compat/cluster.sh
 
 fuzz:
 	go test -run XXX -fuzz FuzzRequest -fuzztime $(FUZZTIME) ./internal/broker/
