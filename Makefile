@@ -2,11 +2,13 @@
 #              then vet, unit/integration/crash tests with the race detector, and
 #              the real-client compatibility suites
 # make compat  only the compatibility suites
+# make compat-cluster  the same real clients against a 3-node cluster
+#              (test/compat/cluster.sh, ~5 min: not part of make test)
 # make fuzz    the fuzz targets, FUZZTIME each (default 2m)
 # make bench   Go micro-benchmarks with allocations
 # make cluster-faults  the controller failover campaign of test/cluster
 #              with 20 kills of the active controller (make test runs 3)
-.PHONY: test deps compat fuzz bench build cluster-faults
+.PHONY: test deps compat compat-cluster fuzz bench build cluster-faults
 
 FUZZTIME ?= 2m
 
@@ -23,6 +25,9 @@ test: deps
 
 compat:
 	bash test/compat/run.sh
+
+compat-cluster:
+	bash test/compat/cluster.sh
 
 fuzz:
 	go test -run XXX -fuzz FuzzRequest -fuzztime $(FUZZTIME) ./internal/broker/

@@ -3,7 +3,9 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -20,10 +22,22 @@ func (p *profile) adminChecks() {
 		defer a.Close()
 		brokers, controller, err := a.DescribeCluster()
 		must(err, "DescribeCluster")
-		expect(len(brokers) == 1, "brokers: got %d, want 1", len(brokers))
-		expect(brokers[0].Addr() == p.s.bootstrap, "broker address: got %q, want %q", brokers[0].Addr(), p.s.bootstrap)
-		expect(controller == brokers[0].ID(), "controller id %d, broker id %d", controller, brokers[0].ID())
-		brokerID = brokers[0].ID()
+		// COMPAT_BROKERS: how many brokers the cluster has (cluster.sh sets
+		// 3); the bootstrap broker must be one of them, the controller too.
+		want := 1
+		if n, err := strconv.Atoi(os.Getenv("COMPAT_BROKERS")); err == nil && n > 0 {
+			want = n
+		}
+		expect(len(brokers) == want, "brokers: got %d, want %d", len(brokers), want)
+		var ids []int32
+		for _, br := range brokers {
+			ids = append(ids, br.ID())
+			if br.Addr() == p.s.bootstrap {
+				brokerID = br.ID()
+			}
+		}
+		expect(brokerID != -1, "no broker at the bootstrap address %q", p.s.bootstrap)
+		expect(slices.Contains(ids, controller), "controller id %d is not one of the brokers %v", controller, ids)
 	})
 
 	p.check("admin_create_topic", func() {
@@ -175,16 +189,27 @@ func configMap(entries []sarama.ConfigEntry) map[string]sarama.ConfigEntry {
 }
 
 // checkPartitions: partitions 0..n-1, each led by brokerID, which is also
-// the only replica and the only in-sync replica.
+// the only replica and the only in-sync replica. With COMPAT_BROKERS above 1
+// (a cluster) any broker may lead a partition; it must still be the only
+// replica and in-sync replica.
 func checkPartitions(m *sarama.TopicMetadata, n int, brokerID int32) {
 	expect(len(m.Partitions) == n, "%s: %d partitions, want %d", m.Name, len(m.Partitions), n)
+	cluster := false
+	if c, err := strconv.Atoi(os.Getenv("COMPAT_BROKERS")); err == nil && c > 1 {
+		cluster = true
+	}
 	ids := []int32{}
 	for _, pm := range m.Partitions {
 		ids = append(ids, pm.ID)
 		expect(errors.Is(pm.Err, sarama.ErrNoError), "partition %d error %v", pm.ID, pm.Err)
-		expect(pm.Leader == brokerID, "partition %d leader %d, want %d", pm.ID, pm.Leader, brokerID)
-		expect(slices.Equal(pm.Replicas, []int32{brokerID}), "partition %d replicas %v", pm.ID, pm.Replicas)
-		expect(slices.Equal(pm.Isr, []int32{brokerID}), "partition %d isr %v", pm.ID, pm.Isr)
+		leader := brokerID
+		if cluster {
+			leader = pm.Leader
+			expect(leader >= 0, "partition %d has no leader", pm.ID)
+		}
+		expect(pm.Leader == leader, "partition %d leader %d, want %d", pm.ID, pm.Leader, leader)
+		expect(slices.Equal(pm.Replicas, []int32{leader}), "partition %d replicas %v", pm.ID, pm.Replicas)
+		expect(slices.Equal(pm.Isr, []int32{leader}), "partition %d isr %v", pm.ID, pm.Isr)
 	}
 	slices.Sort(ids)
 	for i, id := range ids {
