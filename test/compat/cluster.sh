@@ -228,7 +228,6 @@ inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 log.dirs=$WORK/node-$n
 gregor.http.listener=
-group.initial.rebalance.delay.ms=0
 EOF
 	if ! "$BIN" storage format -t "$CLUSTER_ID" -c "$WORK/server-$n.properties" >>"$WORK/format.log" 2>&1; then
 		record cluster_format FAIL "storage format node $n: $(tail -n 1 "$WORK/format.log")"
