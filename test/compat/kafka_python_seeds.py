@@ -275,6 +275,27 @@ def _():
         expect_eq(got, sorted(DATA), "values in %s" % t)
 
 
+def leader_of(topic, partition):
+    """host, port of a partition's leader, from a raw Metadata v0 to B."""
+    proto = KafkaProtocol(client_id="gregor-compat")
+    proto.send_request(MetadataRequest[0]([topic]))
+    host, port = B.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(proto.send_bytes())
+        responses = []
+        while not responses:
+            chunk = sock.recv(1 << 20)
+            expect(chunk, "broker closed the connection during Metadata")
+            responses = proto.receive_bytes(chunk)
+    resp = responses[0][1]
+    brokers = {b[0]: (b[1], b[2]) for b in resp.brokers}
+    for t in resp.topics:
+        for p in t[2]:
+            if p[1] == partition and p[2] in brokers:
+                return brokers[p[2]]
+    return host, int(port)
+
+
 @S.check("wire_acks0_produce_gets_no_response")
 def _():
     # Kafka's contract: a Produce with acks=0 is never answered. Send one
@@ -292,7 +313,9 @@ def _():
                                 topics=[(topic, [(0, bytes(builder.buffer()))])])
     proto.send_request(produce)
     meta_corr = proto.send_request(MetadataRequest[0]([topic]))
-    host, port = B.rsplit(":", 1)
+    # To the partition's leader: in a cluster that may not be the bootstrap
+    # broker (and a non-leader drops an acks=0 produce, as Kafka does).
+    host, port = leader_of(topic, 0)
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         sock.sendall(proto.send_bytes())
         responses = []
