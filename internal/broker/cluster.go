@@ -452,12 +452,13 @@ func splitHostPort(hp string) (string, int) {
 // it (0: none known).
 func (b *Broker) ActiveController() int32 { return int32(b.qnode.Status().Leader) }
 
-// awaitBrokers waits (at most 1 s) until every live broker has published
+// awaitBrokers waits (at most 1 s) until every responsive broker has published
 // the newest metadata this controller applied: an admin change is then
 // visible on every broker when it is answered. A broker that is slow or
 // cut off delays the answer by the bound, never fails it.
 func (b *Broker) awaitBrokers(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	b.ctl.WaitCaughtUp(ctx, b.meta.Image().Offset)
+	// A broker that missed one and a half heartbeats is not waited for.
+	b.ctl.WaitCaughtUp(ctx, b.meta.Image().Offset, time.Duration(b.cfg.BrokerHeartbeatMs)*time.Millisecond*3/2)
 }

@@ -275,16 +275,19 @@ func (c *Controller) BrokerHeartbeat(ctx context.Context, h Heartbeat) (Heartbea
 	return res, nil
 }
 
-// WaitCaughtUp waits until every live (unfenced) broker has reported in a
-// heartbeat that it published offset, or ctx ends, and reports whether
-// they all did. Admin requests wait for it before they are answered, so a
-// client's next request sees its change on whichever broker it asks.
-func (c *Controller) WaitCaughtUp(ctx context.Context, offset uint64) bool {
+// WaitCaughtUp waits until every responsive broker (unfenced, heard from
+// in this leadership within the last fresh) has reported in a heartbeat
+// that it published offset, or ctx ends, and reports whether they all
+// did. Admin requests wait for it before they are answered, so a client's
+// next request sees its change on whichever broker it asks; a broker that
+// went quiet (killed, cut off) is not waited for.
+func (c *Controller) WaitCaughtUp(ctx context.Context, offset uint64, fresh time.Duration) bool {
 	for {
 		c.mu.Lock()
 		behind := false
+		now := c.cfg.Now()
 		for _, b := range c.state.Image().Brokers() {
-			if !b.Fenced && c.caughtUp[b.ID] < offset {
+			if !b.Fenced && c.heard[b.ID] && now.Sub(c.lastSeen[b.ID]) < fresh && c.caughtUp[b.ID] < offset {
 				behind = true
 				break
 			}
