@@ -1,9 +1,9 @@
 # make test    installs the client tools the compatibility suites need (idempotent),
-#              then vet, unit/integration/crash tests with the race detector, and
-#              the real-client compatibility suites
+#              then vet, unit/integration/crash/cluster tests with the race detector,
+#              and the real-client compatibility suites (one broker, then 3 nodes)
 # make compat  only the compatibility suites
 # make compat-cluster  the same real clients against a 3-node cluster
-#              (test/compat/cluster.sh, ~5 min: not part of make test)
+#              (test/compat/cluster.sh, ~4.5 min; make test runs it too)
 # make fuzz    the fuzz targets, FUZZTIME each (default 2m)
 # make bench   Go micro-benchmarks with allocations
 # make cluster-faults  the controller failover campaign of test/cluster
@@ -22,6 +22,7 @@ test: deps
 	go vet ./...
 	go test -race ./...
 	bash test/compat/run.sh
+	bash test/compat/cluster.sh
 
 compat:
 	bash test/compat/run.sh
