@@ -34,34 +34,18 @@ import (
 )
 
 func init() {
-	registerRaw(62, 0, 4, func(c *conn, inf *inflight, req kmsg.Request) {
-		c.goAsync(inf, func() kmsg.Response {
-			ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
-			defer cancel()
-			return c.b.ctl.HandleBrokerRegistration(ctx, req.(*kmsg.BrokerRegistrationRequest), c.b.clusterID)
-		})
-	}).controllerOnly()
-	registerRaw(63, 0, 1, func(c *conn, inf *inflight, req kmsg.Request) {
-		c.goAsync(inf, func() kmsg.Response {
-			ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
-			defer cancel()
-			return c.b.ctl.HandleBrokerHeartbeat(ctx, req.(*kmsg.BrokerHeartbeatRequest))
-		})
-	}).controllerOnly()
-	registerRaw(67, 0, 0, func(c *conn, inf *inflight, req kmsg.Request) {
-		c.goAsync(inf, func() kmsg.Response {
-			ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
-			defer cancel()
-			return c.b.ctl.HandleAllocateProducerIDs(ctx, req.(*kmsg.AllocateProducerIDsRequest))
-		})
-	}).controllerOnly()
-	registerRaw(56, 2, 3, func(c *conn, inf *inflight, req kmsg.Request) {
-		c.goAsync(inf, func() kmsg.Response {
-			ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
-			defer cancel()
-			return c.b.ctl.HandleAlterPartition(ctx, req.(*kmsg.AlterPartitionRequest))
-		})
-	}).controllerOnly()
+	registerController(62, 0, 4, func(ctx context.Context, b *Broker, req *kmsg.BrokerRegistrationRequest) kmsg.Response {
+		return b.ctl.HandleBrokerRegistration(ctx, req, b.clusterID)
+	})
+	registerController(63, 0, 1, func(ctx context.Context, b *Broker, req *kmsg.BrokerHeartbeatRequest) kmsg.Response {
+		return b.ctl.HandleBrokerHeartbeat(ctx, req)
+	})
+	registerController(67, 0, 0, func(ctx context.Context, b *Broker, req *kmsg.AllocateProducerIDsRequest) kmsg.Response {
+		return b.ctl.HandleAllocateProducerIDs(ctx, req)
+	})
+	registerController(56, 2, 3, func(ctx context.Context, b *Broker, req *kmsg.AlterPartitionRequest) kmsg.Response {
+		return b.ctl.HandleAlterPartition(ctx, req)
+	})
 	// UnregisterBroker: Kafka's kafka-cluster.sh unregister sends it to a
 	// broker, which forwards it.
 	registerRaw(64, 0, 0, func(c *conn, inf *inflight, req kmsg.Request) {
@@ -75,6 +59,19 @@ func init() {
 			})
 		})
 	}).alsoController()
+}
+
+// registerController adds an API served on the controller listener only,
+// answered by this node's controller off the reader goroutine (it waits
+// for a commit), within 10 s.
+func registerController[Req kmsg.Request](key, min, max int16, fn func(ctx context.Context, b *Broker, req Req) kmsg.Response) {
+	registerRaw(key, min, max, func(c *conn, inf *inflight, req kmsg.Request) {
+		c.goAsync(inf, func() kmsg.Response {
+			ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
+			defer cancel()
+			return fn(ctx, c.b, req.(Req))
+		})
+	}).controllerOnly()
 }
 
 // serveControllerConn serves a controller listener connection: a voter's
