@@ -279,6 +279,21 @@ func (b *Broker) lifecycleStep() error {
 		}
 		return err
 	}
+	if !res.Fenced && b.fenced.Load() {
+		// Serve once this broker's own published image shows it unfenced:
+		// the same batch elected it leader where it can lead, so clients
+		// told "ready" find their partitions and coordinators led.
+		id, epoch := b.cfg.NodeID, b.epoch.Load()
+		wctx, wcancel := context.WithTimeout(b.ctx, 5*time.Second)
+		ok := b.catalog.waitFor(wctx.Done(), func() bool {
+			br := b.catalog.image.Broker(id)
+			return br != nil && !br.Fenced && br.Epoch == epoch
+		})
+		wcancel()
+		if !ok {
+			return errors.New("unfenced by the controller, but not yet in this broker's metadata")
+		}
+	}
 	was := b.fenced.Swap(res.Fenced)
 	if was && !res.Fenced {
 		b.log.Info("unfenced: serving")
