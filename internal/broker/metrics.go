@@ -280,11 +280,16 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	// Partitions and logs, from the catalog's published topics.
 	perPartition := b.cfg.MetricsPartitionLabels
 	topics := b.catalog.all()
-	parts, offline := 0, 0
+	parts, offline, leading := 0, 0, 0
+	globalParts, leaderless := 0, 0
 	for _, t := range topics {
 		gauge(descTopicPartitions, float64(t.Partitions), t.Name)
 		var size int64
 		for p := int32(0); p < t.Partitions; p++ {
+			globalParts++
+			if t.leaderOf(p) < 0 {
+				leaderless++
+			}
 			l := b.store.Get(t.Name, p)
 			if l == nil {
 				continue
@@ -293,6 +298,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			if l.Offline() != nil {
 				offline++
 				continue
+			}
+			if b.leads(t, p) {
+				leading++
 			}
 			s := l.Size()
 			size += s
@@ -310,21 +318,33 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	if b.store.Failure() != nil {
-		offline = parts
+		offline, leading = parts, 0
 	}
-	// One broker: it leads every partition, every ISR is itself, and it
-	// is the active controller.
+	// Partitions have one replica (no replication yet), so none is under
+	// replicated. The controller's gauges are non-zero on the active
+	// controller only, as in Kafka; kafka_brokers counts live brokers.
 	gauge(descPartitionCount, float64(parts))
-	gauge(descLeaderCount, float64(parts-offline))
+	gauge(descLeaderCount, float64(leading))
 	gauge(descUnderReplicated, 0)
 	gauge(descUnderMinISR, 0)
 	gauge(descOfflineReplicas, float64(offline))
-	gauge(descOfflinePartitions, float64(offline))
-	gauge(descBrokerState, 3)
-	gauge(descActiveController, 1)
-	gauge(descGlobalTopics, float64(len(topics)))
-	gauge(descGlobalPartitions, float64(parts))
-	gauge(descBrokers, 1)
+	state := 1.0 // STARTING
+	if b.serving() {
+		state = 3 // RUNNING
+	}
+	gauge(descBrokerState, state)
+	if b.qnode.IsLeader() {
+		gauge(descActiveController, 1)
+		gauge(descOfflinePartitions, float64(max(leaderless, offline)))
+		gauge(descGlobalTopics, float64(len(topics)))
+		gauge(descGlobalPartitions, float64(globalParts))
+	} else {
+		gauge(descActiveController, 0)
+		gauge(descOfflinePartitions, 0)
+		gauge(descGlobalTopics, 0)
+		gauge(descGlobalPartitions, 0)
+	}
+	gauge(descBrokers, float64(max(b.liveBrokers(), 1)))
 
 	b.collectGroups(gauge, perPartition)
 }
