@@ -437,8 +437,13 @@ func (b *Broker) serveConn(nc net.Conn, listener string, on uint8, done func()) 
 // DialInternal opens an in-process connection to this broker, for the
 // built-in console: the same request path as a TCP client, but no port, no
 // descriptor, and no share of the connection limits meant for clients.
-// network and addr are ignored (a kgo.Dialer has this signature).
-func (b *Broker) DialInternal(_ context.Context, _, _ string) (net.Conn, error) {
+// Other brokers of the cluster (any addr but this broker's advertised one)
+// are dialed over TCP. It has a kgo.Dialer's signature.
+func (b *Broker) DialInternal(ctx context.Context, network, addr string) (net.Conn, error) {
+	if addr != "" && addr != b.AdvertisedAddr() {
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}
 	client, server := net.Pipe()
 	if !b.serveConn(server, b.clientListener, onBroker, func() {}) {
 		client.Close()
