@@ -21,8 +21,9 @@ deps:
 test: deps
 	go vet ./...
 	go test -race ./...
-	bash test/compat/run.sh
-	bash test/compat/cluster.sh
+	go build -o .gregor-compat ./cmd/gregor
+	GREGOR_BIN=$(CURDIR)/.gregor-compat bash test/compat/run.sh
+	GREGOR_BIN=$(CURDIR)/.gregor-compat bash test/compat/cluster.sh
 
 compat:
 	bash test/compat/run.sh
