@@ -72,7 +72,11 @@ func TestControllerFailover(t *testing.T) {
 		deadline := time.Now().Add(15 * time.Second)
 		for time.Now().Before(deadline) {
 			for id, v := range voters {
-				if v != nil && v.node.Status().Leader == id {
+				// Ready: leading, with its term's first entry applied.
+				if v == nil {
+					continue
+				}
+				if st := v.node.Status(); st.Leader == id && st.LeaderReady {
 					return v
 				}
 			}

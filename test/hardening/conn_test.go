@@ -345,6 +345,10 @@ func TestConnPerIPLimits(t *testing.T) {
 	s := newServer(t, "max.connections.per.ip=3", "max.connections.per.ip.overrides=127.0.0.2:6",
 		"gregor.http.listener="+freePort(t))
 	s.start()
+	// The start banner is printed line by line: wait for its http line.
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(s.output(), "http:") && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if !strings.Contains(s.output(), "http:") {
 		t.Fatalf("the HTTP listener (and console) did not start:\n%s", s.output())
 	}
