@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/gregorhq/gregor/internal/broker"
 	"github.com/gregorhq/gregor/internal/config"
+	"github.com/gregorhq/gregor/internal/freeport"
 	"github.com/gregorhq/gregor/internal/metadata"
 	"github.com/gregorhq/gregor/internal/storage"
 )
@@ -91,16 +91,9 @@ func StartCluster(opts ClusterOptions) (*Cluster, error) {
 
 func (c *Cluster) dir(i int) string { return filepath.Join(c.opts.Dir, "node-"+strconv.Itoa(i)) }
 
-// freeAddr picks a free loopback port. (Another process could take it
-// before the node listens; tests accept that small race.)
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
+// freeAddr picks a free loopback port outside the ephemeral range, so a
+// node restarted on it does not find it taken by some client.
+func freeAddr() (string, error) { return freeport.Addr() }
 
 // Start starts node i (again). It returns once the node serves, which
 // needs a majority of the voters running.

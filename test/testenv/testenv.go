@@ -9,7 +9,6 @@ package testenv
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gregorhq/gregor/internal/freeport"
 )
 
 // Need returns the path of an executable among names, or skips (fails in
@@ -75,12 +76,11 @@ func Binary(t testing.TB) string {
 // FreeAddr returns a 127.0.0.1 address with a port free right now.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeport.Addr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addr
 }
 
 // Proc is a background process whose output goes to a file, stopped at
