@@ -5,9 +5,12 @@ package broker
 // The legacy, non-incremental API: the configs given replace all of a
 // topic's overrides. Values are checked against the topic config table
 // (INVALID_CONFIG) before anything changes, and validate_only changes
-// nothing. Broker resources ("" for cluster defaults, or this node's id)
-// take the log defaults topics fall back on (dynamic_configs.go); other
-// broker properties are static and get INVALID_CONFIG.
+// nothing. Broker resources ("" for cluster defaults, or a registered
+// broker's id) take the log defaults topics fall back on
+// (dynamic_configs.go); other broker properties are static and get
+// INVALID_CONFIG. The change is committed to the metadata log by the
+// active controller (a broker forwards it there) and answered once the
+// brokers have published it.
 
 import (
 	"context"

@@ -4,7 +4,8 @@ package broker
 //
 // SET and DELETE change one topic override each; APPEND and SUBTRACT work
 // on list configs (cleanup.policy) and are INVALID_CONFIG on others, as in
-// Kafka. The result is validated as a whole before it is stored.
+// Kafka. The result is validated as a whole, then committed to the
+// metadata log by the active controller (a broker forwards it there).
 
 import (
 	"context"

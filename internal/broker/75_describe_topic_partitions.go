@@ -7,9 +7,11 @@ package broker
 // response_partition_limit partitions (capped at 2000, Kafka's
 // max.request.partition.size.limit) per response; when more remain,
 // next_cursor names the topic and partition to continue from, and a request
-// carrying a cursor starts there. Eligible-leader-replica lists are empty:
-// a single node has no ELR. An offline log dir is reported as in Metadata:
-// KAFKA_STORAGE_ERROR per partition, no leader, the node offline.
+// carrying a cursor starts there. Leader, leader epoch, replicas, ISR and
+// offline replicas come from this broker's metadata image, as in
+// Metadata. Eligible-leader-replica lists are empty (no ELR without
+// replication). A partition this broker leads whose log is unusable gets
+// KAFKA_STORAGE_ERROR, no leader, this broker offline.
 
 import (
 	"sort"
