@@ -65,7 +65,7 @@ func (b *Broker) alterTopicConfigs(ctx context.Context, typ kmsg.ConfigResourceT
 	switch int8(typ) {
 	case resourceTopic:
 	case resourceBroker:
-		if !b.isBrokerResource(name) {
+		if !b.isAlterableBroker(name) {
 			return fail(kerr.InvalidRequest.Code, "Unexpected broker id, expected "+strconv.Itoa(int(b.cfg.NodeID))+" or empty string, but received "+name)
 		}
 		if err := b.alterBrokerConfigs(ctx, name, next, validateOnly); err != nil {

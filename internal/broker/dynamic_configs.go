@@ -101,9 +101,17 @@ func (b *Broker) brokerPropNames() []string {
 	return names
 }
 
-// isBrokerResource accepts "" (cluster default) and this node's id.
+// isBrokerResource accepts "" (cluster default) and this node's id: a
+// broker describes only its own configs, as in Kafka.
 func (b *Broker) isBrokerResource(name string) bool {
-	if name == "" || name == strconv.Itoa(int(b.cfg.NodeID)) {
+	return name == "" || name == strconv.Itoa(int(b.cfg.NodeID))
+}
+
+// isAlterableBroker accepts what the controller may change: the cluster
+// default and any registered broker (a broker forwards changes of its own
+// configs to the controller).
+func (b *Broker) isAlterableBroker(name string) bool {
+	if b.isBrokerResource(name) {
 		return true
 	}
 	id, err := strconv.Atoi(name)
