@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -358,8 +357,6 @@ func (c *catalog) collidesWith(name string) string {
 	return ""
 }
 
-var errTopicExists = errors.New("topic already exists")
-
 // errCollision: the name collides with an existing topic's ('.' vs '_').
 type errCollision struct{ name, existing string }
 
@@ -390,14 +387,6 @@ func (c *catalog) checkLimit(name string, n int64, internal bool) error {
 
 // wait waits for background removals of deleted topics to finish.
 func (c *catalog) wait() { c.bg.Wait() }
-
-// reapply pushes every topic's effective log config to storage again, after
-// a broker-level default changed.
-func (c *catalog) reapply() {
-	for _, t := range c.all() {
-		c.applyConfig(t)
-	}
-}
 
 // applyConfig pushes a topic's log config to its local partitions.
 func (c *catalog) applyConfig(t *topic) {

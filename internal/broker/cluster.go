@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -42,7 +43,7 @@ func (b *Broker) openQuorum() (fresh bool, err error) {
 	cfg := b.cfg
 	if !cfg.HasRole("controller") || !cfg.HasRole("broker") {
 		return false, fmt.Errorf("broker: process.roles=%s: only combined nodes (broker,controller) are supported so far; "+
-			"broker-only and controller-only nodes come later", stringsJoin(cfg.ProcessRoles))
+			"broker-only and controller-only nodes come later", strings.Join(cfg.ProcessRoles, ","))
 	}
 	base := b.dataDir
 	if cfg.MetadataLogDir != "" {
@@ -94,17 +95,6 @@ func (b *Broker) openQuorum() (fresh bool, err error) {
 	return fresh, nil
 }
 
-func stringsJoin(s []string) string {
-	out := ""
-	for i, v := range s {
-		if i > 0 {
-			out += ","
-		}
-		out += v
-	}
-	return out
-}
-
 // controllerListenAddr is the address of this node's controller listener
 // (the first of controller.listener.names found in listeners).
 func (b *Broker) controllerListenAddr() (net.Addr, error) {
@@ -118,7 +108,7 @@ func (b *Broker) controllerListenAddr() (net.Addr, error) {
 		}
 	}
 	return nil, fmt.Errorf("broker: controller.quorum.voters names other voters, so listeners needs a controller listener (%s)",
-		stringsJoin(b.cfg.ControllerListenerNames))
+		strings.Join(b.cfg.ControllerListenerNames, ","))
 }
 
 func (b *Broker) isControllerListener(name string) bool {
