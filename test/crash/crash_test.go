@@ -31,7 +31,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/gregorhq/gregor/internal/freeport"
+	"github.com/gregorhq/gregor/test/testenv"
 )
 
 const topic = "crash"
@@ -55,14 +55,6 @@ func buildBinary(t *testing.T) string {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	return bin
-}
-
-func freePort(t *testing.T) string {
-	addr, err := freeport.Addr()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return addr
 }
 
 func (s *server) start() {
@@ -120,7 +112,7 @@ func TestKillNineLosesNothingAcknowledged(t *testing.T) {
 		cycles, _ = strconv.Atoi(v)
 	}
 	root := t.TempDir()
-	s := &server{t: t, bin: buildBinary(t), dir: filepath.Join(root, "data"), addr: freePort(t)}
+	s := &server{t: t, bin: buildBinary(t), dir: filepath.Join(root, "data"), addr: testenv.FreeAddr(t)}
 	s.start()
 	t.Cleanup(func() {
 		if s.cmd.ProcessState == nil {

@@ -8,6 +8,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/gregorhq/gregor/test/testenv"
 )
 
 // TestGroupStateSurvivesKill commits offsets with a live group, kills the
@@ -16,7 +18,7 @@ import (
 // member carries on in its generation without rejoining from scratch.
 func TestGroupStateSurvivesKill(t *testing.T) {
 	root := t.TempDir()
-	s := &server{t: t, bin: buildBinary(t), dir: filepath.Join(root, "data"), addr: freePort(t)}
+	s := &server{t: t, bin: buildBinary(t), dir: filepath.Join(root, "data"), addr: testenv.FreeAddr(t)}
 	s.start()
 	t.Cleanup(func() {
 		if s.cmd.ProcessState == nil {

@@ -24,6 +24,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregorhq/gregor/test/testenv"
 )
 
 // adminClients returns a franz-go client and its admin wrapper for s,
@@ -412,7 +414,7 @@ func TestAdminLogDirLock(t *testing.T) {
 	defer s.stop()
 	before := adminDirState(t, s.dir)
 
-	second := exec.Command(s.bin, "serve", "--data-dir", s.dir, "--listeners", "PLAINTEXT://"+freePort(t))
+	second := exec.Command(s.bin, "serve", "--data-dir", s.dir, "--listeners", "PLAINTEXT://"+testenv.FreeAddr(t))
 	done := make(chan struct{})
 	var out []byte
 	var err error

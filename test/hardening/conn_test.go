@@ -27,6 +27,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregorhq/gregor/test/testenv"
 )
 
 // connFrame encodes a request the way a client does.
@@ -343,7 +345,7 @@ func TestConnPerIPLimits(t *testing.T) {
 	// The built-in console runs (its own listener address, so no other
 	// broker holds it): its in-process connections take no slot.
 	s := newServer(t, "max.connections.per.ip=3", "max.connections.per.ip.overrides=127.0.0.2:6",
-		"gregor.http.listener="+freePort(t))
+		"gregor.http.listener="+testenv.FreeAddr(t))
 	s.start()
 	// The start banner is printed line by line: wait for its http line.
 	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(s.output(), "http:") && time.Now().Before(deadline); {

@@ -22,6 +22,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregorhq/gregor/test/testenv"
 )
 
 // fetchGoroutines reads the goroutine count from the broker's pprof.
@@ -130,7 +132,7 @@ func fetchRead(t *testing.T, c net.Conn) *kmsg.FetchResponse {
 func TestFetchHardeningCapAndPipelined(t *testing.T) {
 	const capBytes = 16 << 20
 	s := newServer(t, "fetch.max.bytes="+strconv.Itoa(capBytes))
-	dbg := freePort(t)
+	dbg := testenv.FreeAddr(t)
 	s.start("--debug-addr", dbg)
 	defer s.stop()
 	cl := fetchClient(t, s.addr, kgo.RecordPartitioner(kgo.ManualPartitioner()))
@@ -217,7 +219,7 @@ func TestFetchHardeningCapAndPipelined(t *testing.T) {
 // goroutine per partition; produce latency and RSS under that load.
 func TestFetchHardeningLongPolls(t *testing.T) {
 	const parts, conns, perConn = 1000, 10, 10
-	dbg := freePort(t)
+	dbg := testenv.FreeAddr(t)
 	s := newServer(t)
 	s.start("--debug-addr", dbg)
 	defer s.stop()

@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gregorhq/gregor/internal/freeport"
+	"github.com/gregorhq/gregor/test/testenv"
 )
 
 var (
@@ -69,22 +69,13 @@ type server struct {
 // are "key=value" overrides. Call start. The broker is killed at cleanup.
 func newServer(t *testing.T, props ...string) *server {
 	t.Helper()
-	s := &server{t: t, bin: binary(t), dir: filepath.Join(t.TempDir(), "data"), addr: freePort(t), props: props}
+	s := &server{t: t, bin: binary(t), dir: filepath.Join(t.TempDir(), "data"), addr: testenv.FreeAddr(t), props: props}
 	t.Cleanup(func() {
 		if s.running() {
 			s.kill()
 		}
 	})
 	return s
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	addr, err := freeport.Addr()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return addr
 }
 
 type lockedBuffer struct {
