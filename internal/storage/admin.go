@@ -115,7 +115,7 @@ func (s *Store) CreatePartitions(topic string, from, to int32, topicID [16]byte,
 		if err := writeFileNoSync(s.fsys, dir, partitionMetaFile, encodePartitionMetadata(topicID)); err != nil {
 			return undo(fmt.Errorf("storage: create %s: %w", dir, err))
 		}
-		if err := writeFileNoSync(s.fsys, dir, leaderEpochFile, encodeLeaderEpochs(0)); err != nil {
+		if err := writeFileNoSync(s.fsys, dir, leaderEpochFile, encodeEpochs(nil)); err != nil {
 			return undo(fmt.Errorf("storage: create %s: %w", dir, err))
 		}
 	}

@@ -107,14 +107,6 @@ func decodeOffsets(data []byte) (map[topicPartition]int64, error) {
 	return m, err
 }
 
-// encodeLeaderEpochs renders leader-epoch-checkpoint. Gregor is a single
-// node that is always leader in epoch 0, so the cache is one entry: epoch 0
-// starting at the log start offset (Kafka moves the first entry's start
-// offset up when the log start moves).
-func encodeLeaderEpochs(startOffset int64) []byte {
-	return fmt.Appendf(nil, "%d\n1\n0 %d\n", checkpointVersion, startOffset)
-}
-
 // formatTopicID renders a topic id like Kafka's Uuid.toString: URL-safe
 // base64 without padding.
 func formatTopicID(id [16]byte) string {

@@ -108,8 +108,17 @@ type Log struct {
 	unsynced      []*segment // rolled segments not yet fsynced; each holds a ref
 	rollGen       int64      // bumped when a segment file is created
 	dirSyncGen    int64      // rollGen covered by the last directory fsync
-	epochStart    int64      // logStart written to leader-epoch-checkpoint
 	closed        bool
+
+	// Leader epochs and replication (epochs.go, replica.go).
+	epochs      []epochEntry // leader epoch cache; written under appendMu, published under mu
+	epochsDirty bool         // appendMu; the file lags the cache
+	leaderEpoch int32        // appendMu; the epoch appends are stamped with
+	roleGen     int64        // mu; bumped by BecomeLeader/BecomeFollower
+	following   bool         // mu
+	repl        bool         // mu; the high watermark is set from outside (replHW)
+	replHW      int64        // mu
+	onLocalEnd  atomic.Pointer[func()]
 
 	notifyMu sync.Mutex
 	notify   chan struct{}
@@ -190,16 +199,6 @@ func (l *Log) Size() int64 {
 		n += s.size
 	}
 	return n
-}
-
-// EndOffsetForEpoch answers OffsetForLeaderEpoch. Gregor only ever has
-// leader epoch 0, so epoch 0 ends at the log end offset and every other
-// epoch is unknown (-1, -1), as Kafka answers for an epoch it never saw.
-func (l *Log) EndOffsetForEpoch(epoch int32) (endOffset int64, leaderEpoch int32) {
-	if epoch != 0 {
-		return -1, -1
-	}
-	return l.LogEndOffset(), 0
 }
 
 // Subscribe returns a channel that is closed by the next successful append.
@@ -310,11 +309,18 @@ func (l *Log) Append(records []byte) (AppendResult, error) {
 		return res, err
 	}
 	l.wake()
+	l.mu.RLock()
+	repl := l.repl
+	l.mu.RUnlock()
 	if l.store.hwDurable.Load() {
 		// Visible only after an fsync: start one now instead of leaving
 		// acks=0/1 records invisible until flush.ms.
 		l.store.requestSync(l)
 	} else {
+		l.localEndMoved()
+	}
+	if repl || !l.store.hwDurable.Load() {
+		// Followers' fetches read up to the log end: wake them now.
 		l.wakeReaders()
 	}
 	if flush {
@@ -363,14 +369,19 @@ func (l *Log) appendLocked(records []byte, hdrs []batchHeader) (res AppendResult
 	now := l.store.now()
 	nowMs := now.UnixMilli()
 	base := l.leo
+	epoch := max(l.leaderEpoch, 0)
+	if n := len(l.epochs); n == 0 || l.epochs[n-1].epoch < epoch {
+		l.assignEpoch(epoch, base)
+		l.writeEpochs(false)
+	}
 	off, pos := base, 0
 	maxTs := int64(-1)
 	for i := range hdrs {
 		h := &hdrs[i]
 		b := records[pos : pos+int(h.size())]
 		binary.BigEndian.PutUint64(b[offBaseOffset:], uint64(off))
-		binary.BigEndian.PutUint32(b[offLeaderEpoch:], 0)
-		h.baseOffset, h.leaderEpoch = off, 0
+		binary.BigEndian.PutUint32(b[offLeaderEpoch:], uint32(epoch))
+		h.baseOffset, h.leaderEpoch = off, epoch
 		switch {
 		case cfg.TimestampType == LogAppendTime:
 			setLogAppendTime(b, nowMs)

@@ -105,6 +105,12 @@ type segView struct {
 // must Release the range (the zero range needs no release but allows it).
 // The ReadResult has no Records.
 func (l *Log) ReadRange(offset int64, maxBytes int) (FileRange, ReadResult, error) {
+	return l.readRange(offset, maxBytes, false)
+}
+
+// readRange is ReadRange reading up to the high watermark, or with
+// toEnd up to the log end (replication).
+func (l *Log) readRange(offset int64, maxBytes int, toEnd bool) (FileRange, ReadResult, error) {
 	var res ReadResult
 	after := int64(-1) // look only at segments with a base above this
 	for {
@@ -119,6 +125,9 @@ func (l *Log) ReadRange(offset int64, maxBytes int) (FileRange, ReadResult, erro
 		}
 		hw := l.hwLocked()
 		res = ReadResult{HighWatermark: hw, LogStartOffset: l.logStart, LogEndOffset: l.leo}
+		if toEnd {
+			hw = l.leo // the bound of this read, not the reported HW
+		}
 		if offset < l.logStart || offset > l.leo {
 			l.mu.RUnlock()
 			return FileRange{}, res, fmt.Errorf("%w: offset %d, log is [%d, %d]", ErrOffsetOutOfRange, offset, res.LogStartOffset, res.LogEndOffset)

@@ -241,12 +241,8 @@ func (s *Store) loadLog(dir string, tp topicPartition, clean bool, recoveryPoint
 	if err := l.loadProducers(); err != nil {
 		return fail(err)
 	}
-	// leader-epoch-checkpoint: rewritten by the next Checkpoint if missing
-	// or stale.
-	l.epochStart = -1
-	if data, err := readFile(fsys, filepath.Join(dir, leaderEpochFile)); err == nil && string(data) == string(encodeLeaderEpochs(l.logStart)) {
-		l.epochStart = l.logStart
-	}
+	l.loadEpochs()
+	l.writeEpochsLocked()
 	return l, nil
 }
 

@@ -18,6 +18,8 @@ func (l *Log) removeSegments(n int) {
 	l.segs = segs
 	l.logStart = max(l.logStart, segs[0].base)
 	l.mu.Unlock()
+	l.truncateEpochsStart(l.logStart)
+	l.writeEpochsLocked()
 	for _, sg := range removed {
 		sg.removeFiles()
 		l.fsys.Remove(segmentPath(l.dir, sg.base, extSnapshot))
@@ -59,6 +61,8 @@ func (l *Log) DeleteRecordsBefore(offset int64) (int64, error) {
 	l.mu.Lock()
 	l.logStart = offset
 	l.mu.Unlock()
+	l.truncateEpochsStart(offset)
+	l.writeEpochsLocked()
 	l.deleteBelowLogStart()
 	start := l.logStart
 	l.appendMu.Unlock()

@@ -310,7 +310,7 @@ func (s *Store) Create(topic string, partition int32, topicID [16]byte, cfg LogC
 		err = writeFileAtomic(s.fsys, dir, partitionMetaFile, encodePartitionMetadata(topicID))
 	}
 	if err == nil {
-		err = writeFileAtomic(s.fsys, dir, leaderEpochFile, encodeLeaderEpochs(0))
+		err = writeFileAtomic(s.fsys, dir, leaderEpochFile, encodeEpochs(nil))
 	}
 	if err == nil {
 		err = syncDir(s.fsys, s.dir)
@@ -380,8 +380,8 @@ func (s *Store) Delete(topic string, partition int32) error {
 }
 
 // Checkpoint writes the recovery-point, log-start and replication
-// (high watermark) checkpoint files now, plus any leader-epoch-checkpoint
-// whose start offset moved.
+// (high watermark) checkpoint files now. (leader-epoch-checkpoint is
+// written by each change of the cache.)
 func (s *Store) Checkpoint() error {
 	s.ckptMu.Lock()
 	defer s.ckptMu.Unlock()
@@ -393,18 +393,7 @@ func (s *Store) Checkpoint() error {
 		tp := topicPartition{l.topic, l.partition}
 		l.mu.RLock()
 		rp[tp], ls[tp], hw[tp] = l.durable, l.logStart, l.hwLocked()
-		epochStale := l.epochStart != l.logStart
-		start, closed := l.logStart, l.closed
 		l.mu.RUnlock()
-		if epochStale && !closed {
-			if err := writeFileAtomic(s.fsys, l.dir, leaderEpochFile, encodeLeaderEpochs(start)); err != nil {
-				errs = append(errs, err)
-			} else {
-				l.mu.Lock()
-				l.epochStart = start
-				l.mu.Unlock()
-			}
-		}
 	}
 	for _, f := range []struct {
 		name string

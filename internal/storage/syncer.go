@@ -377,6 +377,7 @@ func (l *Log) syncNow() error {
 	}
 	if advanced && l.store.hwDurable.Load() {
 		l.wakeReaders()
+		l.localEndMoved()
 	}
 	return nil
 }

@@ -10,6 +10,9 @@ func (s *Store) SetDurableHighWatermark(on bool) { s.hwDurable.Store(on) }
 
 // hwLocked is the high watermark. Requires l.mu (read or write).
 func (l *Log) hwLocked() int64 {
+	if l.repl {
+		return max(l.logStart, min(l.replHW, l.leo))
+	}
 	if !l.store.hwDurable.Load() {
 		return l.leo
 	}
@@ -26,7 +29,7 @@ func (l *Log) hwBound(i int, size, hw int64) int64 {
 	if hw >= l.leo || i+1 < len(l.segs) && l.segs[i+1].base <= hw {
 		return size // the whole segment is below the HW
 	}
-	if l.hwSet && l.hwBase == l.segs[i].base {
+	if l.hwSet && !l.repl && l.hwBase == l.segs[i].base {
 		return min(l.hwPos, size)
 	}
 	return -1

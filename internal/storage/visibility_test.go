@@ -65,16 +65,6 @@ func (f *gateFile) Sync() error {
 	return f.File.Sync()
 }
 
-// chanWaker is a Waker that signals a channel.
-type chanWaker chan struct{}
-
-func (c chanWaker) Wake(*Log) {
-	select {
-	case c <- struct{}{}:
-	default:
-	}
-}
-
 func waitSignal(t *testing.T, ch chanWaker, what string) {
 	t.Helper()
 	select {
