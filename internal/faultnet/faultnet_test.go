@@ -305,6 +305,51 @@ func TestDropSeeded(t *testing.T) {
 	}
 }
 
+func TestNet(t *testing.T) {
+	e := newEcho(t)
+	n := NewNet()
+	defer n.Close()
+	for _, name := range []string{"1->2", "1->3", "2->1", "3->1", "client-1"} {
+		if _, err := n.Add(name, e.Addr()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := n.Add("1->2", e.Addr()); err == nil {
+		t.Error("a second link named 1->2 was added")
+	}
+	if n.Link("nope") != nil || n.Link("1->2") == nil {
+		t.Error("Link lookup")
+	}
+	if err := n.Isolate("1->*", "*->1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Isolate("4->*"); err == nil {
+		t.Error("a pattern matching no link was accepted")
+	}
+	n.Link("client-1").SetDelay(10 * time.Millisecond)
+	want := "1->2: cut; 1->3: cut; 2->1: cut; 3->1: cut; client-1: delay 10ms"
+	if s := n.String(); s != want {
+		t.Errorf("String() = %q, want %q", s, want)
+	}
+	mustStall(t, dial(t, n.Link("2->1").Addr()), "x")
+	mustRoundTrip(t, dial(t, n.Link("client-1").Addr()), "y")
+
+	if err := n.Heal("2->1"); err != nil {
+		t.Fatal(err)
+	}
+	mustRoundTrip(t, dial(t, n.Link("2->1").Addr()), "z")
+	n.HealAll()
+	if s := n.String(); s != "no faults" {
+		t.Errorf("String() after HealAll = %q", s)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Add("late", e.Addr()); err == nil {
+		t.Error("Add after Close succeeded")
+	}
+}
+
 // TestCloseLeavesNoGoroutines closes a proxy with connections in every
 // state: forwarding, mid-delay, blackholed, held by a cut.
 func TestCloseLeavesNoGoroutines(t *testing.T) {
