@@ -91,6 +91,10 @@ func (b *Broker) openQuorum() (fresh bool, err error) {
 		MaxPartitionsPerRequest:  cfg.MaxPartitionsPerReq,
 		UncleanElection:          cfg.Raw["unclean.leader.election.enable"] == "true",
 		Logger:                   b.log.With("component", "controller"),
+
+		AutoLeaderRebalance:                cfg.AutoLeaderRebalance,
+		LeaderImbalanceCheckInterval:       time.Duration(cfg.LeaderImbalanceCheckSec) * time.Second,
+		LeaderImbalancePerBrokerPercentage: cfg.LeaderImbalancePerBrokerPct,
 	}, node, b.meta)
 	return fresh, nil
 }

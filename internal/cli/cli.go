@@ -18,6 +18,8 @@
 //	command_cluster.go            kafka-cluster.sh (cluster-id, unregister) and
 //	                              kafka-broker-api-versions.sh
 //	command_metadata_quorum.go    kafka-metadata-quorum.sh (describe)
+//	command_reassign_partitions.go kafka-reassign-partitions.sh
+//	command_leader_election.go    kafka-leader-election.sh
 //	progress.go                   the perf tests' progress bar on a terminal
 //	client.go                     connection flags, -X and Kafka client
 //	                              properties mapped onto franz-go, the
@@ -62,6 +64,8 @@ func NewRoot() *cobra.Command {
 		newClusterCommand(),
 		newBrokerAPIVersionsCommand(),
 		newMetadataQuorumCommand(),
+		newReassignPartitionsCommand(),
+		newLeaderElectionCommand(),
 	)
 	return root
 }

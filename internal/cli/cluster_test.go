@@ -35,7 +35,7 @@ func TestClusterIDAndBrokerAPIVersions(t *testing.T) {
 			t.Errorf("line %q is not in Kafka's format", l)
 		}
 	}
-	for _, want := range []string{"\tFetch(1): 4 to 17 [usable: 17],", "\tInitProducerId(22): 0 to ", "\tDescribeQuorum(55): 0 to 2 [usable: 2],", "\tElectLeaders(43): UNSUPPORTED,"} {
+	for _, want := range []string{"\tFetch(1): 4 to 17 [usable: 17],", "\tInitProducerId(22): 0 to ", "\tDescribeQuorum(55): 0 to 2 [usable: 2],", "\tElectLeaders(43): 0 to 2 [usable: 2],", "\tAlterPartitionReassignments(45): 0 to 1 [usable: 1],", "\tListPartitionReassignments(46): 0 [usable: 0],"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("output lacks %q", want)
 		}

@@ -145,6 +145,7 @@ var masks = []struct {
 	{regexp.MustCompile(`console-consumer-\d+\b`), "console-consumer-<N>"},
 	{regexp.MustCompile(`perf-consumer-\d+\b`), "perf-consumer-<N>"},
 	{regexp.MustCompile(`"port": \d+`), `"port": <PORT>`},
+	{regexp.MustCompile(`"log_dirs":\["/[^"]*"\]`), `"log_dirs":["<LOG-DIR>"]`},
 }
 
 // maskText has mask replace text with the placeholder.

@@ -104,7 +104,11 @@ type Config struct {
 	BrokerRack              string            // broker.rack
 	BrokerHeartbeatMs       int64             // broker.heartbeat.interval.ms
 	BrokerSessionTimeoutMs  int64             // broker.session.timeout.ms
-	MetadataLogDir          string            // metadata.log.dir (default: the first log dir)
+	// Preferred-leader rebalance on the active controller.
+	AutoLeaderRebalance         bool   // auto.leader.rebalance.enable
+	LeaderImbalanceCheckSec     int64  // leader.imbalance.check.interval.seconds
+	LeaderImbalancePerBrokerPct int    // leader.imbalance.per.broker.percentage
+	MetadataLogDir              string // metadata.log.dir (default: the first log dir)
 
 	// RecoveryAcceptGaps is gregor.recovery.accept.gaps: partitions
 	// ("topic-N", or "*" for all) whose recovery may drop a hole in the
@@ -252,16 +256,19 @@ var defaults = map[string]string{
 	"gregor.console.sample.interval.ms":   "5000",
 	// Zero configuration is a combined broker and controller, a cluster
 	// of one; Kafka has no default for process.roles.
-	"process.roles":                       "broker,controller",
-	"controller.quorum.voters":            "",
-	"controller.quorum.bootstrap.servers": "",
-	"controller.listener.names":           "CONTROLLER",
-	"inter.broker.listener.name":          "",
-	"listener.security.protocol.map":      "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
-	"broker.rack":                         "",
-	"broker.heartbeat.interval.ms":        "2000",
-	"broker.session.timeout.ms":           "9000",
-	"metadata.log.dir":                    "",
+	"process.roles":                           "broker,controller",
+	"controller.quorum.voters":                "",
+	"controller.quorum.bootstrap.servers":     "",
+	"controller.listener.names":               "CONTROLLER",
+	"inter.broker.listener.name":              "",
+	"listener.security.protocol.map":          "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
+	"broker.rack":                             "",
+	"broker.heartbeat.interval.ms":            "2000",
+	"broker.session.timeout.ms":               "9000",
+	"auto.leader.rebalance.enable":            "true",
+	"leader.imbalance.check.interval.seconds": "300",
+	"leader.imbalance.per.broker.percentage":  "10",
+	"metadata.log.dir":                        "",
 }
 
 // Defaults returns a copy of the built-in default properties.
@@ -526,6 +533,12 @@ func (l *Loader) Resolve() (*Config, error) {
 	c.BrokerRack = strings.TrimSpace(p["broker.rack"])
 	c.BrokerHeartbeatMs = geti("broker.heartbeat.interval.ms")
 	c.BrokerSessionTimeoutMs = geti("broker.session.timeout.ms")
+	c.AutoLeaderRebalance = getb("auto.leader.rebalance.enable")
+	c.LeaderImbalanceCheckSec = geti("leader.imbalance.check.interval.seconds")
+	c.LeaderImbalancePerBrokerPct = int(geti("leader.imbalance.per.broker.percentage"))
+	if c.LeaderImbalanceCheckSec <= 0 || c.LeaderImbalancePerBrokerPct < 0 || c.LeaderImbalancePerBrokerPct > 100 {
+		errs = append(errs, errors.New("leader.imbalance.check.interval.seconds must be at least 1 and leader.imbalance.per.broker.percentage within 0..100"))
+	}
 	c.MetadataLogDir = strings.TrimSpace(p["metadata.log.dir"])
 
 	if err := errors.Join(errs...); err != nil {

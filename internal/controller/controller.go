@@ -53,8 +53,16 @@ type Config struct {
 	// UncleanElection is unclean.leader.election.enable's cluster default;
 	// a topic config overrides it.
 	UncleanElection bool
-	Logger          *slog.Logger
-	Now             func() time.Time
+	// AutoLeaderRebalance is auto.leader.rebalance.enable: every
+	// LeaderImbalanceCheckInterval (leader.imbalance.check.interval.seconds,
+	// 300 s) leadership moves back to preferred replicas of brokers whose
+	// share of such partitions led by others is above
+	// LeaderImbalancePerBrokerPercentage (leader.imbalance.per.broker.percentage, 10).
+	AutoLeaderRebalance                bool
+	LeaderImbalanceCheckInterval       time.Duration
+	LeaderImbalancePerBrokerPercentage int
+	Logger                             *slog.Logger
+	Now                                func() time.Time
 }
 
 // Error is a decision refused with a Kafka error code and message.
@@ -99,6 +107,9 @@ type Controller struct {
 	caughtUp   map[int32]uint64
 	wasLeader  bool
 	fenceCheck time.Time
+	// nextRebalance is when the next preferred-leader rebalance check is
+	// due (a new leadership waits a whole interval first).
+	nextRebalance time.Time
 }
 
 // New makes a controller over a quorum and the state it applies to.
@@ -123,6 +134,12 @@ func New(cfg Config, q Quorum, state *metadata.State) *Controller {
 	}
 	if cfg.DefaultReplicationFactor <= 0 {
 		cfg.DefaultReplicationFactor = 1
+	}
+	if cfg.LeaderImbalanceCheckInterval <= 0 {
+		cfg.LeaderImbalanceCheckInterval = 300 * time.Second
+	}
+	if cfg.LeaderImbalancePerBrokerPercentage < 0 {
+		cfg.LeaderImbalancePerBrokerPercentage = 10
 	}
 	return &Controller{cfg: cfg, log: cfg.Logger, q: q, state: state, lastSeen: map[int32]time.Time{}, heard: map[int32]bool{}, caughtUp: map[int32]uint64{}}
 }
@@ -157,6 +174,7 @@ func (c *Controller) lead() error {
 		for _, b := range c.state.Image().Brokers() {
 			c.lastSeen[b.ID] = now
 		}
+		c.nextRebalance = now.Add(c.cfg.LeaderImbalanceCheckInterval)
 	}
 	return nil
 }
@@ -315,7 +333,8 @@ func leadsAny(im *metadata.Image, id int32) bool {
 	return false
 }
 
-// Tick fences brokers whose session expired. The server calls it
+// Tick fences brokers whose session expired and runs the periodic
+// preferred-leader rebalance when it is due. The server calls it
 // periodically on every voter; it does nothing where this node does not
 // lead.
 func (c *Controller) Tick(ctx context.Context) error {
@@ -345,7 +364,7 @@ func (c *Controller) Tick(ctx context.Context) error {
 			im = c.state.Image()
 		}
 	}
-	return nil
+	return c.rebalance(ctx, now)
 }
 
 // fence fences a broker and takes it out of every ISR and leadership.
@@ -380,6 +399,7 @@ func (c *Controller) removeFromPartitions(im *metadata.Image, id int32, unavaila
 				leader, unclean := c.elect(im, t, p, isr, unavailable)
 				setLeader(&ch, leader, unclean)
 			}
+			c.completeIfDone(im, t, p, &ch, unavailable)
 			recs = append(recs, ch)
 		}
 	}
@@ -416,6 +436,7 @@ func (c *Controller) electOffline(im *metadata.Image, id int32) []metadata.Recor
 			}
 			ch := metadata.PartitionChange{TopicID: t.ID, Partition: int32(pi)}
 			setLeader(&ch, leader, unclean)
+			c.completeIfDone(im, t, p, &ch, nil)
 			recs = append(recs, ch)
 		}
 	}

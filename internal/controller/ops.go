@@ -162,39 +162,14 @@ func (c *Controller) AlterPartition(ctx context.Context, broker int32, brokerEpo
 			return nil, refuse(kerr.IneligibleReplica, "broker %d is fenced or shutting down and cannot join the ISR", r)
 		}
 	}
-	if _, err := c.commit(ctx, []metadata.Record{metadata.PartitionChange{TopicID: topic, Partition: partition,
-		ISR: slices.Clone(isr)}}); err != nil {
+	ch := metadata.PartitionChange{TopicID: topic, Partition: partition, ISR: slices.Clone(isr)}
+	// The ISR change that brings the last adding replica in sync also
+	// completes a reassignment in progress.
+	c.completeIfDone(im, t, p, &ch, nil)
+	if _, err := c.commit(ctx, []metadata.Record{ch}); err != nil {
 		return nil, err
 	}
 	return c.state.Image().TopicByID(topic).Partitions[partition], nil
-}
-
-// ElectPreferred moves leadership of a partition back to its preferred
-// replica (the first in its assignment) when that replica is in the ISR
-// and live. It reports ELECTION_NOT_NEEDED when it already leads and
-// PREFERRED_LEADER_NOT_AVAILABLE when it cannot.
-func (c *Controller) ElectPreferred(ctx context.Context, topic string, partition int32) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.lead(); err != nil {
-		return err
-	}
-	im := c.state.Image()
-	t := im.Topic(topic)
-	if t == nil || partition < 0 || int(partition) >= len(t.Partitions) {
-		return refuse(kerr.UnknownTopicOrPartition, "unknown partition %s-%d", topic, partition)
-	}
-	p := t.Partitions[partition]
-	pref := p.Replicas[0]
-	if p.Leader == pref {
-		return refuse(kerr.ElectionNotNeeded, "Leader election not needed for topic partition.")
-	}
-	b := im.Broker(pref)
-	if !slices.Contains(p.ISR, pref) || b == nil || b.Fenced || b.InControlledShutdown {
-		return refuse(kerr.PreferredLeaderNotAvailable, "Failed to elect leader for partition %s-%d under strategy PreferredReplicaPartitionLeaderElectionStrategy", topic, partition)
-	}
-	_, err := c.commit(ctx, []metadata.Record{metadata.PartitionChange{TopicID: t.ID, Partition: partition, Leader: &pref}})
-	return err
 }
 
 // UnregisterBroker removes a broker that is fenced (Kafka refuses to

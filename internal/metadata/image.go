@@ -249,14 +249,24 @@ func (d *delta) apply(r Record) error {
 		if r.Replicas != nil {
 			c.Replicas = slices.Clone(r.Replicas)
 		}
+		// An empty list clears a reassignment: stored as nil, as a
+		// snapshot (which omits empty lists) rebuilds it.
 		if r.Adding != nil {
-			c.Adding = slices.Clone(*r.Adding)
+			c.Adding = nilIfEmpty(slices.Clone(*r.Adding))
 		}
 		if r.Removing != nil {
-			c.Removing = slices.Clone(*r.Removing)
+			c.Removing = nilIfEmpty(slices.Clone(*r.Removing))
 		}
 		if r.Unclean != nil {
 			c.Unclean = *r.Unclean
+		}
+		if r.Replicas != nil || r.Adding != nil || r.Removing != nil {
+			// A change of the replica set (reassignment) must leave a
+			// consistent partition. Only such changes are checked, so
+			// older logs replay as they always did.
+			if err := checkReplicaSet(&c); err != nil {
+				return fmt.Errorf("change of %s-%d: %v", t.Name, r.Partition, err)
+			}
 		}
 		c.PartitionEpoch++
 		t.Partitions[r.Partition] = &c
@@ -306,6 +316,43 @@ func (d *delta) apply(r Record) error {
 		d.next.features[r.Name] = r.Level
 	default:
 		return fmt.Errorf("unknown record %T", r)
+	}
+	return nil
+}
+
+func nilIfEmpty(s []int32) []int32 {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
+}
+
+// checkReplicaSet checks a partition whose replicas changed: replicas
+// non-empty and distinct, ISR, Adding and Removing among them (Adding and
+// Removing disjoint), the leader one of them or none.
+func checkReplicaSet(p *PartitionImage) error {
+	if len(p.Replicas) == 0 {
+		return errors.New("no replicas")
+	}
+	for i, r := range p.Replicas {
+		if slices.Contains(p.Replicas[:i], r) {
+			return fmt.Errorf("replica %d listed twice", r)
+		}
+	}
+	for _, set := range [][]int32{p.ISR, p.Adding, p.Removing} {
+		for _, r := range set {
+			if !slices.Contains(p.Replicas, r) {
+				return fmt.Errorf("broker %d is not a replica", r)
+			}
+		}
+	}
+	for _, r := range p.Adding {
+		if slices.Contains(p.Removing, r) {
+			return fmt.Errorf("replica %d both adding and removing", r)
+		}
+	}
+	if p.Leader >= 0 && !slices.Contains(p.Replicas, p.Leader) {
+		return fmt.Errorf("leader %d is not a replica", p.Leader)
 	}
 	return nil
 }

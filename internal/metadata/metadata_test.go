@@ -186,3 +186,39 @@ func FuzzDecodeBatch(f *testing.F) {
 		_, _ = Empty().Apply(1, recs)
 	})
 }
+
+// A reassignment's PartitionChange: through the batch encoding, applied,
+// cleared to nil lists, and inconsistent replica sets refused.
+func TestApplyReassignmentChange(t *testing.T) {
+	im := clusterImage(t)
+	start := PartitionChange{TopicID: tid, Partition: 0, Replicas: []int32{2, 3, 1}, Adding: ptr([]int32{}), Removing: ptr([]int32{1})}
+	data, err := EncodeBatch([]Record{start})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := DecodeBatch(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im = mustApply(t, im, 30, recs...)
+	p := im.Topic("sanguo").Partitions[0]
+	if !reflect.DeepEqual(p.Replicas, []int32{2, 3, 1}) || p.Adding != nil || !reflect.DeepEqual(p.Removing, []int32{1}) || p.PartitionEpoch != 1 {
+		t.Fatalf("started: %+v", p)
+	}
+	im = mustApply(t, im, 31, PartitionChange{TopicID: tid, Partition: 0, Replicas: []int32{2, 3}, ISR: []int32{2, 3},
+		Leader: ptr(int32(2)), Adding: ptr([]int32{}), Removing: ptr([]int32{})})
+	p = im.Topic("sanguo").Partitions[0]
+	if !reflect.DeepEqual(p.Replicas, []int32{2, 3}) || p.Removing != nil || p.Leader != 2 || p.LeaderEpoch != 1 {
+		t.Fatalf("completed: %+v", p)
+	}
+	for name, bad := range map[string]PartitionChange{
+		"leader outside":     {TopicID: tid, Partition: 1, Replicas: []int32{3, 1}, ISR: []int32{3, 1}},
+		"isr outside":        {TopicID: tid, Partition: 1, Replicas: []int32{2, 1}},
+		"duplicate":          {TopicID: tid, Partition: 1, Replicas: []int32{2, 2, 3, 1}},
+		"adding not replica": {TopicID: tid, Partition: 1, Adding: ptr([]int32{4})},
+	} {
+		if _, err := im.Apply(32, []Record{bad}); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: applied (%v)", name, err)
+		}
+	}
+}
