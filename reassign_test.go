@@ -16,16 +16,16 @@ import (
 
 // ElectLeaders and the partition reassignment APIs in a three-node
 // cluster, sent to a node that is not the active controller (so they are
-// forwarded). Topics have one replica until replication lands, so a
-// reassignment that adds a broker stays in progress; the elections that
-// move leadership are covered by the controller's unit tests.
+// forwarded): a partition with records moves to another broker (its new
+// replica catches up, joins the ISR, and the reassignment completes), and
+// a preferred election moves leadership back to the first replica.
 func TestClusterElectLeadersAndReassignments(t *testing.T) {
 	c, err := gregor.StartCluster(gregor.ClusterOptions{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var other int32
 	for deadline := time.Now().Add(10 * time.Second); other == 0 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
@@ -130,45 +130,73 @@ func TestClusterElectLeadersAndReassignments(t *testing.T) {
 		t.Fatalf("unclean election with a leader: %v", got)
 	}
 
-	// Reassign r-0 from [x] to [y x]: y is added and stays so (no
-	// replication yet); y is now the preferred leader but not in sync.
+	// Records to move along.
+	for i := 0; i < 100; i++ {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "r", Partition: 0, Value: []byte{byte(i)}}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if code := alter(0, []int32{9}); code != kerr.InvalidReplicaAssignment.Code {
 		t.Fatalf("unregistered broker: %d", code)
 	}
-	if code := alter(0, []int32{y, x}); code != 0 {
-		t.Fatalf("reassign: %d", code)
-	}
-	ls := list()
-	if len(ls) != 1 || ls[0].Partition != 0 || !slices.Equal(ls[0].Replicas, []int32{y, x}) || !slices.Equal(ls[0].AddingReplicas, []int32{y}) || len(ls[0].RemovingReplicas) != 0 {
-		t.Fatalf("list: %+v", ls)
-	}
-	if got := codes(elect(0, map[string][]int32{"r": {0}})); got[0] != kerr.PreferredLeaderNotAvailable.Code {
-		t.Fatalf("preferred election with the new replica out of sync: %v", got)
-	}
-	waitReplicas := func(want []int32) {
+	waitReplicas := func(want []int32, leader int32) {
 		t.Helper()
 		var last kadm.PartitionDetail
-		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 			td, err := adm.ListTopics(ctx, "r")
 			if err != nil {
 				t.Fatal(err)
 			}
-			if last = td["r"].Partitions[0]; slices.Equal(last.Replicas, want) && last.Leader == x {
+			if last = td["r"].Partitions[0]; slices.Equal(last.Replicas, want) && last.Leader == leader && len(list()) == 0 {
 				return
 			}
 		}
-		t.Fatalf("r-0 in Metadata: %+v, want replicas %v led by %d", last, want, x)
+		t.Fatalf("r-0 in Metadata: %+v, want replicas %v led by %d", last, want, leader)
 	}
-	waitReplicas([]int32{y, x})
-	// Cancel it: back to [x]; cancelling again has nothing to cancel.
-	if code := alter(0, nil); code != 0 {
-		t.Fatalf("cancel: %d", code)
+	// Move r-0 from x to y: y catches up, and the reassignment completes.
+	if code := alter(0, []int32{y}); code != 0 {
+		t.Fatalf("reassign: %d", code)
 	}
-	if ls := list(); len(ls) != 0 {
-		t.Fatalf("list after cancel: %+v", ls)
+	waitReplicas([]int32{y}, y)
+	t.Logf("moved to %d", y)
+	consumer, err := kgo.NewClient(kgo.SeedBrokers(c.Addrs()...), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{
+		"r": {0: kgo.NewOffset().AtStart()}}))
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer consumer.Close()
+	var got []byte
+	t.Logf("consuming")
+	for len(got) < 100 && ctx.Err() == nil {
+		consumer.PollFetches(ctx).EachRecord(func(r *kgo.Record) { got = append(got, r.Value[0]) })
+	}
+	for i, v := range got {
+		if int(v) != i {
+			t.Fatalf("record %d after the move is %d", i, v)
+		}
+	}
+	// Widen it to [x y]: y keeps leading; x is preferred, and a preferred
+	// election moves leadership there.
+	if code := alter(0, []int32{x, y}); code != 0 {
+		t.Fatalf("reassign: %d", code)
+	}
+	waitReplicas([]int32{x, y}, y)
+	t.Logf("widened to %d,%d", x, y)
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		_, isr, _ := partitionState(ctx, adm, "r")
+		if len(isr) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ISR %v", isr)
+		}
+	}
+	if got := codes(elect(0, map[string][]int32{"r": {0}})); got[0] != 0 {
+		t.Fatalf("preferred election: %v", got)
+	}
+	waitReplicas([]int32{x, y}, x)
+	// Nothing in progress: nothing to cancel.
 	if code := alter(0, nil); code != kerr.NoReassignmentInProgress.Code {
-		t.Fatalf("second cancel: %d", code)
+		t.Fatalf("cancel without a reassignment: %d", code)
 	}
-	waitReplicas([]int32{x})
 }

@@ -16,11 +16,17 @@ package broker
 //
 // Acknowledgement:
 //   - acks=0: no response at all.
-//   - acks=1: once the batches are written to the OS.
-//   - acks=-1 (all): with gregor.durability=fsync (default), after the
-//     partitions are fsynced; concurrent requests share fsyncs (group
-//     commit in storage). With durability=os, like acks=1, which is what a
-//     single-node Kafka does with its default flush settings.
+//   - acks=1: once the leader wrote the batches to the OS.
+//   - acks=-1 (all): on a partition with one replica, with
+//     gregor.durability=fsync (default), after the partition is fsynced;
+//     concurrent requests share fsyncs (group commit in storage); with
+//     durability=os, like acks=1, which is what a single-node Kafka does
+//     with its default flush settings. On a replicated partition, once the
+//     high watermark passed the records: every ISR member has them (with
+//     durability=fsync, on disk; replication.go), and an ISR smaller than
+//     min.insync.replicas is refused before appending with
+//     NOT_ENOUGH_REPLICAS. Leadership lost while waiting answers
+//     NOT_LEADER_OR_FOLLOWER; the records may or may not survive.
 //
 // A partition that waits longer than the request's timeout for its fsync
 // gets REQUEST_TIMED_OUT: the data is in the log but not known durable.
@@ -30,7 +36,7 @@ package broker
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -48,9 +54,9 @@ func init() {
 
 // durableWait is a partition whose acks=all answer waits for an fsync.
 type durableWait struct {
-	log    *storage.Log
-	offset int64
-	resp   *kmsg.ProduceResponseTopicPartition
+	log  *storage.Log
+	res  storage.AppendResult
+	resp *kmsg.ProduceResponseTopicPartition
 }
 
 func handleProduce(c *conn, inf *inflight, kreq kmsg.Request) {
@@ -114,6 +120,16 @@ func handleProduce(c *conn, inf *inflight, kreq kmsg.Request) {
 				sp.ErrorCode = kerr.CorruptMessage.Code
 				continue
 			}
+			if req.Acks == -1 {
+				if r := b.replicas.get(rt.Topic, rp.Partition); r != nil {
+					if under, n, minISR := r.underMinISR(); under {
+						sp.ErrorCode = kerr.NotEnoughReplicas.Code
+						msg := fmt.Sprintf("The size of the current ISR %d is insufficient to satisfy the min.isr requirement of %d for partition %s-%d", n, minISR, rt.Topic, rp.Partition)
+						sp.ErrorMessage = &msg
+						continue
+					}
+				}
+			}
 			err := storage.CheckProducerBatch(rp.Records)
 			var res storage.AppendResult
 			if err == nil {
@@ -135,8 +151,8 @@ func handleProduce(c *conn, inf *inflight, kreq kmsg.Request) {
 			sp.BaseOffset = res.BaseOffset
 			sp.LogAppendTime = res.LogAppendTime
 			sp.LogStartOffset = res.LogStartOffset
-			if req.Acks == -1 && b.cfg.Durability == config.DurabilityFsync {
-				waits = append(waits, durableWait{l, res.LastOffset, sp})
+			if req.Acks == -1 && (res.Replicated || b.cfg.Durability == config.DurabilityFsync) {
+				waits = append(waits, durableWait{l, res, sp})
 			}
 		}
 		if t != nil {
@@ -166,14 +182,13 @@ func handleProduce(c *conn, inf *inflight, kreq kmsg.Request) {
 		// logs, so these waits still end with the truth.
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
+		durable := b.cfg.Durability == config.DurabilityFsync
 		for _, w := range waits {
-			if err := w.log.WaitDurable(ctx, w.offset); err != nil {
-				if errors.Is(err, context.DeadlineExceeded) {
-					w.resp.ErrorCode = kerr.RequestTimedOut.Code
-				} else {
-					c.log.Error("fsync failed", "topic", w.log.Topic(), "partition", w.log.Partition(), "err", err)
-					w.resp.ErrorCode = kerr.KafkaStorageError.Code
+			if code := waitAcked(ctx, w.log, w.res, durable); code != 0 {
+				if code == kerr.KafkaStorageError.Code {
+					c.log.Error("fsync failed", "topic", w.log.Topic(), "partition", w.log.Partition())
 				}
+				w.resp.ErrorCode = code
 				w.resp.BaseOffset = -1
 			}
 		}

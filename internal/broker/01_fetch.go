@@ -95,7 +95,8 @@ type fetchPart struct {
 	ti, pi   int     // its place in resp.Topics[ti].Partitions[pi]
 	n        int     // bytes of records currently in the response
 	buf      *[]byte // pooled buffer holding them, or nil
-	hw       int64   // high watermark seen by the last read
+	hw       int64   // high watermark (a replica's: log end) seen by the last read
+	replica  bool    // a follower's fetch: read up to the log end
 }
 
 // fetch is one Fetch request being answered.
@@ -108,6 +109,8 @@ type fetch struct {
 	maxBytes int    // the request's max_bytes capped by fetch.max.bytes
 	total    int    // bytes of records in the response
 	listener string // the connection's listener, for leader hints
+	// replicaID is the fetching follower's broker id, -1 for a consumer.
+	replicaID int32
 
 	// Long poll. Wake (any goroutine) marks the parts whose log moved and
 	// signals wake; the fetch goroutine re-reads only those.
@@ -178,7 +181,13 @@ type fetchKey struct {
 }
 
 func newFetch(b *Broker, ctx context.Context, req *kmsg.FetchRequest, listener string) *fetch {
-	f := &fetch{b: b, ctx: ctx, req: req, resp: req.ResponseKind().(*kmsg.FetchResponse), listener: listener}
+	f := &fetch{b: b, ctx: ctx, req: req, resp: req.ResponseKind().(*kmsg.FetchResponse), listener: listener, replicaID: -1}
+	switch {
+	case req.Version >= 15 && req.ReplicaState.ID >= 0:
+		f.replicaID = req.ReplicaState.ID
+	case req.Version < 15 && req.ReplicaID >= 0:
+		f.replicaID = req.ReplicaID
+	}
 	f.maxBytes = int(req.MaxBytes)
 	if f.maxBytes <= 0 {
 		f.maxBytes = 1 << 30 // as before the cap: no client limit
@@ -254,9 +263,16 @@ func newFetch(b *Broker, ctx context.Context, req *kmsg.FetchRequest, listener s
 					l = nil
 				}
 			}
+			replica := false
+			if l != nil && f.replicaID >= 0 {
+				replica = true
+				if f.divergedOrTrack(t.Name, rp, &sp, l) {
+					l = nil
+				}
+			}
 			parts[pk] = len(f.parts)
 			f.parts = append(f.parts, fetchPart{l: l, offset: rp.FetchOffset, maxBytes: int(rp.PartitionMaxBytes),
-				ti: ti, pi: len(st.Partitions), hw: -1})
+				ti: ti, pi: len(st.Partitions), hw: -1, replica: replica})
 			st.Partitions = append(st.Partitions, sp)
 		}
 	}
@@ -297,7 +313,16 @@ func (f *fetch) read(i int) (urgent bool) {
 	sp.RecordBatches = noRecords
 
 	limit := max(min(p.maxBytes, f.maxBytes-f.total), 0)
-	fr, res, err := p.l.ReadRange(p.offset, limit)
+	var (
+		fr  storage.FileRange
+		res storage.ReadResult
+		err error
+	)
+	if p.replica {
+		fr, res, err = p.l.ReadReplicaRange(p.offset, limit)
+	} else {
+		fr, res, err = p.l.ReadRange(p.offset, limit)
+	}
 	defer fr.Release()
 	sp.ErrorCode = errCode(err)
 	if err != nil && sp.ErrorCode != kerr.OffsetOutOfRange.Code {
@@ -308,6 +333,9 @@ func (f *fetch) read(i int) (urgent bool) {
 	// On OFFSET_OUT_OF_RANGE the offsets still tell the consumer where
 	// the log is.
 	p.hw = res.HighWatermark
+	if p.replica {
+		p.hw = res.LogEndOffset
+	}
 	sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = res.HighWatermark, res.HighWatermark, res.LogStartOffset
 	if err != nil {
 		return true
@@ -377,7 +405,7 @@ func (f *fetch) wait(maxWait time.Duration) {
 		}
 	}()
 	for i := range f.parts {
-		if p := &f.parts[i]; p.l != nil && p.l.HighWatermark() != p.hw {
+		if p := &f.parts[i]; p.l != nil && p.bound() != p.hw {
 			f.Wake(p.l)
 		}
 	}
@@ -418,4 +446,34 @@ func (f *fetch) addBroker(id int32, ep metadata.Endpoint) {
 	br := kmsg.NewFetchResponseBroker()
 	br.NodeID, br.Host, br.Port = id, ep.Host, ep.Port
 	f.resp.Brokers = append(f.resp.Brokers, br)
+}
+
+// bound is what a read of the part stops at: the high watermark, or for a
+// follower the log end.
+func (p *fetchPart) bound() int64 {
+	if p.replica {
+		return p.l.LogEndOffset()
+	}
+	return p.l.HighWatermark()
+}
+
+// divergedOrTrack handles a follower's fetch of a partition led here: if
+// the follower's log diverged from this one (its last fetched epoch ends
+// elsewhere here, KIP-320/KIP-595), the answer is the diverging epoch and
+// no records (true); otherwise the fetch offset is the follower's log end,
+// which may advance the high watermark or bring it back into the ISR.
+func (f *fetch) divergedOrTrack(topic string, rp kmsg.FetchRequestTopicPartition, sp *kmsg.FetchResponseTopicPartition, l *storage.Log) bool {
+	if f.req.Version >= 12 && rp.LastFetchedEpoch >= 0 {
+		end, epoch := l.EndOffsetForEpoch(rp.LastFetchedEpoch)
+		if epoch < rp.LastFetchedEpoch || end < rp.FetchOffset {
+			sp.DivergingEpoch.Epoch, sp.DivergingEpoch.EndOffset = epoch, end
+			hw := l.HighWatermark()
+			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = hw, hw, l.LogStartOffset()
+			return true
+		}
+	}
+	if r := f.b.replicas.get(topic, rp.Partition); r != nil {
+		r.followerFetched(f.replicaID, rp.FetchOffset)
+	}
+	return false
 }

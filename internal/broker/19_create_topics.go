@@ -7,11 +7,12 @@ package broker
 // over the registered brokers (rack-aware, leaders spread) and commits the
 // topic to the metadata log; a broker that is not the active controller
 // forwards the request to it, and answers once the topic is published
-// here too, so the client's next Metadata or Produce finds it. Until
-// replication exists (the next step), a replication factor above 1 fails
-// with INVALID_REPLICATION_FACTOR; manual assignments must then name one
-// broker per partition. Configs are checked against the topic config table
-// (INVALID_CONFIG).
+// here too, so the client's next Metadata or Produce finds it. A
+// replication factor above the number of unfenced brokers fails with
+// INVALID_REPLICATION_FACTOR, as in Kafka; manual assignments must name
+// registered brokers, each once, the same number per partition
+// (INVALID_REPLICA_ASSIGNMENT). Configs are checked against the topic
+// config table (INVALID_CONFIG).
 //
 // Limits and rules (hardening): a request asking for more than
 // gregor.max.partitions.per.request partitions in all (KRaft's fixed
@@ -144,10 +145,6 @@ func createTopics(ctx context.Context, b *Broker, v int16, req *kmsg.CreateTopic
 			fail(kerr.InvalidReplicationFactor.Code, "Replication factor must be larger than 0.")
 		case rf > 1 && int(rf) > b.liveBrokers():
 			fail(kerr.InvalidReplicationFactor.Code, fmt.Sprintf("Unable to replicate the partition %d time(s): The target replication factor of %d cannot be reached because only %d broker(s) are registered.", rf, rf, b.liveBrokers()))
-		case rf > 1:
-			fail(kerr.InvalidReplicationFactor.Code, fmt.Sprintf("Unable to replicate the partition %d time(s): Gregor does not replicate partitions yet, so the replication factor must be 1.", rf))
-		case !singleReplica(rt.ReplicaAssignment):
-			fail(kerr.InvalidReplicaAssignment.Code, "Replica assignments must name one broker per partition: Gregor does not replicate partitions yet.")
 		default:
 			if err := validateTopicConfigs(raw); err != nil {
 				fail(kerr.InvalidConfig.Code, err.Error())
@@ -218,13 +215,4 @@ func requestPartitions(req *kmsg.CreateTopicsRequest, defaultPartitions int32) i
 // tooManyPartitionsMessage starts with KRaft's message and names the limit.
 func tooManyPartitionsMessage(limit int32) string {
 	return fmt.Sprintf("Excessively large number of partitions per request. The limit is %d (gregor.max.partitions.per.request).", limit)
-}
-
-func singleReplica(as []kmsg.CreateTopicsRequestTopicReplicaAssignment) bool {
-	for _, a := range as {
-		if len(a.Replicas) != 1 {
-			return false
-		}
-	}
-	return true
 }

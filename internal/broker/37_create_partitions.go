@@ -3,8 +3,9 @@ package broker
 // CreatePartitions (key 37), versions 0-3.
 //
 // Grows a topic to `count` partitions. Shrinking or keeping the count fails
-// with INVALID_PARTITIONS, explicit assignments must name one broker per
-// partition (no replication yet), and validate_only changes nothing. The
+// with INVALID_PARTITIONS, explicit assignments must name as many brokers
+// per partition as the topic's replication factor, and validate_only
+// changes nothing. The
 // active controller places and commits the new partitions; a broker that
 // is not the controller forwards the request and answers once it has
 // published the new count.
@@ -85,7 +86,7 @@ func createPartitions(ctx context.Context, b *Broker, v int16, req *kmsg.CreateP
 		}
 		var t *topic
 		if ti := b.meta.Image().Topic(rt.Topic); ti != nil {
-			t = &topic{Name: ti.Name, ID: ti.ID, Partitions: int32(len(ti.Partitions))}
+			t = &topic{Name: ti.Name, ID: ti.ID, Partitions: int32(len(ti.Partitions)), parts: ti.Partitions}
 		}
 		switch {
 		case seen[rt.Topic] > 1:
@@ -103,8 +104,9 @@ func createPartitions(ctx context.Context, b *Broker, v int16, req *kmsg.CreateP
 		case rt.Assignment != nil && len(rt.Assignment) != int(rt.Count-t.Partitions):
 			fail(kerr.InvalidReplicaAssignment.Code, fmt.Sprintf("Attempted to add %d additional partition(s), but only %d assignment(s) were specified.", rt.Count-t.Partitions, len(rt.Assignment)))
 		default:
-			if slices.ContainsFunc(rt.Assignment, func(a kmsg.CreatePartitionsRequestTopicAssignment) bool { return len(a.Replicas) != 1 }) {
-				fail(kerr.InvalidReplicaAssignment.Code, "Replica assignments must name one broker per partition: Gregor does not replicate partitions yet.")
+			rf := len(t.parts[0].Replicas)
+			if i := slices.IndexFunc(rt.Assignment, func(a kmsg.CreatePartitionsRequestTopicAssignment) bool { return len(a.Replicas) != rf }); i >= 0 {
+				fail(kerr.InvalidReplicaAssignment.Code, fmt.Sprintf("Inconsistent replication factor between partitions, partition 0 has %d while partition %d has replicas %v.", rf, int(t.Partitions)+i, rt.Assignment[i].Replicas))
 			} else if err := b.catalog.checkLimit(rt.Topic, int64(rt.Count-t.Partitions), false); err != nil {
 				fail(kerr.PolicyViolation.Code, err.Error())
 			}

@@ -37,6 +37,8 @@ type Broker struct {
 	catalog *catalog
 	pids    *producerIDs
 	groups  *group.Coordinator
+	// replicas is this broker's part in replication (replication.go).
+	replicas *replicaManager
 	metrics *brokerMetrics // counters the request path updates (metrics.go)
 
 	// The cluster (cluster.go): this node's quorum voter, the metadata
@@ -214,17 +216,25 @@ func New(cfg *config.Config, log *slog.Logger) (*Broker, error) {
 		gcfg.Partitions = int32(len(t.Partitions))
 	}
 	b.groups = group.New(gcfg, log.With("component", "group"), b.offsetsPartition, b.topicExists)
+	b.replicas = newReplicaManager(b)
 	if legacy == nil {
 		// Partitions the image assigns here that lost their directory (a
 		// crash between a commit and the directories) are created now.
 		if err := b.catalog.publish(im); err != nil {
 			return fail(err)
 		}
+		// Replicated logs show their replicated high watermark from the
+		// start; who leads is decided by the first image after
+		// registration.
+		b.replicas.prepare(im)
 	}
-	// From now on each published image moves group ownership with the
-	// leadership of __consumer_offsets (the first after registration
-	// loads the groups this broker leads).
-	b.catalog.onPublish = b.syncCoordinator
+	// From now on each published image moves replica roles and group
+	// ownership (the first after registration makes this broker leader
+	// or follower and loads the groups it leads).
+	b.catalog.onPublish = func(im *metadata.Image) {
+		b.replicas.sync(im)
+		b.syncCoordinator(im)
+	}
 	log.Info("log dir loaded", "dir", dir, "partitions", len(b.store.Partitions()), "took", time.Since(start).Round(time.Microsecond))
 	ok = true
 	return b, nil
@@ -276,6 +286,7 @@ func (b *Broker) Start() error {
 	b.guardGo("metadata publisher", b.runPublisher)
 	b.guardGo("controller", b.runController)
 	b.guardGo("broker lifecycle", b.runLifecycle)
+	b.guardGo("isr expiration", b.replicas.runISRChecks)
 	// As in Kafka, clients are served once this broker is registered and
 	// unfenced: until then it knows no live broker, not even itself.
 	// (Connections wait in the listen backlog meanwhile.)

@@ -227,11 +227,9 @@ func (c *catalog) publish(im *metadata.Image) error {
 }
 
 // createLocal creates the directories of the topic's partitions assigned
-// here that have none, in runs of consecutive partitions.
+// here that have none (new partitions, or replicas a reassignment adds
+// here), in runs of consecutive partitions.
 func (c *catalog) createLocal(ti *metadata.TopicImage, cfgs map[string]string, prev *topic) error {
-	if prev != nil && prev.Partitions == int32(len(ti.Partitions)) {
-		return nil // partitions only change by being added
-	}
 	var lc storage.LogConfig
 	made := false
 	for p := int32(0); p < int32(len(ti.Partitions)); {

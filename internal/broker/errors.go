@@ -44,7 +44,7 @@ func errCode(err error) int16 {
 		// through once descriptors are free. An unwritten append cannot be
 		// duplicated by that retry.
 		return kerr.KafkaStorageError.Code
-	case errors.Is(err, storage.ErrClosed):
+	case errors.Is(err, storage.ErrClosed), errors.Is(err, storage.ErrNotLeader):
 		return kerr.NotLeaderForPartition.Code
 	default:
 		return kerr.KafkaStorageError.Code

@@ -39,8 +39,13 @@ func (b *Broker) offsetsTopic(ctx context.Context) (*topic, error) {
 	if t := b.catalog.get(group.TopicName); t != nil {
 		return t, nil
 	}
+	// offsets.topic.replication.factor (3), capped by the cluster's size
+	// (its voters: every node is a broker too) so that a single node
+	// works with the defaults. Until that many brokers are registered the
+	// creation fails and coordinators are not available, as in Kafka.
+	rf := min(b.rawInt("offsets.topic.replication.factor", 3), int64(len(b.voterIDs)))
 	t, err := b.createTopicInternal(ctx, controller.TopicSpec{Name: group.TopicName, Partitions: b.cfg.OffsetsTopicPartitions,
-		ReplicationFactor: 1, Configs: map[string]string{
+		ReplicationFactor: int16(max(rf, 1)), Configs: map[string]string{
 			"cleanup.policy":   "compact",
 			"segment.bytes":    "104857600",
 			"compression.type": "producer",
@@ -121,7 +126,40 @@ func (b *Broker) offsetsPartition(p int32) (group.Log, error) {
 	if l == nil {
 		return nil, storage.ErrClosed
 	}
-	return l, nil
+	return b.groupLog(l), nil
+}
+
+// groupLog is a __consumer_offsets log as the coordinator uses it: writes
+// only while this broker leads it, acknowledged once committed (the high
+// watermark passed them on a replicated partition, else the fsync), and
+// loads that read everything this replica has (what a previous leader
+// acknowledged may lie above this replica's high watermark).
+type groupLog struct {
+	*storage.Log
+	b   *Broker
+	gen int64
+}
+
+func (b *Broker) groupLog(l *storage.Log) *groupLog {
+	return &groupLog{Log: l, b: b, gen: l.RoleGen()}
+}
+
+func (g *groupLog) Append(records []byte) (storage.AppendResult, error) {
+	if r := g.b.replicas.get(g.Topic(), g.Partition()); r != nil && !r.isLeader() {
+		return storage.AppendResult{}, storage.ErrNotLeader
+	}
+	return g.Log.Append(records)
+}
+
+func (g *groupLog) WaitDurable(ctx context.Context, offset int64) error {
+	if g.Replicated() {
+		return g.WaitHighWatermark(ctx, offset, g.gen)
+	}
+	return g.Log.WaitDurable(ctx, offset)
+}
+
+func (g *groupLog) Read(offset int64, maxBytes int) (storage.ReadResult, error) {
+	return g.ReadLocal(offset, maxBytes)
 }
 
 // syncCoordinator makes the group coordinator own exactly the
@@ -146,7 +184,7 @@ func (b *Broker) syncCoordinator(im *metadata.Image) {
 	for _, p := range sortedPartitions(want) {
 		var l group.Log
 		if sl := b.store.Get(group.TopicName, p); sl != nil {
-			l = sl
+			l = b.groupLog(sl)
 		}
 		if err := b.groups.LoadPartition(p, l); err != nil {
 			b.log.Error("loading groups of a __consumer_offsets partition failed", "partition", p, "err", err)

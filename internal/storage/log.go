@@ -118,6 +118,7 @@ type Log struct {
 	following   bool         // mu
 	repl        bool         // mu; the high watermark is set from outside (replHW)
 	replHW      int64        // mu
+	replHWSaved bool         // mu; replHW is the checkpointed one, not yet used
 	onLocalEnd  atomic.Pointer[func()]
 
 	notifyMu sync.Mutex
@@ -254,6 +255,10 @@ type AppendResult struct {
 	LogAppendTime  int64 // broker time used, ms; -1 if the topic uses CreateTime
 	LogStartOffset int64
 	Duplicate      bool // idempotent duplicate of one of the last 5 batches: nothing was written
+	// Replicated: the log's high watermark is the ISR's (SetReplicated);
+	// wait for it with WaitHighWatermark(ctx, LastOffset, RoleGen).
+	Replicated bool
+	RoleGen    int64 // the role generation the append happened in
 }
 
 // Append validates and appends one or more v2 batches (the raw records of a
@@ -355,8 +360,11 @@ func (l *Log) appendLocked(records []byte, hdrs []batchHeader) (res AppendResult
 				return res, false, err
 			}
 			if dup != nil {
+				l.mu.RLock()
 				res = AppendResult{BaseOffset: dup.firstOffset, LastOffset: dup.lastOffset,
-					LogAppendTime: -1, LogStartOffset: l.logStart, Duplicate: true}
+					LogAppendTime: -1, LogStartOffset: l.logStart, Duplicate: true,
+					Replicated: l.repl, RoleGen: l.roleGen}
+				l.mu.RUnlock()
 				if cfg.TimestampType == LogAppendTime {
 					res.LogAppendTime = dup.timestamp
 				}
@@ -434,6 +442,7 @@ func (l *Log) appendLocked(records []byte, hdrs []batchHeader) (res AppendResult
 	seg.modified = now
 	l.leo = off
 	flush = l.leo-l.durable >= cfg.FlushMessages
+	repl, gen := l.repl, l.roleGen
 	l.mu.Unlock()
 
 	for i := range staged {
@@ -446,7 +455,8 @@ func (l *Log) appendLocked(records []byte, hdrs []batchHeader) (res AppendResult
 		}
 	}
 
-	res = AppendResult{BaseOffset: base, LastOffset: off - 1, LogAppendTime: -1, LogStartOffset: l.logStart}
+	res = AppendResult{BaseOffset: base, LastOffset: off - 1, LogAppendTime: -1, LogStartOffset: l.logStart,
+		Replicated: repl, RoleGen: gen}
 	if cfg.TimestampType == LogAppendTime {
 		res.LogAppendTime = nowMs
 	}

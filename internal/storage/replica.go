@@ -81,8 +81,15 @@ func (l *Log) RoleGen() int64 {
 func (l *Log) SetReplicated(on bool) {
 	l.mu.Lock()
 	if on && !l.repl {
-		l.replHW = l.hwLocked()
+		hw := l.hwLocked()
+		if l.replHWSaved {
+			// Restarted: the checkpointed high watermark, not the durable
+			// offset, which may hold records the ISR never had.
+			hw = min(hw, max(l.logStart, l.replHW))
+		}
+		l.replHW = hw
 	}
+	l.replHWSaved = false
 	l.repl = on
 	l.mu.Unlock()
 	l.wakeReaders()

@@ -90,6 +90,7 @@ func Open(opts Options) (*Store, error) {
 	clean := err == nil
 	recoveryPoints := s.readOffsets(recoveryPointFile)
 	logStarts := s.readOffsets(logStartOffsetFile)
+	hws := s.readOffsets(replicationFile)
 
 	ents, err := s.fsys.ReadDir(s.dir)
 	if err != nil {
@@ -149,6 +150,13 @@ func Open(opts Options) (*Store, error) {
 		if err != nil {
 			s.closeLogs()
 			return nil, fmt.Errorf("storage: load %s: %w", name, err)
+		}
+		if hw, ok := hws[tp]; ok {
+			// The replicated high watermark to start from if the log is
+			// replicated (SetReplicated): the durable offset may hold
+			// records the ISR never had.
+			l.replHW = max(l.logStart, min(hw, l.leo))
+			l.replHWSaved = true
 		}
 		s.logs[tp] = l
 	}
