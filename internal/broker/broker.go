@@ -39,7 +39,7 @@ type Broker struct {
 	groups  *group.Coordinator
 	// replicas is this broker's part in replication (replication.go).
 	replicas *replicaManager
-	metrics *brokerMetrics // counters the request path updates (metrics.go)
+	metrics  *brokerMetrics // counters the request path updates (metrics.go)
 
 	// The cluster (cluster.go): this node's quorum voter, the metadata
 	// state it applies, and the controller deciding through it.
