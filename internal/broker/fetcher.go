@@ -282,6 +282,11 @@ func (f *fetcher) round(parts []*fetchState, maxWait time.Duration) error {
 				}
 			}
 			l.SetHighWatermark(rp.HighWatermark)
+			if rp.LogStartOffset > l.LogStartOffset() {
+				if _, err := l.AdvanceLogStart(rp.LogStartOffset); err != nil {
+					b.log.Warn("cannot follow the leader's log start offset", "topic", key.topic, "partition", key.p, "err", err)
+				}
+			}
 		}
 	}
 	if len(logs) > 0 && b.cfg.Durability == config.DurabilityFsync {

@@ -4,8 +4,8 @@ package cli
 // TopicCommand: "Created topic X.", and for --describe one topic line
 // (Topic, TopicId, PartitionCount, ReplicationFactor, Configs with the
 // non-default configs) followed by one tab-indented line per partition
-// ending in "Elr: N/A	LastKnownElr: N/A" (Gregor has no eligible leader
-// replicas to report).
+// ending in empty "Elr: 	LastKnownElr: " lists, as Kafka 4.4's tool
+// prints them for a cluster without eligible leader replicas.
 
 import (
 	"encoding/base64"
@@ -489,7 +489,7 @@ func (o *topicsOptions) runDescribe(cmd *cobra.Command, adm *adminClient, out io
 			if p.Leader >= 0 {
 				leader = strconv.Itoa(int(p.Leader))
 			}
-			fmt.Fprintf(out, "\tTopic: %s\tPartition: %d\tLeader: %s\tReplicas: %s\tIsr: %s\tElr: N/A\tLastKnownElr: N/A\n",
+			fmt.Fprintf(out, "\tTopic: %s\tPartition: %d\tLeader: %s\tReplicas: %s\tIsr: %s\tElr: \tLastKnownElr: \n",
 				name, p.Partition, leader, joinInt32(p.Replicas), joinInt32(p.ISR))
 		}
 	}

@@ -552,3 +552,25 @@ func (l *Log) truncateFullyLocked(offset int64) error {
 	l.wakeReaders()
 	return nil
 }
+
+// AdvanceLogStart moves a follower's log start offset up to its leader's
+// (DeleteRecords or retention there), never past the log end, and removes
+// segments wholly below it. It reports whether it moved.
+func (l *Log) AdvanceLogStart(offset int64) (bool, error) {
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	if l.closed {
+		return false, ErrClosed
+	}
+	offset = min(offset, l.leo)
+	if offset <= l.logStart {
+		return false, nil
+	}
+	l.mu.Lock()
+	l.logStart = offset
+	l.mu.Unlock()
+	l.truncateEpochsStart(offset)
+	l.writeEpochsLocked()
+	l.deleteBelowLogStart()
+	return true, nil
+}
