@@ -472,7 +472,7 @@ func (f *fetch) divergedOrTrack(topic string, rp kmsg.FetchRequestTopicPartition
 			return true
 		}
 	}
-	if r := f.b.replicas.get(topic, rp.Partition); r != nil {
+	if r := f.b.replicas.get(topic, rp.Partition); r != nil && rp.FetchOffset <= l.LogEndOffset() {
 		r.followerFetched(f.replicaID, rp.FetchOffset)
 	}
 	return false

@@ -280,7 +280,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	// Partitions and logs, from the catalog's published topics.
 	perPartition := b.cfg.MetricsPartitionLabels
 	topics := b.catalog.all()
-	parts, offline, leading := 0, 0, 0
+	parts, offline, leading, underReplicated, underMinISR := 0, 0, 0, 0, 0
 	globalParts, leaderless := 0, 0
 	for _, t := range topics {
 		gauge(descTopicPartitions, float64(t.Partitions), t.Name)
@@ -301,6 +301,17 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			}
 			if b.leads(t, p) {
 				leading++
+				// Kafka counts these on the leader.
+				if pi := t.partition(p); pi != nil {
+					if len(pi.ISR) < len(pi.Replicas) {
+						underReplicated++
+					}
+					if r := b.replicas.get(t.Name, p); r != nil {
+						if under, _, _ := r.underMinISR(); under {
+							underMinISR++
+						}
+					}
+				}
 			}
 			s := l.Size()
 			size += s
@@ -320,13 +331,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	if b.store.Failure() != nil {
 		offline, leading = parts, 0
 	}
-	// Partitions have one replica (no replication yet), so none is under
-	// replicated. The controller's gauges are non-zero on the active
-	// controller only, as in Kafka; kafka_brokers counts live brokers.
+	// The controller's gauges are non-zero on the active controller only,
+	// as in Kafka; kafka_brokers counts live brokers.
 	gauge(descPartitionCount, float64(parts))
 	gauge(descLeaderCount, float64(leading))
-	gauge(descUnderReplicated, 0)
-	gauge(descUnderMinISR, 0)
+	gauge(descUnderReplicated, float64(underReplicated))
+	gauge(descUnderMinISR, float64(underMinISR))
 	gauge(descOfflineReplicas, float64(offline))
 	state := 1.0 // STARTING
 	if b.serving() {
