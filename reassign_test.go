@@ -2,6 +2,8 @@ package gregor_test
 
 import (
 	"context"
+	"log/slog"
+	"os"
 	"slices"
 	"testing"
 	"time"
@@ -20,7 +22,7 @@ import (
 // replica catches up, joins the ISR, and the reassignment completes), and
 // a preferred election moves leadership back to the first replica.
 func TestClusterElectLeadersAndReassignments(t *testing.T) {
-	c, err := gregor.StartCluster(gregor.ClusterOptions{Dir: t.TempDir()})
+	c, err := gregor.StartCluster(gregor.ClusterOptions{Dir: t.TempDir(), Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,8 +133,13 @@ func TestClusterElectLeadersAndReassignments(t *testing.T) {
 	}
 
 	// Records to move along.
+	pcl, err := kgo.NewClient(kgo.SeedBrokers(c.Addrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pcl.Close()
 	for i := 0; i < 100; i++ {
-		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "r", Partition: 0, Value: []byte{byte(i)}}).FirstErr(); err != nil {
+		if err := pcl.ProduceSync(ctx, &kgo.Record{Topic: "r", Partition: 0, Value: []byte{byte(i)}}).FirstErr(); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -199,4 +206,18 @@ func TestClusterElectLeadersAndReassignments(t *testing.T) {
 	if code := alter(0, nil); code != kerr.NoReassignmentInProgress.Code {
 		t.Fatalf("cancel without a reassignment: %d", code)
 	}
+}
+
+// testLogger writes the nodes' logs to $GREGOR_TEST_LOG if set.
+func testLogger(t *testing.T) *slog.Logger {
+	path := os.Getenv("GREGOR_TEST_LOG")
+	if path == "" {
+		return nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }

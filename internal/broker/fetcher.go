@@ -34,6 +34,7 @@ import (
 type fetchState struct {
 	r          *replica
 	epoch      int32 // the leader epoch this broker knows for the partition
+	gen        int64 // the log's role generation when handed to this fetcher
 	delayUntil time.Time
 }
 
@@ -53,11 +54,11 @@ func newFetcher(rm *replicaManager, leader int32) *fetcher {
 	return &fetcher{rm: rm, leader: leader, parts: map[tpKey]*fetchState{}, wake: make(chan struct{}, 1)}
 }
 
-func (f *fetcher) add(r *replica, epoch int32) {
+func (f *fetcher) add(r *replica, epoch int32, gen int64) {
 	f.mu.Lock()
 	st := f.parts[r.key]
-	if st == nil || st.r != r || st.epoch != epoch {
-		f.parts[r.key] = &fetchState{r: r, epoch: epoch}
+	if st == nil || st.r != r || st.epoch != epoch || st.gen != gen {
+		f.parts[r.key] = &fetchState{r: r, epoch: epoch, gen: gen}
 	}
 	f.mu.Unlock()
 	f.kick()
@@ -249,7 +250,7 @@ func (f *fetcher) round(parts []*fetchState, maxWait time.Duration) error {
 			switch rp.ErrorCode {
 			case 0:
 			case kerr.OffsetOutOfRange.Code:
-				f.outOfRange(key, l, s.offset, rp)
+				f.outOfRange(key, s.st, s.offset, rp)
 				continue
 			case kerr.NotLeaderForPartition.Code, kerr.FencedLeaderEpoch.Code, kerr.UnknownLeaderEpoch.Code,
 				kerr.UnknownTopicOrPartition.Code, kerr.UnknownTopicID.Code:
@@ -263,14 +264,17 @@ func (f *fetcher) round(parts []*fetchState, maxWait time.Duration) error {
 				continue
 			}
 			if rp.DivergingEpoch.Epoch >= 0 && rp.DivergingEpoch.EndOffset >= 0 {
-				f.truncateDiverged(key, l, rp.DivergingEpoch.Epoch, rp.DivergingEpoch.EndOffset)
+				f.truncateDiverged(key, s.st, rp.DivergingEpoch.Epoch, rp.DivergingEpoch.EndOffset)
 				continue
 			}
 			if len(rp.RecordBatches) > 0 {
 				if l.LogEndOffset() != s.offset {
 					continue // the log changed under this round (truncated, restarted)
 				}
-				leo, err := l.AppendReplica(rp.RecordBatches)
+				leo, err := l.AppendReplica(rp.RecordBatches, s.st.gen)
+				if errors.Is(err, storage.ErrNotLeader) {
+					continue // its role changed since this fetch was sent
+				}
 				if err != nil {
 					b.log.Error("appending replicated records failed", "topic", key.topic, "partition", key.p, "err", err)
 					f.delay(key, time.Second)
@@ -281,9 +285,12 @@ func (f *fetcher) round(parts []*fetchState, maxWait time.Duration) error {
 					lasts = append(lasts, leo-1)
 				}
 			}
+			if l.RoleGen() != s.st.gen {
+				continue
+			}
 			l.SetHighWatermark(rp.HighWatermark)
 			if rp.LogStartOffset > l.LogStartOffset() {
-				if _, err := l.AdvanceLogStart(rp.LogStartOffset); err != nil {
+				if _, err := l.AdvanceLogStart(rp.LogStartOffset, s.st.gen); err != nil && !errors.Is(err, storage.ErrNotLeader) {
 					b.log.Warn("cannot follow the leader's log start offset", "topic", key.topic, "partition", key.p, "err", err)
 				}
 			}
@@ -304,7 +311,8 @@ func (f *fetcher) round(parts []*fetchState, maxWait time.Duration) error {
 
 // truncateDiverged truncates a log the leader says diverged from its own
 // after epoch ended at endOffset (Kafka's rules).
-func (f *fetcher) truncateDiverged(key tpKey, l *storage.Log, epoch int32, endOffset int64) {
+func (f *fetcher) truncateDiverged(key tpKey, st *fetchState, epoch int32, endOffset int64) {
+	l := st.r.log
 	leo := l.LogEndOffset()
 	fEnd, fEpoch := l.EndOffsetForEpoch(epoch)
 	var to int64
@@ -318,7 +326,7 @@ func (f *fetcher) truncateDiverged(key tpKey, l *storage.Log, epoch int32, endOf
 	}
 	f.rm.b.log.Info("replica diverged from its leader: truncating", "topic", key.topic, "partition", key.p,
 		"leader", f.leader, "leader_epoch", epoch, "leader_end", endOffset, "log_end", leo, "truncate_to", to)
-	if err := l.TruncateTo(to); err != nil {
+	if err := l.TruncateTo(to, st.gen); err != nil && !errors.Is(err, storage.ErrNotLeader) {
 		f.rm.b.log.Error("truncation failed", "topic", key.topic, "partition", key.p, "err", err)
 		f.delay(key, time.Second)
 	}
@@ -328,22 +336,23 @@ func (f *fetcher) truncateDiverged(key tpKey, l *storage.Log, epoch int32, endOf
 // leader's log start starts over there; one that ends beyond the leader's
 // end (possible only after an unclean election) is cut back to the
 // leader's high watermark.
-func (f *fetcher) outOfRange(key tpKey, l *storage.Log, offset int64, rp kmsg.FetchResponseTopicPartition) {
+func (f *fetcher) outOfRange(key tpKey, st *fetchState, offset int64, rp kmsg.FetchResponseTopicPartition) {
 	b := f.rm.b
+	l := st.r.log
 	var err error
 	switch {
 	case rp.LogStartOffset >= 0 && offset < rp.LogStartOffset:
 		b.log.Info("replica behind the leader's log start: starting over there", "topic", key.topic, "partition", key.p,
 			"log_end", offset, "leader_log_start", rp.LogStartOffset)
-		err = l.TruncateFullyAndStartAt(rp.LogStartOffset)
+		err = l.TruncateFullyAndStartAt(rp.LogStartOffset, st.gen)
 	case rp.HighWatermark >= 0 && rp.HighWatermark < offset:
 		b.log.Warn("replica ahead of its leader: truncating to the leader's high watermark", "topic", key.topic,
 			"partition", key.p, "log_end", offset, "leader_hw", rp.HighWatermark)
-		err = l.TruncateTo(rp.HighWatermark)
+		err = l.TruncateTo(rp.HighWatermark, st.gen)
 	default:
 		f.delay(key, time.Second)
 	}
-	if err != nil {
+	if err != nil && !errors.Is(err, storage.ErrNotLeader) {
 		b.log.Error("truncation failed", "topic", key.topic, "partition", key.p, "err", err)
 		f.delay(key, time.Second)
 	}

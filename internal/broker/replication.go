@@ -54,19 +54,20 @@ type replica struct {
 	topicID metadata.UUID
 	log     *storage.Log
 
-	mu             sync.Mutex
-	leader         bool
-	leaderEpoch    int32
-	partitionEpoch int32
-	replicas       []int32
-	isr            []int32
-	minISR         int
-	gen            int64 // the log's role generation while leading
-	epochStart     int64 // log end when this leader epoch began
-	followers      map[int32]*followerState
-	alterPending   bool // an AlterPartition is in flight or waits to be published
-	alterEpoch     int32
-	fetchingFrom   int32 // leader this replica's fetcher fetches from, -1 none
+	mu              sync.Mutex
+	leader          bool
+	leaderEpoch     int32
+	partitionEpoch  int32
+	replicas        []int32
+	isr             []int32
+	minISR          int
+	gen             int64 // the log's role generation (leading or following)
+	followingLeader int32 // the leader followed (as follower)
+	epochStart      int64 // log end when this leader epoch began
+	followers       map[int32]*followerState
+	alterPending    bool // an AlterPartition is in flight or waits to be published
+	alterEpoch      int32
+	fetchingFrom    int32 // leader this replica's fetcher fetches from, -1 none
 }
 
 // followerState is what the leader knows of one follower.
@@ -231,9 +232,19 @@ func (rm *replicaManager) apply(r *replica, pi *metadata.PartitionImage, minISR 
 		}
 		r.mu.Unlock()
 	default:
-		if wasLeader || oldEpoch < 0 || !r.log.Replicated() {
+		r.mu.Lock()
+		changed := wasLeader || oldEpoch != pi.LeaderEpoch || r.gen == 0 || r.followingLeader != pi.Leader
+		r.followingLeader = pi.Leader
+		r.mu.Unlock()
+		if changed || !r.log.Replicated() {
+			// A new leader or epoch: a new role generation, so that a
+			// fetch still in flight from the previous one cannot append.
+			rm.stopFetching(r)
 			r.log.SetReplicated(true)
-			r.log.BecomeFollower()
+			gen := r.log.BecomeFollower()
+			r.mu.Lock()
+			r.gen = gen
+			r.mu.Unlock()
 		}
 		if pi.Leader >= 0 {
 			rm.startFetching(r, pi.Leader, pi.LeaderEpoch)
@@ -268,7 +279,10 @@ func (rm *replicaManager) startFetching(r *replica, leader, epoch int32) {
 		rm.b.guardGo("replica fetcher", f.run)
 	}
 	r.fetchingFrom = leader
-	f.add(r, epoch)
+	r.mu.Lock()
+	gen := r.gen
+	r.mu.Unlock()
+	f.add(r, epoch, gen)
 }
 
 // stopFetching takes r from its fetcher. Caller holds rm.mu.

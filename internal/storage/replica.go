@@ -55,16 +55,30 @@ func (l *Log) BecomeLeader(epoch int32) int64 {
 	return gen
 }
 
-// BecomeFollower ends any leadership: high watermark waits in progress
-// return ErrNotLeader.
-func (l *Log) BecomeFollower() {
+// BecomeFollower ends any leadership (high watermark waits in progress
+// return ErrNotLeader) and starts a new role generation: the broker calls
+// it for every new leader or leader epoch, so a fetch from a previous
+// leader cannot change the log any more. It returns the generation.
+func (l *Log) BecomeFollower() int64 {
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
 	l.mu.Lock()
 	l.roleGen++
 	l.following = true
+	gen := l.roleGen
 	l.mu.Unlock()
 	l.wakeReaders()
+	return gen
+}
+
+// checkFollowing refuses a follower operation from a fetch made in
+// another role generation. Caller holds appendMu (roleGen and following
+// only change under it).
+func (l *Log) checkFollowing(gen int64) error {
+	if !l.following || l.roleGen != gen {
+		return ErrNotLeader
+	}
+	return nil
 }
 
 // RoleGen is the current role generation (see BecomeLeader).
@@ -213,7 +227,12 @@ func (l *Log) ReadLocal(offset int64, maxBytes int) (ReadResult, error) {
 // the leader's offsets and epochs. The first batch must not start below
 // the log end. Each batch's CRC is checked; a trailing partial batch (a
 // fetch cut short) is ignored. It returns the new log end offset.
-func (l *Log) AppendReplica(records []byte) (int64, error) {
+//
+// gen is the role generation the caller's fetch was made in: when the
+// log's role changed since (it leads now, or follows another leader), the
+// append is refused with ErrNotLeader. The same holds for the other
+// follower operations below.
+func (l *Log) AppendReplica(records []byte, gen int64) (int64, error) {
 	var hdrs []batchHeader
 	size := 0
 	l.mu.RLock()
@@ -260,7 +279,7 @@ func (l *Log) AppendReplica(records []byte) (int64, error) {
 				end += int(hdrs[j].size())
 				j++
 			}
-			if leo, err = l.AppendReplica(records[start:end]); err != nil {
+			if leo, err = l.AppendReplica(records[start:end], gen); err != nil {
 				return leo, err
 			}
 			start, i = end, j
@@ -272,6 +291,9 @@ func (l *Log) AppendReplica(records []byte) (int64, error) {
 	defer l.appendMu.Unlock()
 	if l.closed {
 		return 0, ErrClosed
+	}
+	if err := l.checkFollowing(gen); err != nil {
+		return 0, err
 	}
 	if err := l.store.failure(); err != nil {
 		return 0, err
@@ -395,11 +417,14 @@ func (l *Log) restartEmptyLocked(base int64, now time.Time) error {
 // so the log may end below offset. Producer state and the epoch cache are
 // rebuilt to match; the high watermark is clamped. Offsets below the log
 // start empty the log and restart it at offset.
-func (l *Log) TruncateTo(offset int64) error {
+func (l *Log) TruncateTo(offset int64, gen int64) error {
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
 	if l.closed {
 		return ErrClosed
+	}
+	if err := l.checkFollowing(gen); err != nil {
+		return err
 	}
 	if offset >= l.leo {
 		return nil
@@ -500,11 +525,14 @@ func (l *Log) TruncateTo(offset int64) error {
 
 // TruncateFullyAndStartAt empties the log and restarts it at offset: a
 // follower whose log ends before the leader's log start.
-func (l *Log) TruncateFullyAndStartAt(offset int64) error {
+func (l *Log) TruncateFullyAndStartAt(offset int64, gen int64) error {
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
 	if l.closed {
 		return ErrClosed
+	}
+	if err := l.checkFollowing(gen); err != nil {
+		return err
 	}
 	return l.truncateFullyLocked(offset)
 }
@@ -556,11 +584,14 @@ func (l *Log) truncateFullyLocked(offset int64) error {
 // AdvanceLogStart moves a follower's log start offset up to its leader's
 // (DeleteRecords or retention there), never past the log end, and removes
 // segments wholly below it. It reports whether it moved.
-func (l *Log) AdvanceLogStart(offset int64) (bool, error) {
+func (l *Log) AdvanceLogStart(offset int64, gen int64) (bool, error) {
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
 	if l.closed {
 		return false, ErrClosed
+	}
+	if err := l.checkFollowing(gen); err != nil {
+		return false, err
 	}
 	offset = min(offset, l.leo)
 	if offset <= l.logStart {

@@ -89,8 +89,8 @@ func TestAppendReplicaKeepsLeaderOffsetsAndProducers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.BecomeFollower()
-	leo, err := f.AppendReplica(fetchAll(t, leader, 0))
+	gen := f.BecomeFollower()
+	leo, err := f.AppendReplica(fetchAll(t, leader, 0), gen)
 	if err != nil || leo != 5 {
 		t.Fatalf("AppendReplica: leo %d, %v", leo, err)
 	}
@@ -98,13 +98,17 @@ func TestAppendReplicaKeepsLeaderOffsetsAndProducers(t *testing.T) {
 		t.Fatalf("follower epochs %s", got)
 	}
 	// A batch that does not follow the log end is refused.
-	if _, err := f.AppendReplica(fetchAll(t, leader, 3)); !errors.Is(err, ErrUnexpectedOffset) {
+	if _, err := f.AppendReplica(fetchAll(t, leader, 3), gen); !errors.Is(err, ErrUnexpectedOffset) {
 		t.Fatalf("overlapping append: %v", err)
 	}
 	// The follower rebuilt the idempotent producer's state: as a new
 	// leader, it recognizes a retry of the last batch and the next
 	// sequence.
 	f.BecomeLeader(3)
+	mustAppend(t, leader, buildBatch(t, spec(1, 1)))
+	if _, err := f.AppendReplica(fetchAll(t, leader, 5), gen); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("a follower append after becoming leader: %v", err)
+	}
 	res, err := f.Append(buildBatch(t, spec(2, 1).idem(7, 0, 3)))
 	if err != nil || !res.Duplicate || res.BaseOffset != 3 {
 		t.Fatalf("retry on the new leader: %+v %v", res, err)
@@ -137,9 +141,9 @@ func TestTruncateToDivergence(t *testing.T) {
 	if n := len(segmentFiles(t, l.Dir(), extLog)); n < 3 {
 		t.Fatalf("want several segments, have %d", n)
 	}
-	l.BecomeFollower()
+	gen := l.BecomeFollower()
 	// Offset 13 is inside the batch [12, 13]: the whole batch goes.
-	if err := l.TruncateTo(13); err != nil {
+	if err := l.TruncateTo(13, gen); err != nil {
 		t.Fatal(err)
 	}
 	if l.LogEndOffset() != 12 {
@@ -149,7 +153,7 @@ func TestTruncateToDivergence(t *testing.T) {
 		// Epoch 2 started at 12, which is now the end: it goes.
 		t.Fatalf("epochs %s", got)
 	}
-	if err := l.TruncateTo(7); err != nil {
+	if err := l.TruncateTo(7, gen); err != nil {
 		t.Fatal(err)
 	}
 	if l.LogEndOffset() != 6 || l.epochsString() != "(1,0)" {
@@ -159,7 +163,7 @@ func TestTruncateToDivergence(t *testing.T) {
 		t.Fatalf("batches after truncation: %d", len(got))
 	}
 	// Appends continue at the new end, with producer state rolled back.
-	if _, err := l.AppendReplica(fetchAllFrom(t, buildLeaderLog(t, s, 6, 1), 6)); err != nil {
+	if _, err := l.AppendReplica(fetchAllFrom(t, buildLeaderLog(t, s, 6, 1), 6), gen); err != nil {
 		t.Fatal(err)
 	}
 	// The truncation survives a crash and restart.
@@ -182,8 +186,7 @@ func buildLeaderLog(t *testing.T, s *Store, start int64, _ int) *Log {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.BecomeFollower()
-	if err := l.TruncateFullyAndStartAt(start); err != nil {
+	if err := l.TruncateFullyAndStartAt(start, l.BecomeFollower()); err != nil {
 		t.Fatal(err)
 	}
 	l.BecomeLeader(7)
