@@ -35,16 +35,21 @@ package cluster
 //   - nothing a consumer was served is missing from the final log at its
 //     offset (vanished: it was served above a high watermark that was not
 //     one);
-//   - the log holds only values the producers sent (foreign).
+//   - the log holds only values the producers sent (foreign), without
+//     holes;
+//   - every node's copy of every partition, read from its segment files,
+//     is the final log (replicas differing).
 //
 // GREGOR_REPL_SEED fixes the fault schedule's random seed.
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -113,6 +118,9 @@ func valueKey(v string) (uint64, bool) {
 }
 
 func keyString(k uint64) string {
+	if k == 0 {
+		return "nothing"
+	}
 	return fmt.Sprintf("p%d-%d", k>>40, k&(1<<40-1)-1)
 }
 
@@ -573,7 +581,8 @@ func TestReplicationJepsen(t *testing.T) {
 	var producers []*kgo.Client
 	for id := 0; id < replProducers; id++ {
 		cl := c.client(seeds, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordPartitioner(kgo.ManualPartitioner()),
-			kgo.RecordDeliveryTimeout(30*time.Second), kgo.MaxBufferedRecords(10*replInflight*replPartitions))
+			kgo.RecordDeliveryTimeout(30*time.Second), kgo.MaxBufferedRecords(10*replInflight*replPartitions),
+			kgo.ProducerBatchCompression(kgo.NoCompression())) // the replica check reads the segments
 		producers = append(producers, cl)
 		prodWG.Add(1)
 		go func() { defer prodWG.Done(); produce(wctx, cl, id, cp.ledger) }()
@@ -712,6 +721,31 @@ func TestReplicationJepsen(t *testing.T) {
 		s.mu.Unlock()
 	}
 
+	// Every replica on disk holds the final log (followers may need a
+	// moment for the last fetches).
+	var diverged []string
+	if err := eventually(15*time.Second, func() error {
+		diverged = diverged[:0]
+		for _, nd := range c.nodes {
+			for p := int32(0); p < replPartitions; p++ {
+				disk, err := diskLog(filepath.Join(nd.dir, fmt.Sprintf("%s-%d", replTopic, p)))
+				if err != nil {
+					diverged = append(diverged, fmt.Sprintf("node %d partition %d: %v", nd.id, p, err))
+					continue
+				}
+				if d := compareReplica(disk, final.vals[p], ends[p]); d != "" {
+					diverged = append(diverged, fmt.Sprintf("node %d partition %d: %s", nd.id, p, d))
+				}
+			}
+		}
+		if len(diverged) > 0 {
+			return errors.New("replicas differ")
+		}
+		return nil
+	}); err != nil {
+		cp.logf("replicas on disk differ from the final read: %s", strings.Join(diverged, "; "))
+	}
+
 	var kinds []string
 	for _, k := range faultKinds {
 		kinds = append(kinds, fmt.Sprintf("%s=%d", k, byKind[k]))
@@ -731,13 +765,13 @@ func TestReplicationJepsen(t *testing.T) {
 		traffic = append(traffic, fmt.Sprintf("%s %d conns %d/%d KiB", name, st.Accepted, st.ToTarget>>10, st.ToClient>>10))
 	}
 	cp.logf("links (connections, KiB to target/back): %s", strings.Join(traffic, "; "))
-	t.Logf("SUMMARY replication campaign: %d faults (%s) in %s: sent %d, acked %d, failed %d (%d of them in the log), final log %d records; lost %d, misplaced %d, duplicated %d, inconsistent %d, vanished %d, foreign %d, holes %d",
+	t.Logf("SUMMARY replication campaign: %d faults (%s) in %s: sent %d, acked %d, failed %d (%d of them in the log), final log %d records; lost %d, misplaced %d, duplicated %d, inconsistent %d, vanished %d, foreign %d, holes %d, replicas differing %d",
 		nFaults, strings.Join(kinds, " "), time.Since(cp.start).Round(time.Second), l.sent, len(l.acked), len(l.failed), failedPresent,
-		len(where), len(lost), len(misplaced), len(duplicated), len(inconsistent), len(vanished), len(foreign), len(holes))
+		len(where), len(lost), len(misplaced), len(duplicated), len(inconsistent), len(vanished), len(foreign), len(holes), len(diverged))
 	for _, v := range []struct {
 		what string
 		list []string
-	}{{"lost", lost}, {"misplaced", misplaced}, {"duplicated", duplicated}, {"inconsistent", inconsistent}, {"vanished", vanished}, {"foreign", foreign}, {"holes", holes}} {
+	}{{"lost", lost}, {"misplaced", misplaced}, {"duplicated", duplicated}, {"inconsistent", inconsistent}, {"vanished", vanished}, {"foreign", foreign}, {"holes", holes}, {"replicas differing from the final read", diverged}} {
 		if len(v.list) > 0 {
 			sort.Strings(v.list)
 			t.Errorf("%d %s, e.g.:\n  %s", len(v.list), v.what, strings.Join(v.list[:min(len(v.list), 20)], "\n  "))
@@ -819,4 +853,81 @@ func readAll(t *testing.T, c *cluster, seeds []string, ends [replPartitions]int6
 			s.vals[p] = grown
 		}
 	}
+}
+
+// diskLog reads a partition directory's segments as they are on disk:
+// the value key at each offset (0: no record there). It needs
+// uncompressed batches.
+func diskLog(dir string) ([]uint64, error) {
+	names, err := filepath.Glob(filepath.Join(dir, "*.log"))
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(names) // zero-padded base offsets
+	var out []uint64
+	for _, name := range names {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			return nil, err
+		}
+		for len(b) >= 12 {
+			n := int(binary.BigEndian.Uint32(b[8:12]))
+			if n == 0 || len(b) < 12+n {
+				break // preallocated zeros or a partial tail
+			}
+			var batch kmsg.RecordBatch
+			if err := batch.ReadFrom(b[:12+n]); err != nil {
+				return nil, fmt.Errorf("%s: batch at %d: %v", filepath.Base(name), int64(binary.BigEndian.Uint64(b)), err)
+			}
+			b = b[12+n:]
+			if batch.Attributes&0x20 != 0 {
+				continue // a control batch
+			}
+			if batch.Attributes&0x7 != 0 {
+				return nil, fmt.Errorf("%s: compressed batch at %d", filepath.Base(name), batch.FirstOffset)
+			}
+			recs := batch.Records
+			for i := int32(0); i < batch.NumRecords; i++ {
+				l, k := binary.Varint(recs)
+				if k <= 0 || l < 0 || int64(len(recs)) < int64(k)+l {
+					return nil, fmt.Errorf("%s: batch at %d: bad record %d", filepath.Base(name), batch.FirstOffset, i)
+				}
+				var r kmsg.Record
+				if err := r.ReadFrom(recs[:int64(k)+l]); err != nil {
+					return nil, fmt.Errorf("%s: batch at %d: record %d: %v", filepath.Base(name), batch.FirstOffset, i, err)
+				}
+				recs = recs[int64(k)+l:]
+				off := batch.FirstOffset + int64(r.OffsetDelta)
+				key, ok := valueKey(string(r.Value))
+				if !ok {
+					return nil, fmt.Errorf("%s: offset %d holds %q", filepath.Base(name), off, r.Value)
+				}
+				if off < int64(len(out)) {
+					return nil, fmt.Errorf("%s: offset %d after offset %d", filepath.Base(name), off, len(out)-1)
+				}
+				for int64(len(out)) < off {
+					out = append(out, 0)
+				}
+				out = append(out, key)
+			}
+		}
+	}
+	return out, nil
+}
+
+// compareReplica describes how a replica's log differs from the final
+// read up to end ("" if it does not).
+func compareReplica(disk, final []uint64, end int64) string {
+	if int64(len(disk)) < end {
+		return fmt.Sprintf("ends at %d, the final log at %d", len(disk), end)
+	}
+	for off := int64(0); off < end; off++ {
+		if disk[off] != final[off] {
+			return fmt.Sprintf("offset %d holds %s, the final read %s", off, keyString(disk[off]), keyString(final[off]))
+		}
+	}
+	if int64(len(disk)) > end {
+		return fmt.Sprintf("%d records beyond the final log's end %d", int64(len(disk))-end, end)
+	}
+	return ""
 }
