@@ -40,7 +40,9 @@ package cluster
 //   - every node's copy of every partition, read from its segment files,
 //     is the final log (replicas differing).
 //
-// GREGOR_REPL_SEED fixes the fault schedule's random seed.
+// GREGOR_REPL_SEED fixes the fault schedule's random seed;
+// GREGOR_REPL_KINDS (e.g. "pause-leader,isolate-leader") draws only from
+// those kinds.
 
 import (
 	"context"
@@ -96,6 +98,24 @@ func replFaults() int {
 		}
 	}
 	return 5
+}
+
+// replKinds are the fault kinds to draw from: GREGOR_REPL_KINDS (comma
+// separated, to chase one kind of bug) or all.
+func replKinds(t *testing.T) []string {
+	v := os.Getenv("GREGOR_REPL_KINDS")
+	if v == "" {
+		return faultKinds
+	}
+	var out []string
+	for _, k := range strings.Split(v, ",") {
+		k = strings.TrimSpace(k)
+		if !slices.Contains(faultKinds, k) {
+			t.Fatalf("GREGOR_REPL_KINDS: %q is not one of %v", k, faultKinds)
+		}
+		out = append(out, k)
+	}
+	return out
 }
 
 // valueKey packs "p<id>-<seq>" into one number (id in the top bits, seq+1
@@ -602,10 +622,11 @@ func TestReplicationJepsen(t *testing.T) {
 
 	// The campaign.
 	byKind := map[string]int{}
-	schedule := slices.Clone(faultKinds)
+	kinds := replKinds(t)
+	schedule := slices.Clone(kinds)
 	cp.rng.Shuffle(len(schedule), func(i, j int) { schedule[i], schedule[j] = schedule[j], schedule[i] })
 	for i := 1; i <= nFaults; i++ {
-		kind := faultKinds[cp.rng.Intn(len(faultKinds))]
+		kind := kinds[cp.rng.Intn(len(kinds))]
 		if i <= len(schedule) {
 			kind = schedule[i-1]
 		}
@@ -746,9 +767,9 @@ func TestReplicationJepsen(t *testing.T) {
 		cp.logf("replicas on disk differ from the final read: %s", strings.Join(diverged, "; "))
 	}
 
-	var kinds []string
+	var byKindS []string
 	for _, k := range faultKinds {
-		kinds = append(kinds, fmt.Sprintf("%s=%d", k, byKind[k]))
+		byKindS = append(byKindS, fmt.Sprintf("%s=%d", k, byKind[k]))
 	}
 	for _, s := range consumers {
 		cp.logf("%s: %d records served, errors %v", s.name, s.n, s.errs)
@@ -765,8 +786,8 @@ func TestReplicationJepsen(t *testing.T) {
 		traffic = append(traffic, fmt.Sprintf("%s %d conns %d/%d KiB", name, st.Accepted, st.ToTarget>>10, st.ToClient>>10))
 	}
 	cp.logf("links (connections, KiB to target/back): %s", strings.Join(traffic, "; "))
-	t.Logf("SUMMARY replication campaign: %d faults (%s) in %s: sent %d, acked %d, failed %d (%d of them in the log), final log %d records; lost %d, misplaced %d, duplicated %d, inconsistent %d, vanished %d, foreign %d, holes %d, replicas differing %d",
-		nFaults, strings.Join(kinds, " "), time.Since(cp.start).Round(time.Second), l.sent, len(l.acked), len(l.failed), failedPresent,
+	t.Logf("SUMMARY replication campaign: %d faults (%s) in %s: sent %d, acked %d, failed %d (%d of them in the log), unanswered %d, final log %d records; lost %d, misplaced %d, duplicated %d, inconsistent %d, vanished %d, foreign %d, holes %d, replicas differing %d",
+		nFaults, strings.Join(byKindS, " "), time.Since(cp.start).Round(time.Second), l.sent, len(l.acked), len(l.failed), failedPresent, l.sent-len(l.acked)-len(l.failed),
 		len(where), len(lost), len(misplaced), len(duplicated), len(inconsistent), len(vanished), len(foreign), len(holes), len(diverged))
 	for _, v := range []struct {
 		what string
