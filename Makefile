@@ -8,7 +8,13 @@
 # make bench   Go micro-benchmarks with allocations
 # make cluster-faults  the controller failover campaign of test/cluster
 #              with 20 kills of the active controller (make test runs 3)
-.PHONY: test deps compat compat-cluster fuzz bench build cluster-faults
+# make repl-faults  the replication campaign of test/cluster
+#              (TestReplicationJepsen): 50 mixed faults (kill -9 of a leader
+#              or any node, SIGSTOP of a leader, a leader cut off from its
+#              peers by faultnet, clean bounces) under idempotent acks=all
+#              producers and consumers, then no acknowledged record lost,
+#              duplicated or moved (make test runs 5)
+.PHONY: test deps compat compat-cluster fuzz bench build cluster-faults repl-faults
 
 FUZZTIME ?= 2m
 
@@ -44,3 +50,6 @@ bench:
 
 cluster-faults:
 	GREGOR_CLUSTER_KILLS=20 go test -count=1 -run TestClusterControllerFailover -v ./test/cluster/
+
+repl-faults:
+	GREGOR_REPL_FAULTS=50 go test -count=1 -run TestReplicationJepsen -v -timeout 60m ./test/cluster/

@@ -427,6 +427,12 @@ func (l *Log) TruncateTo(offset int64, gen int64) error {
 		return err
 	}
 	if offset >= l.leo {
+		// Nothing to cut, but as Kafka does, drop an epoch entry at the
+		// log end: a leader that appended nothing in its epoch before
+		// another was elected. Kept, it would make the follower's
+		// LastFetchedEpoch diverge again and again.
+		l.truncateEpochsEnd(l.leo)
+		l.writeEpochsLocked()
 		return nil
 	}
 	if offset < l.logStart {

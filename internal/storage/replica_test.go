@@ -71,6 +71,34 @@ func TestLeaderEpochsStampedAndAnswered(t *testing.T) {
 	}
 }
 
+// A leader that appended nothing in its epoch before another was elected
+// keeps an epoch entry at its log end; truncating to the log end (what the
+// new leader's diverging epoch asks) must drop it, or the follower would
+// report that epoch again and diverge forever.
+func TestTruncateToLogEndDropsEmptyEpoch(t *testing.T) {
+	e := newEnv(t)
+	s := e.open()
+	defer s.Close()
+	l := mustCreate(t, s, "t", testCfg())
+	l.BecomeLeader(2)
+	mustAppend(t, l, buildBatch(t, spec(3, 1)))
+	l.BecomeLeader(3) // elected, then paused before any append
+	l.BecomeFollower()
+	if got := l.LatestEpoch(); got != 3 {
+		t.Fatalf("latest epoch %d, want 3", got)
+	}
+	if err := l.TruncateTo(3); err != nil {
+		t.Fatal(err)
+	}
+	if got, leo := l.LatestEpoch(), l.LogEndOffset(); got != 2 || leo != 3 {
+		t.Fatalf("after TruncateTo(log end): latest epoch %d, log end %d; want 2, 3", got, leo)
+	}
+	data, _ := os.ReadFile(filepath.Join(l.Dir(), leaderEpochFile))
+	if string(data) != "0\n1\n2 0\n" {
+		t.Fatalf("leader-epoch-checkpoint %q", data)
+	}
+}
+
 func readAllTo(t *testing.T, l *Log) []batchHeader {
 	t.Helper()
 	return splitBatches(t, fetchAll(t, l, l.LogStartOffset()))

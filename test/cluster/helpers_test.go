@@ -2,11 +2,18 @@
 // broker+controller cluster (the Raft metadata quorum) on 127.0.0.1 and
 // injects faults into them: kill -9 of the active controller while an
 // admin workload runs, kill -9 and restart of a broker holding partitions,
-// SIGSTOP/SIGCONT of the active controller. Each test checks, node by
+// SIGSTOP/SIGCONT of the active controller, and a Jepsen-style campaign
+// against partition replication. Each test checks, node by
 // node, that what was acknowledged survives.
+//
+// TestReplicationJepsen (replication_test.go) routes every link of the
+// cluster through internal/faultnet and runs a campaign of mixed faults
+// against replicated partitions under producers and consumers.
 //
 // GREGOR_CLUSTER_KILLS sets the number of controller kills of
 // TestClusterControllerFailover (default 3; `make cluster-faults` runs 20).
+// GREGOR_REPL_FAULTS sets the number of faults of TestReplicationJepsen
+// (default 5; `make repl-faults` runs 50), GREGOR_REPL_SEED its seed.
 // GREGOR_CLUSTER_LOG_LEVEL sets the nodes' --log-level (default info);
 // GREGOR_CLUSTER_LOGS names a directory to write every node's whole output
 // to (by default it is only shown, abridged, when a test fails);
@@ -20,6 +27,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -100,6 +108,27 @@ type cluster struct {
 // when the test ends; if it failed, each node's output is logged.
 func newCluster(t *testing.T, n int, extra ...string) *cluster {
 	t.Helper()
+	return newClusterWith(t, n, clusterOpts{extra: extra})
+}
+
+// clusterOpts extends newCluster, for tests that route a node's traffic
+// through proxies (internal/faultnet) or need per-node properties.
+type clusterOpts struct {
+	extra []string // lines appended to every node's properties
+	// prepare, if set, runs once every node's addresses are chosen and
+	// before any properties are written (to start proxies to them).
+	prepare func(c *cluster)
+	// props, if set, gives one node's own properties: a key already
+	// written (controller.quorum.voters, listeners, advertised.listeners,
+	// listener.security.protocol.map, inter.broker.listener.name, ...)
+	// takes the new value in place, any other key is appended after extra.
+	props func(nd *node) map[string]string
+}
+
+// newClusterWith is newCluster with options.
+func newClusterWith(t *testing.T, n int, o clusterOpts) *cluster {
+	t.Helper()
+	extra := o.extra
 	c := &cluster{t: t, bin: testenv.Binary(t)}
 	root := t.TempDir()
 	var voters []string
@@ -109,6 +138,9 @@ func newCluster(t *testing.T, n int, extra ...string) *cluster {
 		nd.props = filepath.Join(root, fmt.Sprintf("server-%d.properties", i))
 		voters = append(voters, fmt.Sprintf("%d@%s", i, nd.ctrl))
 		c.nodes = append(c.nodes, nd)
+	}
+	if o.prepare != nil {
+		o.prepare(c)
 	}
 	for _, nd := range c.nodes {
 		lines := []string{
@@ -127,6 +159,9 @@ func newCluster(t *testing.T, n int, extra ...string) *cluster {
 			"group.initial.rebalance.delay.ms=0",
 		}
 		lines = append(lines, extra...)
+		if o.props != nil {
+			lines = overrideProps(lines, o.props(nd))
+		}
 		if err := os.WriteFile(nd.props, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -143,6 +178,30 @@ func newCluster(t *testing.T, n int, extra ...string) *cluster {
 		nd.waitServing()
 	}
 	return c
+}
+
+// overrideProps sets props in lines ("key=value"): a key present takes
+// the new value where it is, the others are appended in key order.
+func overrideProps(lines []string, props map[string]string) []string {
+	done := map[string]bool{}
+	for i, line := range lines {
+		k, _, _ := strings.Cut(line, "=")
+		if v, ok := props[k]; ok {
+			lines[i] = k + "=" + v
+			done[k] = true
+		}
+	}
+	var rest []string
+	for k := range props {
+		if !done[k] {
+			rest = append(rest, k)
+		}
+	}
+	sort.Strings(rest)
+	for _, k := range rest {
+		lines = append(lines, k+"="+props[k])
+	}
+	return lines
 }
 
 // run runs a gregor subcommand and returns its output.
@@ -321,6 +380,27 @@ func (nd *node) kill() {
 	nd.mu.Lock()
 	nd.paused = false
 	nd.mu.Unlock()
+}
+
+// terminate stops the current run with SIGTERM (a clean shutdown) and
+// waits up to timeout for it to exit; it reports whether it did. A run
+// ended this way counts as ended by the harness.
+func (nd *node) terminate(timeout time.Duration) bool {
+	nd.mu.Lock()
+	cmd, done := nd.cmd, nd.done
+	if cmd == nil {
+		nd.mu.Unlock()
+		return true
+	}
+	nd.killed = true
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	nd.mu.Unlock()
+	select {
+	case <-done:
+		return true
+	case <-time.After(timeout):
+		return false
+	}
 }
 
 // pause stops the process with SIGSTOP; resume continues it.
