@@ -182,18 +182,20 @@ func (b *Broker) runController() {
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
 	for {
-		if b.qnode.IsLeader() {
-			if b.legacy.Load() != nil {
-				if err := b.importLegacy(); err != nil {
-					b.log.Error("importing the single-node topic catalog into the metadata log failed; retrying", "err", err)
-				}
+		if b.qnode.IsLeader() && b.legacy.Load() != nil {
+			if err := b.importLegacy(); err != nil {
+				b.log.Error("importing the single-node topic catalog into the metadata log failed; retrying", "err", err)
 			}
-			ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
-			if err := b.ctl.Tick(ctx); err != nil && b.ctx.Err() == nil {
-				b.log.Warn("controller tick failed", "err", err)
-			}
-			cancel()
 		}
+		// Tick on every voter: where this node does not lead, it only
+		// notes that, so that when it leads again it starts every
+		// broker's session afresh instead of fencing them all for the
+		// heartbeats that went to another leader meanwhile.
+		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+		if err := b.ctl.Tick(ctx); err != nil && b.ctx.Err() == nil {
+			b.log.Warn("controller tick failed", "err", err)
+		}
+		cancel()
 		select {
 		case <-t.C:
 		case <-b.ctx.Done():

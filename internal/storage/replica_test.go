@@ -83,11 +83,11 @@ func TestTruncateToLogEndDropsEmptyEpoch(t *testing.T) {
 	l.BecomeLeader(2)
 	mustAppend(t, l, buildBatch(t, spec(3, 1)))
 	l.BecomeLeader(3) // elected, then paused before any append
-	l.BecomeFollower()
+	gen := l.BecomeFollower()
 	if got := l.LatestEpoch(); got != 3 {
 		t.Fatalf("latest epoch %d, want 3", got)
 	}
-	if err := l.TruncateTo(3); err != nil {
+	if err := l.TruncateTo(3, gen); err != nil {
 		t.Fatal(err)
 	}
 	if got, leo := l.LatestEpoch(), l.LogEndOffset(); got != 2 || leo != 3 {
