@@ -158,7 +158,9 @@ func (b *Broker) controllerBroker() (*kgo.Broker, error) {
 			cc.ids = append(cc.ids, v.ID)
 		}
 		cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ClientID(fmt.Sprintf("gregor-broker-%d", b.cfg.NodeID)),
-			kgo.DialTimeout(2*time.Second), kgo.RequestRetries(0))
+			kgo.DialTimeout(2*time.Second), kgo.RequestRetries(0),
+			// Controller listeners serve no Metadata: never refresh it.
+			kgo.MetadataMaxAge(365*24*time.Hour))
 		if err != nil {
 			return nil, err
 		}

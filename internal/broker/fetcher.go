@@ -326,9 +326,16 @@ func (f *fetcher) truncateDiverged(key tpKey, st *fetchState, epoch int32, endOf
 	}
 	f.rm.b.log.Info("replica diverged from its leader: truncating", "topic", key.topic, "partition", key.p,
 		"leader", f.leader, "leader_epoch", epoch, "leader_end", endOffset, "log_end", leo, "truncate_to", to)
+	before := l.LatestEpoch()
 	if err := l.TruncateTo(to, st.gen); err != nil && !errors.Is(err, storage.ErrNotLeader) {
 		f.rm.b.log.Error("truncation failed", "topic", key.topic, "partition", key.p, "err", err)
 		f.delay(key, time.Second)
+		return
+	}
+	if l.LogEndOffset() == leo && l.LatestEpoch() == before {
+		// Nothing changed, so the next fetch would diverge the same way:
+		// do not spin on it.
+		f.delay(key, 500*time.Millisecond)
 	}
 }
 
