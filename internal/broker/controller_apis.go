@@ -159,8 +159,9 @@ func (b *Broker) controllerBroker() (*kgo.Broker, error) {
 		}
 		cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ClientID(fmt.Sprintf("gregor-broker-%d", b.cfg.NodeID)),
 			kgo.DialTimeout(2*time.Second), kgo.RequestRetries(0),
-			// Controller listeners serve no Metadata: never refresh it.
-			kgo.MetadataMaxAge(365*24*time.Hour))
+			// Controller listeners serve no Metadata: refresh it rarely
+			// (an hour is franz-go's longest).
+			kgo.MetadataMaxAge(time.Hour))
 		if err != nil {
 			return nil, err
 		}
