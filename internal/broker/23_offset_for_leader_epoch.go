@@ -3,9 +3,11 @@ package broker
 // OffsetForLeaderEpoch (key 23), versions 0-4.
 //
 // Consumers use it after a leader change to detect log truncation (KIP-320).
-// Batches are still written at leader epoch 0 (stamping the leader epoch
-// comes with replication), so epoch 0 ends at the log end offset
-// (storage.Log.EndOffsetForEpoch). Only the leader answers
+// The answer comes from the partition's leader epoch cache
+// (leader-epoch-checkpoint, storage.Log.EndOffsetForEpoch): the latest
+// epoch ends at the log end offset, an older one where the next epoch
+// starts (with the largest epoch at or below the one asked), an epoch
+// newer than all is unknown (-1, -1). Only the leader answers
 // (NOT_LEADER_OR_FOLLOWER elsewhere), and current_leader_epoch is checked
 // against the partition's leader epoch in the metadata image: newer is
 // UNKNOWN_LEADER_EPOCH, older FENCED_LEADER_EPOCH, as Kafka answers.
