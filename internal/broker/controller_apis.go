@@ -159,9 +159,11 @@ func (b *Broker) controllerBroker() (*kgo.Broker, error) {
 		}
 		cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ClientID(fmt.Sprintf("gregor-broker-%d", b.cfg.NodeID)),
 			kgo.DialTimeout(2*time.Second), kgo.RequestRetries(0),
-			// Controller listeners serve no Metadata: refresh it rarely
-			// (an hour is franz-go's longest).
-			kgo.MetadataMaxAge(time.Hour))
+			// Controller listeners serve no Metadata, and a failed
+			// refresh is retried every metadata min age, each closing the
+			// connection the forwarded requests share: at most hourly
+			// (franz-go's longest).
+			kgo.MetadataMinAge(time.Hour), kgo.MetadataMaxAge(time.Hour))
 		if err != nil {
 			return nil, err
 		}
