@@ -2,6 +2,7 @@ package gregor_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"slices"
@@ -220,4 +221,83 @@ func testLogger(t *testing.T) *slog.Logger {
 	}
 	t.Cleanup(func() { f.Close() })
 	return slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// A reassignment under kafka-reassign-partitions.sh's throttles (KIP-73):
+// the new replica catches up at about the throttled rate, not at once.
+func TestReassignmentThrottled(t *testing.T) {
+	c, err := gregor.StartCluster(gregor.ClusterOptions{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Addrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerBatchMaxBytes(1<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	if _, err := adm.CreateTopic(ctx, 1, 1, nil, "th"); err != nil {
+		t.Fatal(err)
+	}
+	var x int32 = -1
+	for deadline := time.Now().Add(10 * time.Second); x < 0 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if td, err := adm.ListTopics(ctx, "th"); err == nil && len(td["th"].Partitions) == 1 {
+			x = td["th"].Partitions[0].Leader
+		}
+	}
+	y := x%3 + 1
+	value := make([]byte, 10<<10)
+	for i := 0; i < 150; i++ { // 1.5 MB
+		cl.Produce(ctx, &kgo.Record{Topic: "th", Partition: 0, Value: value}, nil)
+	}
+	if err := cl.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const rate = "300000"
+	set := func(name, v string) *string { return &v }
+	if _, err := adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{{Name: "leader.replication.throttled.rate", Value: set("", rate)}}, x); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{{Name: "follower.replication.throttled.rate", Value: set("", rate)}}, y); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{
+		{Name: "leader.replication.throttled.replicas", Value: set("", fmt.Sprintf("0:%d", x))},
+		{Name: "follower.replication.throttled.replicas", Value: set("", fmt.Sprintf("0:%d", y))},
+	}, "th"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // every broker has published the configs
+	start := time.Now()
+	req := kmsg.NewPtrAlterPartitionAssignmentsRequest()
+	rt := kmsg.NewAlterPartitionAssignmentsRequestTopic()
+	rt.Topic = "th"
+	rp := kmsg.NewAlterPartitionAssignmentsRequestTopicPartition()
+	rp.Partition, rp.Replicas = 0, []int32{x, y}
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	if resp, err := req.RequestWith(ctx, cl); err != nil || resp.ErrorCode != 0 || resp.Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("reassign: %v %+v", err, resp)
+	}
+	for {
+		td, err := adm.ListTopics(ctx, "th")
+		if err == nil && len(td["th"].Partitions[0].ISR) == 2 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the new replica never joined the ISR")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	took := time.Since(start)
+	t.Logf("1.5 MB moved at a %s B/s throttle in %s", rate, took.Round(time.Millisecond))
+	// 1.5 MB at 300 kB/s: about 5 s; the first second's burst makes it
+	// a little less. Unthrottled it takes well under a second.
+	if took < 3*time.Second {
+		t.Fatalf("the throttled replica caught up in %s", took)
+	}
 }

@@ -97,6 +97,8 @@ type fetchPart struct {
 	buf      *[]byte // pooled buffer holding them, or nil
 	hw       int64   // high watermark (a replica's: log end) seen by the last read
 	replica  bool    // a follower's fetch: read up to the log end
+	// throttled: a replica fetch of a throttled replica (throttle.go).
+	throttled bool
 }
 
 // fetch is one Fetch request being answered.
@@ -270,9 +272,13 @@ func newFetch(b *Broker, ctx context.Context, req *kmsg.FetchRequest, listener s
 					l = nil
 				}
 			}
+			throttled := false
+			if replica && l != nil {
+				throttled, _ = b.leaderThrottled(t.Name, rp.Partition)
+			}
 			parts[pk] = len(f.parts)
 			f.parts = append(f.parts, fetchPart{l: l, offset: rp.FetchOffset, maxBytes: int(rp.PartitionMaxBytes),
-				ti: ti, pi: len(st.Partitions), hw: -1, replica: replica})
+				ti: ti, pi: len(st.Partitions), hw: -1, replica: replica, throttled: throttled})
 			st.Partitions = append(st.Partitions, sp)
 		}
 	}
@@ -344,6 +350,15 @@ func (f *fetch) read(i int) (urgent bool) {
 	// a batch that does not fit elsewhere is not even copied.
 	if fr.Size == 0 || fr.Size > limit && f.total > 0 {
 		return false
+	}
+	if p.throttled {
+		// Over the leader's replication throttle: this one waits.
+		now := time.Now()
+		q := &f.b.replicas.leaderQuota
+		if q.rate(now) > f.b.throttleRate("leader.replication.throttled.rate") {
+			return false
+		}
+		q.record(int64(fr.Size), now)
 	}
 	bp := fetchBufs.Get().(*[]byte)
 	recs, err := fr.AppendTo((*bp)[:0])

@@ -25,8 +25,22 @@ var dynamicBrokerConfigs = func() map[string]*topicConfigDef {
 			m[s] = def
 		}
 	}
+	for i := range throttleConfigDefs {
+		m[throttleConfigDefs[i].name] = &throttleConfigDefs[i]
+	}
 	return m
 }()
+
+// throttleConfigDefs are the replication throttles (KIP-73), set per
+// broker by kafka-reassign-partitions.sh --throttle: bytes per second a
+// leader sends to, and a follower fetches for, the replicas named in the
+// topics' *.replication.throttled.replicas (throttle.go).
+var throttleConfigDefs = []topicConfigDef{
+	{name: "leader.replication.throttled.rate", typ: kmsg.ConfigTypeLong, def: "9223372036854775807", check: checkMinLong(0),
+		doc: "Bytes per second this broker sends to followers of throttled replicas."},
+	{name: "follower.replication.throttled.rate", typ: kmsg.ConfigTypeLong, def: "9223372036854775807", check: checkMinLong(0),
+		doc: "Bytes per second this broker fetches as a follower of throttled replicas."},
+}
 
 // The run-time broker configs live in the metadata log as Config records
 // of the broker resource: per broker (resource name "1") and cluster-wide

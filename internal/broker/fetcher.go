@@ -198,8 +198,14 @@ func (f *fetcher) round(parts []*fetchState, maxWait time.Duration) error {
 		offset int64
 	}
 	sentParts := map[tpKey]sent{}
+	throttled := map[tpKey]bool{}
 	for _, st := range parts {
 		r := st.r
+		if th, over := b.followerThrottled(r.key.topic, r.key.p); over {
+			continue // over the follower throttle: not this round
+		} else if th {
+			throttled[r.key] = true
+		}
 		ti, ok := byTopic[r.key.topic]
 		if !ok {
 			t := kmsg.NewFetchRequestTopic()
@@ -217,6 +223,14 @@ func (f *fetcher) round(parts []*fetchState, maxWait time.Duration) error {
 		p.PartitionMaxBytes = partMax
 		req.Topics[ti].Partitions = append(req.Topics[ti].Partitions, p)
 		sentParts[r.key] = sent{st, p.FetchOffset}
+	}
+	if len(req.Topics) == 0 {
+		// Everything is throttled right now.
+		select {
+		case <-time.After(100 * time.Millisecond):
+		case <-b.ctx.Done():
+		}
+		return nil
 	}
 	ctx, cancel := context.WithTimeout(b.ctx, maxWait+10*time.Second)
 	defer cancel()
@@ -283,6 +297,9 @@ func (f *fetcher) round(parts []*fetchState, maxWait time.Duration) error {
 				if leo > s.offset {
 					logs = append(logs, l)
 					lasts = append(lasts, leo-1)
+				}
+				if throttled[key] {
+					b.replicas.followerQuota.record(int64(len(rp.RecordBatches)), time.Now())
 				}
 			}
 			if l.RoleGen() != s.st.gen {

@@ -86,6 +86,10 @@ type replicaManager struct {
 	fetchers map[int32]*fetcher
 
 	lagMax time.Duration // replica.lag.time.max.ms
+
+	// Replication throttles (throttle.go): bytes sent to followers of
+	// throttled replicas, and fetched as a follower of them.
+	leaderQuota, followerQuota quota
 }
 
 func newReplicaManager(b *Broker) *replicaManager {
