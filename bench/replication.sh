@@ -11,7 +11,8 @@
 # a KRaft/Raft controller voter, data in a temporary directory), then per
 # replication factor in REPL_RFS, on a new REPL_PARTITIONS-partition topic each
 # (RF 1: min.insync.replicas=1; RF > 1: min.insync.replicas=REPL_MIN_ISR),
-# created once every partition has a leader and a full ISR:
+# created once every partition has a leader and a full ISR, after an
+# unrecorded warm-up (REPL_WARMUP_RECORDS records, acks=all, largest RF):
 #   tput   one ProducerPerformance, acks=all, --throughput -1, REPL_RECORDS
 #          records of REPL_RECORD_SIZE bytes, bootstrap all three brokers:
 #          records/s, MB/s and its send-to-ack p50/p99 (whole ms)
@@ -22,8 +23,8 @@
 #          series (runs/*.series.csv: per interval of send time, p50, p99 and
 #          max) gives the worst record and the number of intervals with a
 #          record over 100 ms, to tell steady latency from spikes
-# and, per workload, the CPU time the three brokers used (utime + stime from
-# /proc) and how many ISR shrinks and expansions their logs reported. When a
+# and, per workload, the CPU time the three brokers used (utime and stime
+# from /proc) and how many ISR shrinks and expansions their logs reported. When a
 # system's round ends, the sum of its three nodes' peak RSS (VmHWM). The
 # 1-minute load average as each run starts is kept too (raw.csv, load1):
 # the machine may be shared.
@@ -48,6 +49,8 @@
 #
 # Environment (defaults in brackets):
 #   REPL_RECORDS [200000]         records per ProducerPerformance run
+#   REPL_WARMUP_RECORDS [30000]   records of an unrecorded acks=all warm-up run
+#                                 on a fresh cluster before the measured ones (0: none)
 #   REPL_RECORD_SIZE [1024]
 #   REPL_PARTITIONS [6]           two leaders per broker
 #   REPL_RFS ["1 3"]              replication factors to compare
@@ -82,6 +85,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 RUNCLASS=$HERE/kafka/kafka-run-class.sh
 RECORDS=${REPL_RECORDS:-200000}
+WARMUP_RECORDS=${REPL_WARMUP_RECORDS:-30000}
 RECORD_SIZE=${REPL_RECORD_SIZE:-1024}
 PARTITIONS=${REPL_PARTITIONS:-6}
 RFS=${REPL_RFS:-1 3}
@@ -143,15 +147,17 @@ pids_of() {
 	fi
 }
 
-# cpu_ticks SYSTEM: utime + stime of the three brokers, in clock ticks.
+# cpu_ticks SYSTEM: "UTIME STIME" of the three brokers, in clock ticks.
 cpu_ticks() {
-	local pid sum=0 t
+	local pid u=0 k=0 t
 	for pid in $(pids_of "$1"); do
 		# Fields after the command name's closing parenthesis: utime is the 12th, stime the 13th.
-		t=$(sed -E 's/^.*\) //' "/proc/$pid/stat" 2>/dev/null | awk '{print $12 + $13}')
-		sum=$((sum + ${t:-0}))
+		t=$(sed -E 's/^.*\) //' "/proc/$pid/stat" 2>/dev/null | awk '{print $12, $13}')
+		[[ -n "$t" ]] || continue
+		u=$((u + ${t% *}))
+		k=$((k + ${t#* }))
 	done
-	echo "$sum"
+	echo "$u $k"
 }
 
 # node_logs SYSTEM: the brokers' log files.
@@ -227,7 +233,7 @@ if [[ -n "$(git -C "$ROOT" status --porcelain -- cmd internal gregor.go go.mod g
 fi
 {
 	echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-	echo "command: REPL_RECORDS=$RECORDS REPL_RECORD_SIZE=$RECORD_SIZE REPL_PARTITIONS=$PARTITIONS REPL_RFS=\"$RFS\" REPL_MIN_ISR=$MIN_ISR REPL_LATENCY_RATE=$LAT_RATE REPL_LATENCY_SECONDS=$LAT_SECONDS REPL_ROUNDS=$ROUNDS REPL_SYSTEMS=\"$SYSTEMS\" REPL_PROFILES=\"$PROFILES\" REPL_WORKLOADS=\"$WORKLOADS\"${PRODUCER_PROPS:+ REPL_PRODUCER_PROPS=\"$PRODUCER_PROPS\"}${REPL_KAFKA_PROPS:+ REPL_KAFKA_PROPS=\"$REPL_KAFKA_PROPS\"}${REPL_GREGOR_PROPS:+ REPL_GREGOR_PROPS=\"$REPL_GREGOR_PROPS\"} bash bench/replication.sh"
+	echo "command: REPL_RECORDS=$RECORDS REPL_WARMUP_RECORDS=$WARMUP_RECORDS REPL_RECORD_SIZE=$RECORD_SIZE REPL_PARTITIONS=$PARTITIONS REPL_RFS=\"$RFS\" REPL_MIN_ISR=$MIN_ISR REPL_LATENCY_RATE=$LAT_RATE REPL_LATENCY_SECONDS=$LAT_SECONDS REPL_ROUNDS=$ROUNDS REPL_SYSTEMS=\"$SYSTEMS\" REPL_PROFILES=\"$PROFILES\" REPL_WORKLOADS=\"$WORKLOADS\"${PRODUCER_PROPS:+ REPL_PRODUCER_PROPS=\"$PRODUCER_PROPS\"}${REPL_KAFKA_PROPS:+ REPL_KAFKA_PROPS=\"$REPL_KAFKA_PROPS\"}${REPL_GREGOR_PROPS:+ REPL_GREGOR_PROPS=\"$REPL_GREGOR_PROPS\"} bash bench/replication.sh"
 	echo "kafka: $KAFKA_VERSION (KRaft combined mode, 3 nodes, ${KAFKA_HEAP_OPTS:--Xms1g -Xmx1g} each, G1)"
 	echo "gregor: $GREGOR_REV ($BIN), 3 nodes, combined mode"
 	echo "machine: $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB, $(uname -sr), $(java -version 2>&1 | head -1), load average $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -403,16 +409,37 @@ workload() {
 	t1=$(date +%s.%N)
 	cpu1=$(cpu_ticks "$sys")
 	ev1=$(isr_events "$sys")
-	local secs cpu
+	local secs cpu usr kern
 	secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b - a}')
-	cpu=$(awk -v a="$cpu0" -v b="$cpu1" -v hz="$CLK_TCK" 'BEGIN {printf "%.2f", (b - a) / hz}')
+	usr=$(awk -v a="${cpu0% *}" -v b="${cpu1% *}" -v hz="$CLK_TCK" 'BEGIN {printf "%.2f", (b - a) / hz}')
+	kern=$(awk -v a="${cpu0#* }" -v b="${cpu1#* }" -v hz="$CLK_TCK" 'BEGIN {printf "%.2f", (b - a) / hz}')
+	cpu=$(awk -v a="$usr" -v b="$kern" 'BEGIN {printf "%.2f", a + b}')
 	record "$profile" "$sys" "$rf" "$w" "$round" wall_s "$secs"
 	record "$profile" "$sys" "$rf" "$w" "$round" cpu_s "$cpu"
+	record "$profile" "$sys" "$rf" "$w" "$round" cpu_user_s "$usr"
+	record "$profile" "$sys" "$rf" "$w" "$round" cpu_sys_s "$kern"
 	record "$profile" "$sys" "$rf" "$w" "$round" isr_shrinks "$((${ev1% *} - ${ev0% *}))"
 	record "$profile" "$sys" "$rf" "$w" "$round" isr_expands "$((${ev1#* } - ${ev0#* }))"
 	# The ISR as the run left it.
 	timeout -k 5 30 "$BIN" topics --bootstrap-server "$bs" --describe --topic "$t" >>"$log_file" 2>&1
-	log "$profile $sys RF $rf $w round $round: $(tail -n 1 <<<"$out" | sed 's/^e2e: //'); brokers' CPU ${cpu}s in ${secs}s; ISR shrinks $((${ev1% *} - ${ev0% *})), expansions $((${ev1#* } - ${ev0#* }))"
+	log "$profile $sys RF $rf $w round $round: $(tail -n 1 <<<"$out" | sed 's/^e2e: //'); brokers' CPU ${cpu}s (${usr}s user, ${kern}s system) in ${secs}s; ISR shrinks $((${ev1% *} - ${ev0% *})), expansions $((${ev1#* } - ${ev0#* }))"
+}
+
+# warmup PROFILE SYSTEM ROUND: an unrecorded acks=all ProducerPerformance
+# on an RF 3 topic (or the largest RF), so that neither system's first
+# measured run pays for its start (Kafka's JIT above all).
+warmup() {
+	((WARMUP_RECORDS > 0)) || return 0
+	local bs rf t log_file="$OUT/runs/$1-$2-warmup-r$3.log"
+	bs=$(bootstrap_of "$2")
+	rf=$(tr ' ' '\n' <<<"$RFS" | sed '/^$/d' | sort -n | tail -n 1)
+	t="repl-$1-warmup-r$3"
+	create_topic "$bs" "$t" "$rf" >"$log_file" 2>&1 || return 0
+	# shellcheck disable=SC2086 # the extra properties are separate words
+	timeout -k 10 "$RUN_TIMEOUT" bash "$RUNCLASS" org.apache.kafka.tools.ProducerPerformance \
+		--topic "$t" --num-records "$WARMUP_RECORDS" --record-size "$RECORD_SIZE" --throughput -1 \
+		--producer-props bootstrap.servers="$bs" acks=all $PRODUCER_PROPS >>"$log_file" 2>&1
+	log "$1 $2 warm-up round $3: $(tail -n 1 "$log_file")"
 }
 
 # rss PROFILE SYSTEM ROUND: the sum and the largest of the nodes' VmHWM.
@@ -454,6 +481,7 @@ for profile in $PROFILES; do
 				stop_kafka
 				continue
 			fi
+			warmup "$profile" "$sys" "$round"
 			for rf in $rforder; do
 				for w in $WORKLOADS; do
 					workload "$profile" "$sys" "$rf" "$w" "$round"

@@ -37,6 +37,7 @@ TABLES = [
         ("ack p99 ms", "tput", "p99_ms", "{:.0f}"),
         ("ack max ms", "tput", "max_ms", "{:.0f}"),
         ("brokers CPU s", "tput", "cpu_s", "{:.1f}"),
+        ("of it sys s", "tput", "cpu_sys_s", "{:.1f}"),
         ("ISR shrinks", "tput", "isr_shrinks", "{:.0f}"),
         ("load", "tput", "load1", "{:.1f}"),
     ]),
@@ -48,14 +49,15 @@ TABLES = [
         ("ack p50 ms", "e2e", "ack_p50_ms", "{:.2f}"),
         ("ack p99 ms", "e2e", "ack_p99_ms", "{:.2f}"),
         ("brokers CPU s", "e2e", "cpu_s", "{:.1f}"),
+        ("of it sys s", "e2e", "cpu_sys_s", "{:.1f}"),
         ("ISR shrinks", "e2e", "isr_shrinks", "{:.0f}"),
         ("load", "e2e", "load1", "{:.1f}"),
     ]),
 ]
-NOTES = """max ms: the slowest record (after the first second's warm-up); slow 100ms: how many 100 ms intervals
-of send time had a record slower than 100 ms; brokers CPU s: the three brokers' CPU time during
-the run; ISR shrinks: as the brokers' logs report them during the run; load: the 1-minute load
-average as the run started."""
+NOTES = """max ms: the slowest record (after the first second's warm-up); slow 100ms: how many
+100 ms intervals of send time had a record slower than 100 ms; brokers CPU s: the three
+brokers' CPU time during the run, of it sys s in the kernel; ISR shrinks: as the brokers'
+logs report them during the run; load: the 1-minute load average as the run started."""
 
 
 def main(path):
