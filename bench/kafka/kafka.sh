@@ -64,10 +64,14 @@ running_pid() {
 	return 1
 }
 
+# A port is busy when something listens on it. SO_REUSEADDR, as Kafka's own
+# listener sets it, so that connections of a stopped node still in
+# TIME_WAIT do not count.
 port_busy() {
 	python3 - "$1" <<'PY'
 import socket, sys
 s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 try:
     s.bind(("127.0.0.1", int(sys.argv[1])))
 except OSError:
