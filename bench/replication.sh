@@ -49,7 +49,7 @@
 #
 # Environment (defaults in brackets):
 #   REPL_RECORDS [200000]         records per ProducerPerformance run
-#   REPL_WARMUP_RECORDS [30000]   records of an unrecorded acks=all warm-up run
+#   REPL_WARMUP_RECORDS [100000]   records of an unrecorded acks=all warm-up run
 #                                 on a fresh cluster before the measured ones (0: none)
 #   REPL_RECORD_SIZE [1024]
 #   REPL_PARTITIONS [6]           two leaders per broker
@@ -85,7 +85,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 RUNCLASS=$HERE/kafka/kafka-run-class.sh
 RECORDS=${REPL_RECORDS:-200000}
-WARMUP_RECORDS=${REPL_WARMUP_RECORDS:-30000}
+WARMUP_RECORDS=${REPL_WARMUP_RECORDS:-100000}
 RECORD_SIZE=${REPL_RECORD_SIZE:-1024}
 PARTITIONS=${REPL_PARTITIONS:-6}
 RFS=${REPL_RFS:-1 3}
