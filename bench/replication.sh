@@ -4,7 +4,7 @@
 # release bench/kafka pins, 4.4.0; bench/kafka/cluster.sh), one after the
 # other on this machine, never both at once.
 #
-#   bash bench/replication.sh                   # builds ./cmd/gregor; ~6 minutes
+#   bash bench/replication.sh                   # builds ./cmd/gregor; ~4 minutes
 #   GREGOR_BIN=/tmp/gregor REPL_RECORDS=50000 REPL_LATENCY_SECONDS=10 bash bench/replication.sh
 #
 # Per round and system: a fresh three-node cluster (every node a broker and
