@@ -16,7 +16,10 @@
 //
 //	e2e: N records at R/s (acks=A, S B): end-to-end p50 X ms, p99 Y ms, avg Z ms; produce ack p50 X ms, p99 Y ms
 //
-// with microsecond resolution. Exits 1 when a record is lost, duplicated or
+// with microsecond resolution. With -series FILE it also writes, per
+// -series-interval of scheduled send time, the records sent in it and their
+// end-to-end p50, p99 and maximum and ack maximum (CSV, milliseconds), to
+// see when latency spikes and whether they recur. Exits 1 when a record is lost, duplicated or
 // corrupted, or does not arrive within -drain after the last send.
 package main
 
@@ -26,6 +29,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -44,12 +48,19 @@ func main() {
 	acks := flag.String("acks", "all", "1 or all")
 	linger := flag.Duration("linger", 0, "producer linger")
 	drain := flag.Duration("drain", 30*time.Second, "wait this long after the last send for the rest to arrive")
+	flag.StringVar(&seriesPath, "series", "", "write per-interval latency (CSV) to this file")
+	flag.DurationVar(&seriesInterval, "series-interval", 100*time.Millisecond, "interval of -series")
 	flag.Parse()
 	if err := run(strings.Split(*brokers, ","), *topic, *rate, *duration, *warmup, *size, *acks, *linger, *drain); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		os.Exit(1)
 	}
 }
+
+var (
+	seriesPath     string
+	seriesInterval time.Duration
+)
 
 func run(brokers []string, topic string, rate float64, duration, warmup time.Duration, size int, acks string, linger, drain time.Duration) error {
 	if size < 16 {
@@ -155,6 +166,11 @@ func run(brokers []string, topic string, rate float64, duration, warmup time.Dur
 		}
 		return fmt.Errorf("%d of %d records not consumed %v after the last ack", missing, n, drain)
 	}
+	if seriesPath != "" {
+		if err := writeSeries(seriesPath, seriesInterval, interval, e2e, ack); err != nil {
+			return err
+		}
+	}
 	e, a := e2e[skip:], ack[skip:]
 	var sum time.Duration
 	for _, d := range e {
@@ -208,6 +224,29 @@ func consume(cl *kgo.Client, base time.Time, n, size int, e2e []time.Duration, s
 		}
 	}
 	return nil
+}
+
+// writeSeries writes per-interval latency by scheduled send time; record i
+// was due at i*every.
+func writeSeries(path string, bucket, every time.Duration, e2e, ack []time.Duration) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(f, "t_ms,records,e2e_p50_ms,e2e_p99_ms,e2e_max_ms,ack_max_ms")
+	for start := 0; start < len(e2e); {
+		b := time.Duration(start) * every / bucket
+		end := start
+		for end < len(e2e) && time.Duration(end)*every/bucket == b {
+			end++
+		}
+		e := slices.Clone(e2e[start:end])
+		sortD(e)
+		fmt.Fprintf(f, "%d,%d,%.3f,%.3f,%.3f,%.3f\n", (b * bucket).Milliseconds(), end-start,
+			msf(pct(e, 0.50)), msf(pct(e, 0.99)), msf(e[len(e)-1]), msf(slices.Max(ack[start:end])))
+		start = end
+	}
+	return f.Close()
 }
 
 func sortD(d []time.Duration) { sort.Slice(d, func(i, j int) bool { return d[i] < d[j] }) }
