@@ -44,7 +44,11 @@ import (
 )
 
 func init() {
-	register(3, 0, 13, handleMetadata)
+	// Also on the controller listener: brokers forward to the active
+	// controller with a franz-go client, which refreshes Metadata from its
+	// seeds now and then; refusing it would close the connection that
+	// heartbeats and forwarded requests share.
+	register(3, 0, 13, handleMetadata).alsoController()
 }
 
 const authorizedOpsUnknown = -2147483648
