@@ -11,8 +11,8 @@ package cli
 //	--execute --reassignment-json-file F [--additional] [--throttle B]
 //	    prints the current assignment for rollback, then starts the
 //	    reassignments (AlterPartitionReassignments, key 45). Refused while
-//	    others are in progress unless --additional. --throttle sets no
-//	    throttle (Gregor has no replication throttles yet) but prints
+//	    others are in progress unless --additional. --throttle sets the
+//	    replication throttles as Kafka's tool does (setThrottles) and prints
 //	    Kafka's warning.
 //	--verify --reassignment-json-file F [--preserve-throttles]
 //	    "Status of partition reassignment:" with one line per partition,
@@ -73,7 +73,7 @@ func newReassignPartitionsCommand() *cobra.Command {
 	f.StringVar(&o.topicsFile, "topics-to-move-json-file", "", `with --generate: {"version":1,"topics":[{"topic":"foo"}]}`)
 	f.StringVar(&o.reassignFile, "reassignment-json-file", "", `{"version":1,"partitions":[{"topic":"foo","partition":0,"replicas":[1,2],"log_dirs":["any","any"]}]}`)
 	f.StringVar(&o.brokerList, "broker-list", "", "with --generate: the broker ids to reassign to, 1,2,3")
-	f.Int64Var(&o.throttle, "throttle", -1, "with --execute: inter-broker throttle in B/s (accepted; Gregor sets no throttle)")
+	f.Int64Var(&o.throttle, "throttle", -1, "with --execute: inter-broker replication throttle in B/s")
 	f.Int64Var(&o.logDirThrottle, "replica-alter-log-dirs-throttle", -1, "with --execute: log dir move throttle in B/s (accepted)")
 	f.Int64Var(&o.timeout, "timeout", 10000, "with --execute: ms to wait for log dir moves to start")
 	f.BoolVar(&o.additional, "additional", false, "with --execute: start even though other reassignments are in progress")
@@ -463,6 +463,11 @@ func (o *reassignOptions) runExecute(ctx context.Context, adm *adminClient, out 
 	if o.throttle >= 0 || o.logDirThrottle >= 0 {
 		fmt.Fprintln(out, "Warning: You must run --verify periodically, until the reassignment completes, to ensure the throttle is removed.")
 	}
+	if o.throttle >= 0 {
+		if err := setThrottles(ctx, adm, order, cur, target, o.throttle); err != nil {
+			return err
+		}
+	}
 	errs, err := alterReassignments(ctx, adm, order, target)
 	if err != nil {
 		return err
@@ -588,6 +593,57 @@ var (
 	brokerThrottles = []string{"leader.replication.throttled.rate", "follower.replication.throttled.rate", "replica.alter.log.dirs.io.max.bytes.per.second"}
 	topicThrottles  = []string{"leader.replication.throttled.replicas", "follower.replication.throttled.replicas"}
 )
+
+// setThrottles sets Kafka's reassignment throttles (KIP-73) as its tool
+// does: on each topic, the moving partitions' current replicas throttled
+// as leaders and their new replicas as followers; on every broker
+// involved, both rates.
+func setThrottles(ctx context.Context, adm *adminClient, order []tpKey, cur, target map[tpKey][]int32, rate int64) error {
+	leaders, followers := map[string][]string{}, map[string][]string{}
+	var brokers []int32
+	var topics []string
+	for _, k := range order {
+		if slices.Equal(cur[k], target[k]) {
+			continue
+		}
+		if !slices.Contains(topics, k.Topic) {
+			topics = append(topics, k.Topic)
+		}
+		for _, r := range cur[k] {
+			leaders[k.Topic] = append(leaders[k.Topic], fmt.Sprintf("%d:%d", k.Partition, r))
+		}
+		for _, r := range target[k] {
+			if !slices.Contains(cur[k], r) {
+				followers[k.Topic] = append(followers[k.Topic], fmt.Sprintf("%d:%d", k.Partition, r))
+			}
+		}
+		for _, r := range append(slices.Clone(cur[k]), target[k]...) {
+			if !slices.Contains(brokers, r) {
+				brokers = append(brokers, r)
+			}
+		}
+	}
+	v := strconv.FormatInt(rate, 10)
+	for _, b := range brokers {
+		ops := []kadm.AlterConfig{{Name: brokerThrottles[0], Value: &v}, {Name: brokerThrottles[1], Value: &v}}
+		if _, err := adm.AlterBrokerConfigs(ctx, ops, b); err != nil {
+			return err
+		}
+	}
+	for _, t := range topics {
+		l, f := strings.Join(leaders[t], ","), strings.Join(followers[t], ",")
+		res, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: topicThrottles[0], Value: &l}, {Name: topicThrottles[1], Value: &f}}, t)
+		if err != nil {
+			return err
+		}
+		for _, r := range res {
+			if r.Err != nil {
+				return kafkaError(r.Err, r.ErrMessage)
+			}
+		}
+	}
+	return nil
+}
 
 func clearThrottles(ctx context.Context, adm *adminClient, out *bytes.Buffer, order []tpKey, target map[tpKey][]int32) error {
 	md, err := adm.BrokerMetadata(ctx)
