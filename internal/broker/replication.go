@@ -33,6 +33,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -81,8 +82,9 @@ type followerState struct {
 // replicaManager holds the replicas of this broker.
 type replicaManager struct {
 	b        *Broker
-	mu       sync.Mutex
+	mu       sync.Mutex // sync and the fetcher set
 	parts    map[tpKey]*replica
+	view     atomic.Pointer[map[tpKey]*replica] // a copy of parts for get
 	fetchers map[int32]*fetcher
 
 	lagMax time.Duration // replica.lag.time.max.ms
@@ -107,11 +109,23 @@ func (b *Broker) rawInt(name string, def int64) int64 {
 	return def
 }
 
-// get returns the replica of a partition, or nil.
+// get returns the replica of a partition, or nil. It takes no lock: the
+// produce and fetch paths must not wait for a sync doing disk work.
 func (rm *replicaManager) get(topic string, p int32) *replica {
-	rm.mu.Lock()
-	defer rm.mu.Unlock()
-	return rm.parts[tpKey{topic, p}]
+	if m := rm.view.Load(); m != nil {
+		return (*m)[tpKey{topic, p}]
+	}
+	return nil
+}
+
+// publishView makes the current replica set visible to get. Caller holds
+// rm.mu.
+func (rm *replicaManager) publishView() {
+	m := make(map[tpKey]*replica, len(rm.parts))
+	for k, r := range rm.parts {
+		m[k] = r
+	}
+	rm.view.Store(&m)
 }
 
 // sync makes the replicas follow im: leaders lead, followers fetch, and
@@ -122,6 +136,7 @@ func (rm *replicaManager) sync(im *metadata.Image) {
 	me := b.cfg.NodeID
 	rm.mu.Lock()
 	defer rm.mu.Unlock()
+	defer rm.publishView()
 	seen := map[tpKey]bool{}
 	for _, ti := range im.Topics() {
 		var minISR int
@@ -495,12 +510,13 @@ func (rm *replicaManager) runISRChecks() {
 		case <-rm.b.ctx.Done():
 			return
 		}
-		rm.mu.Lock()
-		rs := make([]*replica, 0, len(rm.parts))
-		for _, r := range rm.parts {
-			rs = append(rs, r)
+		var rs []*replica
+		if m := rm.view.Load(); m != nil {
+			rs = make([]*replica, 0, len(*m))
+			for _, r := range *m {
+				rs = append(rs, r)
+			}
 		}
-		rm.mu.Unlock()
 		now := time.Now()
 		for _, r := range rs {
 			r.checkLag(now, rm.lagMax)

@@ -61,10 +61,17 @@ func (l *Log) loadEpochs() {
 		es, err = decodeEpochs(data)
 	}
 	l.epochs = es
-	if err != nil || len(es) == 0 && l.leo > l.logStart {
-		// Lost in a crash (it is written without fsync on the append
-		// path) or never written: the batches say which epochs they have.
-		l.logger.Warn("leader-epoch-checkpoint unreadable or empty; rebuilding it from the log", "err", err)
+	stale := false
+	if err == nil && l.leo > l.logStart {
+		// The file is written without fsync when an epoch starts or
+		// appends extend it: after a crash it may be an older version,
+		// which lacks the newest epochs. The last batch tells.
+		if last, ok := l.lastBatchEpoch(); ok && (len(es) == 0 || last > es[len(es)-1].epoch) {
+			stale = true
+		}
+	}
+	if err != nil || stale {
+		l.logger.Warn("leader-epoch-checkpoint unreadable or behind the log; rebuilding it from the log", "err", err)
 		l.rebuildEpochs()
 	}
 	l.truncateEpochsEnd(l.leo)
@@ -72,6 +79,32 @@ func (l *Log) loadEpochs() {
 	if n := len(l.epochs); n > 0 {
 		l.leaderEpoch = l.epochs[n-1].epoch
 	}
+}
+
+// lastBatchEpoch is the leader epoch of the log's last batch, read by
+// walking the headers from the last index entry of the last non-empty
+// segment.
+func (l *Log) lastBatchEpoch() (int32, bool) {
+	for i := len(l.segs) - 1; i >= 0; i-- {
+		sg := l.segs[i]
+		if sg.size == 0 {
+			continue
+		}
+		pos := int64(0)
+		if k := len(sg.offIdx); k > 0 {
+			pos = int64(sg.offIdx[k-1].pos)
+		}
+		epoch, ok := int32(-1), false
+		err := sg.walkHeaders(pos, sg.size, func(h *batchHeader, _ int64) bool {
+			epoch, ok = h.leaderEpoch, true
+			return true
+		})
+		if err != nil {
+			return -1, false
+		}
+		return epoch, ok
+	}
+	return -1, false
 }
 
 // rebuildEpochs builds the cache from the batch headers of the whole log.

@@ -45,7 +45,10 @@ func (l *Log) BecomeLeader(epoch int32) int64 {
 		l.leaderEpoch = epoch
 	}
 	l.assignEpoch(epoch, l.leo)
-	l.writeEpochsLocked()
+	// No fsync (thousands of partitions change leader at once): an entry
+	// with no data yet is not needed after a crash, and one that data was
+	// appended under is recovered at load from the batches (loadEpochs).
+	l.writeEpochs(false)
 	l.mu.Lock()
 	l.roleGen++
 	l.following = false
