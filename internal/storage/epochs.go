@@ -17,8 +17,12 @@ import (
 //	<epoch> <start offset>   one line per entry, epochs and offsets increasing
 //
 // The cache is written by the appender (appendMu) and published under mu
-// for readers; every change is written to the file before the call that
-// made it returns (Kafka flushes it on every change too).
+// for readers; every change is written to the file (a temporary file
+// renamed over it) before the call that made it returns. Truncations are
+// fsynced; new epochs are not (thousands of partitions change leader at
+// once), so after a crash the file may be an older version: loadEpochs
+// compares it with the epoch of the log's last batch and rebuilds it from
+// the batch headers when it is behind.
 
 type epochEntry struct {
 	epoch int32
