@@ -421,6 +421,12 @@ func (l *Log) restartEmptyLocked(base int64, now time.Time) error {
 // rebuilt to match; the high watermark is clamped. Offsets below the log
 // start empty the log and restart it at offset.
 func (l *Log) TruncateTo(offset int64, gen int64) error {
+	return l.followerOp(gen, func() error { return l.truncateLocked(offset) })
+}
+
+// followerOp runs fn under appendMu if the log is open and still follows
+// in role generation gen.
+func (l *Log) followerOp(gen int64, fn func() error) error {
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
 	if l.closed {
@@ -429,6 +435,10 @@ func (l *Log) TruncateTo(offset int64, gen int64) error {
 	if err := l.checkFollowing(gen); err != nil {
 		return err
 	}
+	return fn()
+}
+
+func (l *Log) truncateLocked(offset int64) error {
 	if offset >= l.leo {
 		// Nothing to cut, but as Kafka does, drop an epoch entry at the
 		// log end: a leader that appended nothing in its epoch before
@@ -535,15 +545,7 @@ func (l *Log) TruncateTo(offset int64, gen int64) error {
 // TruncateFullyAndStartAt empties the log and restarts it at offset: a
 // follower whose log ends before the leader's log start.
 func (l *Log) TruncateFullyAndStartAt(offset int64, gen int64) error {
-	l.appendMu.Lock()
-	defer l.appendMu.Unlock()
-	if l.closed {
-		return ErrClosed
-	}
-	if err := l.checkFollowing(gen); err != nil {
-		return err
-	}
-	return l.truncateFullyLocked(offset)
+	return l.followerOp(gen, func() error { return l.truncateFullyLocked(offset) })
 }
 
 func (l *Log) truncateFullyLocked(offset int64) error {
@@ -593,24 +595,20 @@ func (l *Log) truncateFullyLocked(offset int64) error {
 // AdvanceLogStart moves a follower's log start offset up to its leader's
 // (DeleteRecords or retention there), never past the log end, and removes
 // segments wholly below it. It reports whether it moved.
-func (l *Log) AdvanceLogStart(offset int64, gen int64) (bool, error) {
-	l.appendMu.Lock()
-	defer l.appendMu.Unlock()
-	if l.closed {
-		return false, ErrClosed
-	}
-	if err := l.checkFollowing(gen); err != nil {
-		return false, err
-	}
-	offset = min(offset, l.leo)
-	if offset <= l.logStart {
-		return false, nil
-	}
-	l.mu.Lock()
-	l.logStart = offset
-	l.mu.Unlock()
-	l.truncateEpochsStart(offset)
-	l.writeEpochsLocked()
-	l.deleteBelowLogStart()
-	return true, nil
+func (l *Log) AdvanceLogStart(offset int64, gen int64) (moved bool, err error) {
+	err = l.followerOp(gen, func() error {
+		offset = min(offset, l.leo)
+		if offset <= l.logStart {
+			return nil
+		}
+		l.mu.Lock()
+		l.logStart = offset
+		l.mu.Unlock()
+		l.truncateEpochsStart(offset)
+		l.writeEpochsLocked()
+		l.deleteBelowLogStart()
+		moved = true
+		return nil
+	})
+	return moved, err
 }
