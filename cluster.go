@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/gregorhq/gregor/internal/broker"
 	"github.com/gregorhq/gregor/internal/config"
@@ -45,7 +47,9 @@ type Cluster struct {
 }
 
 // StartCluster formats the nodes' dirs with one cluster id and starts them
-// all; it returns once every node serves.
+// all; it returns once every node serves. A port picked for a node can be
+// taken by another process before the node binds it; the whole cluster is
+// then started again on new ports (up to three times).
 func StartCluster(opts ClusterOptions) (*Cluster, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("gregor: ClusterOptions.Dir is required")
@@ -53,6 +57,18 @@ func StartCluster(opts ClusterOptions) (*Cluster, error) {
 	if opts.Nodes <= 0 {
 		opts.Nodes = 3
 	}
+	for attempt := 1; ; attempt++ {
+		c, err := startCluster(opts)
+		if err == nil || !errors.Is(err, syscall.EADDRINUSE) || attempt == 3 {
+			return c, err
+		}
+		for i := 1; i <= opts.Nodes; i++ {
+			os.RemoveAll(filepath.Join(opts.Dir, "node-"+strconv.Itoa(i)))
+		}
+	}
+}
+
+func startCluster(opts ClusterOptions) (*Cluster, error) {
 	c := &Cluster{opts: opts, id: metadata.NewUUID().String(), nodes: make([]*Broker, opts.Nodes)}
 	var voters []string
 	for i := 1; i <= opts.Nodes; i++ {
