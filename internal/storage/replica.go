@@ -107,9 +107,12 @@ func (l *Log) SetReplicated(on bool) {
 		l.replHW = hw
 	}
 	l.replHWSaved = false
+	changed := l.repl != on
 	l.repl = on
 	l.mu.Unlock()
-	l.wakeReaders()
+	if changed {
+		l.wakeReaders()
+	}
 }
 
 // Replicated reports whether the high watermark is set from outside.
