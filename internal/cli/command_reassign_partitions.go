@@ -440,12 +440,7 @@ func (o *reassignOptions) runExecute(ctx context.Context, adm *adminClient, out 
 			}
 		}
 	}
-	var topics []string
-	for _, k := range order {
-		if !slices.Contains(topics, k.Topic) {
-			topics = append(topics, k.Topic)
-		}
-	}
+	topics := topicsOf(order)
 	all, err := assignments(ctx, adm, topics)
 	if err != nil {
 		return err
@@ -555,12 +550,7 @@ func (o *reassignOptions) runVerify(ctx context.Context, adm *adminClient, out *
 	if err != nil {
 		return err
 	}
-	var topics []string
-	for _, k := range order {
-		if !slices.Contains(topics, k.Topic) {
-			topics = append(topics, k.Topic)
-		}
-	}
+	topics := topicsOf(order)
 	cur, err := assignments(ctx, adm, topics)
 	if err != nil {
 		return err
@@ -654,15 +644,12 @@ func clearThrottles(ctx context.Context, adm *adminClient, out *bytes.Buffer, or
 	for _, b := range md.Brokers {
 		brokers = append(brokers, b.NodeID)
 	}
-	var topics []string
+	topics := topicsOf(order)
 	for _, k := range order {
 		for _, r := range target[k] {
 			if !slices.Contains(brokers, r) {
 				brokers = append(brokers, r)
 			}
-		}
-		if !slices.Contains(topics, k.Topic) {
-			topics = append(topics, k.Topic)
 		}
 	}
 	slices.Sort(brokers)
@@ -731,4 +718,15 @@ func (o *reassignOptions) runCancel(ctx context.Context, adm *adminClient, out *
 		return clearThrottles(ctx, adm, out, order, target)
 	}
 	return nil
+}
+
+// topicsOf lists the topics of partitions, in first-seen order.
+func topicsOf(order []tpKey) []string {
+	var topics []string
+	for _, k := range order {
+		if !slices.Contains(topics, k.Topic) {
+			topics = append(topics, k.Topic)
+		}
+	}
+	return topics
 }

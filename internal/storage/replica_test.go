@@ -9,8 +9,8 @@ import (
 	"time"
 )
 
-// leaderAppend appends n one-record batches on a leader log and returns the
-// raw bytes the leader stored, as a follower would fetch them.
+// fetchAll returns the raw batches a log holds from offset from on, as a
+// follower would fetch them.
 func fetchAll(t *testing.T, l *Log, from int64) []byte {
 	t.Helper()
 	fr, _, err := l.ReadReplicaRange(from, 1<<30)
@@ -191,7 +191,7 @@ func TestTruncateToDivergence(t *testing.T) {
 		t.Fatalf("batches after truncation: %d", len(got))
 	}
 	// Appends continue at the new end, with producer state rolled back.
-	if _, err := l.AppendReplica(fetchAllFrom(t, buildLeaderLog(t, s, 6, 1), 6), gen); err != nil {
+	if _, err := l.AppendReplica(fetchAll(t, buildLeaderLog(t, s, 6), 6), gen); err != nil {
 		t.Fatal(err)
 	}
 	// The truncation survives a crash and restart.
@@ -208,7 +208,7 @@ func TestTruncateToDivergence(t *testing.T) {
 
 // buildLeaderLog makes a log "src" whose log starts at offset start and
 // holds one 2-record batch in epoch 7.
-func buildLeaderLog(t *testing.T, s *Store, start int64, _ int) *Log {
+func buildLeaderLog(t *testing.T, s *Store, start int64) *Log {
 	t.Helper()
 	l, err := s.Create("src", 0, [16]byte{5}, testCfg())
 	if err != nil {
@@ -221,8 +221,6 @@ func buildLeaderLog(t *testing.T, s *Store, start int64, _ int) *Log {
 	mustAppend(t, l, buildBatch(t, spec(2, 1).idem(4, 0, 12)))
 	return l
 }
-
-func fetchAllFrom(t *testing.T, l *Log, from int64) []byte { return fetchAll(t, l, from) }
 
 func TestReplicatedHighWatermark(t *testing.T) {
 	e := newEnv(t)
