@@ -76,11 +76,12 @@ func parseHeader(b []byte) batchHeader {
 }
 
 // size is the batch's total size on disk.
-func (h *batchHeader) size() int64         { return logOverhead + int64(h.length) }
-func (h *batchHeader) lastOffset() int64   { return h.baseOffset + int64(h.lastOffsetDelta) }
-func (h *batchHeader) compression() int    { return int(h.attributes & attrCompressionMask) }
-func (h *batchHeader) isControl() bool     { return h.attributes&attrControl != 0 }
-func (h *batchHeader) logAppendTime() bool { return h.attributes&attrTimestampType != 0 }
+func (h *batchHeader) size() int64           { return logOverhead + int64(h.length) }
+func (h *batchHeader) lastOffset() int64     { return h.baseOffset + int64(h.lastOffsetDelta) }
+func (h *batchHeader) compression() int      { return int(h.attributes & attrCompressionMask) }
+func (h *batchHeader) isControl() bool       { return h.attributes&attrControl != 0 }
+func (h *batchHeader) isTransactional() bool { return h.attributes&attrTransactional != 0 }
+func (h *batchHeader) logAppendTime() bool   { return h.attributes&attrTimestampType != 0 }
 
 // lastSequence is the sequence of the batch's last record, wrapping past
 // MaxInt32 to 0 the way Kafka producers do.

@@ -30,6 +30,12 @@ var (
 	// ErrUnsupportedMagic: a batch whose magic byte is not 2.
 	// Kafka: UNSUPPORTED_FOR_MESSAGE_FORMAT (43) or CORRUPT_MESSAGE (2).
 	ErrUnsupportedMagic = errors.New("storage: unsupported record batch magic")
+	// ErrInvalidTxnState: a producer with an open transaction sent a
+	// non-transactional batch (Kafka's INVALID_TXN_STATE).
+	ErrInvalidTxnState = errors.New("storage: invalid transaction state")
+	// ErrTransactionCoordinatorFenced: a marker from a coordinator older
+	// than the one the partition has seen (TRANSACTION_COORDINATOR_FENCED).
+	ErrTransactionCoordinatorFenced = errors.New("storage: transaction coordinator fenced")
 	// ErrClosed: the Store or Log was closed (or the partition deleted).
 	ErrClosed = errors.New("storage: closed")
 	// ErrCorruption: data already on disk failed validation when read back.

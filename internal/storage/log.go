@@ -109,6 +109,10 @@ type Log struct {
 	rollGen       int64      // bumped when a segment file is created
 	dirSyncGen    int64      // rollGen covered by the last directory fsync
 	closed        bool
+	// unstable is the first offset of an open transaction (the smallest
+	// txnFirst in producers), MaxInt64 if none: the LSO's bound. Written
+	// under appendMu and mu.
+	unstable int64
 
 	// Leader epochs and replication (epochs.go, replica.go).
 	epochs      []epochEntry // leader epoch cache; written under appendMu, published under mu
@@ -229,6 +233,10 @@ type ProducerInfo struct {
 	LastOffset    int64 // -1 if no batch in this epoch yet
 	LastTimestamp int64
 	Batches       int // retained batch metadata entries (at most 5)
+	// CoordinatorEpoch of the producer's last marker, -1 if none.
+	CoordinatorEpoch int32
+	// TxnStartOffset is the first offset of its open transaction, -1 if none.
+	TxnStartOffset int64
 }
 
 // ProducerIDs lists the producer state, sorted by producer id.
@@ -238,7 +246,10 @@ func (l *Log) ProducerIDs() []ProducerInfo {
 	out := make([]ProducerInfo, 0, len(l.producers))
 	for pid, st := range l.producers {
 		pi := ProducerInfo{ProducerID: pid, Epoch: st.epoch, LastSequence: -1, LastOffset: -1,
-			LastTimestamp: st.lastTimestamp, Batches: st.n}
+			LastTimestamp: st.lastTimestamp, Batches: st.n, CoordinatorEpoch: st.coordEpoch, TxnStartOffset: -1}
+		if st.txnOpen {
+			pi.TxnStartOffset = st.txnFirst
+		}
 		if b := st.last(); b != nil {
 			pi.LastSequence, pi.LastOffset = b.lastSeq, b.lastOffset
 		}
@@ -273,8 +284,14 @@ type AppendResult struct {
 //
 // Idempotent producers (producerId >= 0) are checked against their epoch and
 // sequence; a retry of one of the last 5 batches returns Duplicate with the
-// original offsets. Transactional and control batches are stored like others.
+// original offsets. A transactional batch opens the producer's transaction
+// on this partition (txn.go); a non-transactional one while it is open is
+// ErrInvalidTxnState. Control batches come from AppendMarker only.
 func (l *Log) Append(records []byte) (AppendResult, error) {
+	return l.append(records, false)
+}
+
+func (l *Log) append(records []byte, coordinator bool) (AppendResult, error) {
 	if len(records) == 0 {
 		return AppendResult{}, fmt.Errorf("%w: empty record set", ErrInvalidRecord)
 	}
@@ -308,11 +325,23 @@ func (l *Log) Append(records []byte) (AppendResult, error) {
 	}
 
 	l.appendMu.Lock()
-	res, flush, err := l.appendLocked(records, hdrs)
+	res, flush, err := l.appendLocked(records, hdrs, coordinator)
 	l.appendMu.Unlock()
 	if err != nil || res.Duplicate {
 		return res, err
 	}
+	l.afterAppend()
+	if flush {
+		if err := l.WaitDurable(context.Background(), res.LastOffset); err != nil {
+			// The records are in the log (and visible), but not durable.
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// afterAppend tells whoever waits for the log to grow.
+func (l *Log) afterAppend() {
 	l.wake()
 	l.mu.RLock()
 	repl := l.repl
@@ -328,18 +357,11 @@ func (l *Log) Append(records []byte) (AppendResult, error) {
 		// Followers' fetches read up to the log end: wake them now.
 		l.wakeReaders()
 	}
-	if flush {
-		if err := l.WaitDurable(context.Background(), res.LastOffset); err != nil {
-			// The records are in the log (and visible), but not durable.
-			return res, err
-		}
-	}
-	return res, nil
 }
 
 // appendLocked does the part of Append that needs appendMu. flush reports
 // whether flush.messages asks for an fsync now.
-func (l *Log) appendLocked(records []byte, hdrs []batchHeader) (res AppendResult, flush bool, err error) {
+func (l *Log) appendLocked(records []byte, hdrs []batchHeader, coordinator bool) (res AppendResult, flush bool, err error) {
 	if l.closed {
 		return res, false, ErrClosed
 	}
@@ -355,7 +377,7 @@ func (l *Log) appendLocked(records []byte, hdrs []batchHeader) (res AppendResult
 		h := &hdrs[i]
 		if h.producerID >= 0 {
 			st := staged.get(h.producerID, l.producers)
-			dup, err := checkProducer(st, h, next)
+			dup, err := checkProducer(st, h, next, coordinator)
 			if err != nil {
 				return res, false, err
 			}
@@ -432,6 +454,14 @@ func (l *Log) appendLocked(records []byte, hdrs []batchHeader) (res AppendResult
 		seg.zeroedTo = end
 	}
 
+	unstable := l.unstable
+	for i := range staged {
+		if u := &staged[i]; u.state.txnOpen {
+			if cur := l.producers[u.pid]; cur == nil || !cur.txnOpen {
+				unstable = min(unstable, u.state.txnFirst)
+			}
+		}
+	}
 	l.mu.Lock()
 	p := at
 	for i := range hdrs {
@@ -440,6 +470,7 @@ func (l *Log) appendLocked(records []byte, hdrs []batchHeader) (res AppendResult
 	}
 	seg.size = end
 	seg.modified = now
+	l.unstable = unstable // with leo: never a moment where the LSO passes an open transaction
 	l.leo = off
 	flush = l.leo-l.durable >= cfg.FlushMessages
 	repl, gen := l.repl, l.roleGen
@@ -549,7 +580,7 @@ func (l *Log) rollLocked(now time.Time) error {
 // removeSegmentFiles unlinks what a failed createSegment may have left.
 // base is above every published segment's base, so nothing live is named so.
 func removeSegmentFiles(fsys FS, dir string, base int64) {
-	for _, ext := range []string{extLog, extIndex, extTimeIndex} {
+	for _, ext := range []string{extLog, extIndex, extTimeIndex, extTxnIndex} {
 		fsys.Remove(segmentPath(dir, base, ext))
 	}
 }

@@ -28,6 +28,12 @@ type producerState struct {
 	// lastTimestamp is the maxTimestamp of the last batch (or marker), used
 	// for producer id expiration like Kafka.
 	lastTimestamp int64
+	// The open transaction: txnOpen from the producer's first
+	// transactional batch (at txnFirst) up to its COMMIT/ABORT marker.
+	txnOpen  bool
+	txnFirst int64
+	// coordEpoch is the coordinator epoch of the last marker, -1 before one.
+	coordEpoch int32
 }
 
 func (p *producerState) last() *batchMeta {
@@ -81,7 +87,7 @@ func (s *stagedProducers) get(pid int64, producers map[int64]*producerState) *pr
 	if cur, ok := producers[pid]; ok {
 		u.state = *cur
 	} else {
-		u.state = producerState{epoch: -1}
+		u.state = producerState{epoch: -1, coordEpoch: -1}
 		u.isNew = true
 	}
 	*s = append(*s, u)
@@ -90,18 +96,34 @@ func (s *stagedProducers) get(pid int64, producers map[int64]*producerState) *pr
 
 // checkProducer validates one batch against (staged) producer state and
 // stages its effect. A duplicate returns the original batch's metadata.
-// assignedBase is the offset the batch will get if appended.
-func checkProducer(st *producerState, h *batchHeader, assignedBase int64) (*batchMeta, error) {
+// assignedBase is the offset the batch will get if appended. coordinator
+// is the origin of batches a coordinator writes (transactional offset
+// commits): they carry no sequence, so only the epoch is checked.
+func checkProducer(st *producerState, h *batchHeader, assignedBase int64, coordinator bool) (*batchMeta, error) {
 	if h.producerEpoch < st.epoch {
 		return nil, fmt.Errorf("%w: producer %d epoch %d is older than the current %d",
 			ErrInvalidProducerEpoch, h.producerID, h.producerEpoch, st.epoch)
 	}
 	if h.isControl() {
-		// Transaction markers carry no sequence; they only fence the epoch.
+		// Transaction markers carry no sequence; they fence the epoch and
+		// end the open transaction (AppendMarker).
 		if h.producerEpoch != st.epoch {
 			st.epoch, st.n = h.producerEpoch, 0
 		}
 		st.lastTimestamp = h.maxTimestamp
+		st.txnOpen = false
+		return nil, nil
+	}
+	if !h.isTransactional() && st.txnOpen {
+		return nil, fmt.Errorf("%w: producer %d wrote a non-transactional batch in an open transaction",
+			ErrInvalidTxnState, h.producerID)
+	}
+	if coordinator {
+		if h.producerEpoch != st.epoch {
+			st.epoch, st.n = h.producerEpoch, 0
+		}
+		st.lastTimestamp = h.maxTimestamp
+		st.openTxn(h, assignedBase)
 		return nil, nil
 	}
 	if h.baseSequence < 0 {
@@ -132,32 +154,55 @@ func checkProducer(st *producerState, h *batchHeader, assignedBase int64) (*batc
 		firstOffset: assignedBase, lastOffset: assignedBase + int64(h.lastOffsetDelta),
 		timestamp: h.maxTimestamp,
 	})
+	st.openTxn(h, assignedBase)
 	return nil, nil
 }
 
+// openTxn starts the producer's transaction at a transactional batch
+// based at base, unless one is open.
+func (p *producerState) openTxn(h *batchHeader, base int64) {
+	if h.isTransactional() && !p.txnOpen {
+		p.txnOpen, p.txnFirst = true, base
+	}
+}
+
 // replayProducer applies a batch read back from the log, without validation
-// (Kafka's "no validation" origin for recovery).
-func replayProducer(producers map[int64]*producerState, h *batchHeader) {
+// (Kafka's "no validation" origin for recovery and followers). For a
+// control batch, marker is its COMMIT/ABORT marker; the transaction it
+// ends is returned (ok false if the producer had none open).
+func replayProducer(producers map[int64]*producerState, h *batchHeader, marker txnMarker) (ended completedTxn, ok bool) {
 	if h.producerID < 0 {
-		return
+		return ended, false
 	}
 	st := producers[h.producerID]
 	if st == nil {
-		st = &producerState{epoch: h.producerEpoch}
+		st = &producerState{epoch: h.producerEpoch, coordEpoch: -1}
 		producers[h.producerID] = st
 	}
 	if h.producerEpoch != st.epoch {
 		st.epoch, st.n = h.producerEpoch, 0
 	}
+	st.lastTimestamp = h.maxTimestamp
 	if h.isControl() {
-		st.lastTimestamp = h.maxTimestamp
-		return
+		if !marker.valid {
+			return ended, false
+		}
+		st.coordEpoch = marker.coordinatorEpoch
+		if !st.txnOpen {
+			return ended, false
+		}
+		st.txnOpen = false
+		return completedTxn{pid: h.producerID, first: st.txnFirst, last: h.baseOffset, abort: !marker.commit}, true
 	}
-	st.push(batchMeta{
-		firstSeq: h.baseSequence, lastSeq: h.lastSequence(),
-		firstOffset: h.baseOffset, lastOffset: h.lastOffset(),
-		timestamp: h.maxTimestamp,
-	})
+	if h.baseSequence >= 0 {
+		st.push(batchMeta{
+			firstSeq: h.baseSequence, lastSeq: h.lastSequence(),
+			firstOffset: h.baseOffset, lastOffset: h.lastOffset(),
+			timestamp: h.maxTimestamp,
+		})
+	}
+	st.openTxn(h, h.baseOffset)
+	return ended, false
 }
 
 // Producer snapshot files use Kafka's layout (ProducerStateManager, snapshot
@@ -188,25 +233,30 @@ func encodeSnapshot(producers map[int64]*producerState) []byte {
 	b := make([]byte, 10, 10+count*snapshotEntrySize)
 	binary.BigEndian.PutUint16(b, snapshotVersion)
 	binary.BigEndian.PutUint32(b[6:], uint32(count))
-	entry := func(pid int64, epoch int16, lastSeq int32, lastOff int64, delta int32, ts int64) {
+	var st *producerState
+	entry := func(pid int64, lastSeq int32, lastOff int64, delta int32, ts int64) {
 		b = binary.BigEndian.AppendUint64(b, uint64(pid))
-		b = binary.BigEndian.AppendUint16(b, uint16(epoch))
+		b = binary.BigEndian.AppendUint16(b, uint16(st.epoch))
 		b = binary.BigEndian.AppendUint32(b, uint32(lastSeq))
 		b = binary.BigEndian.AppendUint64(b, uint64(lastOff))
 		b = binary.BigEndian.AppendUint32(b, uint32(delta))
 		b = binary.BigEndian.AppendUint64(b, uint64(ts))
-		b = binary.BigEndian.AppendUint32(b, 0xffffffff)         // coordinatorEpoch -1
-		b = binary.BigEndian.AppendUint64(b, 0xffffffffffffffff) // no ongoing txn
+		b = binary.BigEndian.AppendUint32(b, uint32(st.coordEpoch))
+		txnFirst := int64(-1) // no ongoing transaction
+		if st.txnOpen {
+			txnFirst = st.txnFirst
+		}
+		b = binary.BigEndian.AppendUint64(b, uint64(txnFirst))
 	}
 	for _, pid := range pids {
-		st := producers[pid]
+		st = producers[pid]
 		if st.n == 0 {
-			entry(pid, st.epoch, -1, -1, 0, st.lastTimestamp)
+			entry(pid, -1, -1, 0, st.lastTimestamp)
 			continue
 		}
 		for i := 0; i < st.n; i++ {
 			m := &st.batches[i]
-			entry(pid, st.epoch, m.lastSeq, m.lastOffset, int32(m.lastOffset-m.firstOffset), m.timestamp)
+			entry(pid, m.lastSeq, m.lastOffset, int32(m.lastOffset-m.firstOffset), m.timestamp)
 		}
 	}
 	binary.BigEndian.PutUint32(b[2:], crc32.Checksum(b[6:], castagnoli))
@@ -235,12 +285,16 @@ func decodeSnapshot(b []byte) (map[int64]*producerState, error) {
 		lastOff := int64(binary.BigEndian.Uint64(p[14:]))
 		delta := int32(binary.BigEndian.Uint32(p[22:]))
 		ts := int64(binary.BigEndian.Uint64(p[26:]))
+		coordEpoch := int32(binary.BigEndian.Uint32(p[34:]))
+		txnFirst := int64(binary.BigEndian.Uint64(p[38:]))
 		st := producers[pid]
 		if st == nil || st.epoch != epoch {
 			st = &producerState{epoch: epoch}
 			producers[pid] = st
 		}
 		st.lastTimestamp = ts
+		st.coordEpoch = coordEpoch
+		st.txnOpen, st.txnFirst = txnFirst >= 0, max(txnFirst, 0)
 		if lastOff < 0 || delta < 0 {
 			continue // an epoch with no batch yet
 		}

@@ -60,10 +60,12 @@ func grow(b []byte, n int) []byte {
 
 // ReadResult is the answer to a fetch of one partition.
 type ReadResult struct {
-	Records        []byte // whole batches only, starting with the batch containing the offset
-	HighWatermark  int64
-	LogStartOffset int64
-	LogEndOffset   int64
+	Records       []byte // whole batches only, starting with the batch containing the offset
+	HighWatermark int64
+	// LastStableOffset: below it every transaction is decided (txn.go).
+	LastStableOffset int64
+	LogStartOffset   int64
+	LogEndOffset     int64
 }
 
 // Read returns batches starting with the one that contains offset, at most
@@ -105,12 +107,20 @@ type segView struct {
 // must Release the range (the zero range needs no release but allows it).
 // The ReadResult has no Records.
 func (l *Log) ReadRange(offset int64, maxBytes int) (FileRange, ReadResult, error) {
-	return l.readRange(offset, maxBytes, false)
+	return l.readRange(offset, maxBytes, boundHW)
 }
 
-// readRange is ReadRange reading up to the high watermark, or with
-// toEnd up to the log end (replication).
-func (l *Log) readRange(offset int64, maxBytes int, toEnd bool) (FileRange, ReadResult, error) {
+// readBound is where a read stops.
+type readBound int
+
+const (
+	boundHW  readBound = iota // the high watermark: consumers
+	boundLEO                  // the log end: followers, coordinator loads
+	boundLSO                  // the last stable offset: read_committed consumers
+)
+
+// readRange is ReadRange reading up to bound.
+func (l *Log) readRange(offset int64, maxBytes int, bound readBound) (FileRange, ReadResult, error) {
 	var res ReadResult
 	after := int64(-1) // look only at segments with a base above this
 	for {
@@ -123,10 +133,14 @@ func (l *Log) readRange(offset int64, maxBytes int, toEnd bool) (FileRange, Read
 			l.mu.RUnlock()
 			return FileRange{}, res, err
 		}
-		hw := l.hwLocked()
-		res = ReadResult{HighWatermark: hw, LogStartOffset: l.logStart, LogEndOffset: l.leo}
-		if toEnd {
-			hw = l.leo // the bound of this read, not the reported HW
+		realHW := l.hwLocked()
+		res = ReadResult{HighWatermark: realHW, LastStableOffset: l.lsoLocked(), LogStartOffset: l.logStart, LogEndOffset: l.leo}
+		hw := realHW // the bound of this read, not the reported HW
+		switch bound {
+		case boundLEO:
+			hw = l.leo
+		case boundLSO:
+			hw = res.LastStableOffset
 		}
 		if offset < l.logStart || offset > l.leo {
 			l.mu.RUnlock()
@@ -149,19 +163,24 @@ func (l *Log) readRange(offset int64, maxBytes int, toEnd bool) (FileRange, Read
 		}
 		sg := l.segs[i]
 		v := segView{seg: sg, size: sg.size, idx: sg.offIdx}
-		bound := l.hwBound(i, sg.size, hw)
+		end := int64(-1)
+		if hw == realHW {
+			end = l.hwBound(i, sg.size, hw)
+		} else if hw >= l.leo || i+1 < len(l.segs) && l.segs[i+1].base <= hw {
+			end = sg.size
+		}
 		sg.acquire()
 		l.mu.RUnlock()
 
 		var err error
-		if bound < 0 {
-			bound, err = v.posOf(hw)
+		if end < 0 {
+			end, err = v.posOf(hw)
 		}
 		if err != nil {
 			sg.release()
 			return FileRange{}, res, err
 		}
-		v.size = bound // the reader's view ends at the high watermark
+		v.size = end // the reader's view ends at the bound
 		fr, found, err := v.locate(offset, maxBytes)
 		if err != nil || found {
 			if err != nil {

@@ -60,7 +60,7 @@ func (s *Store) loadLog(dir string, tp topicPartition, clean bool, recoveryPoint
 		}
 	}
 	for _, e := range ents { // index files without a .log are leftovers of a deletion
-		for _, ext := range []string{extIndex, extTimeIndex} {
+		for _, ext := range []string{extIndex, extTimeIndex, extTxnIndex} {
 			if b, ok := parseOffsetName(e.Name(), ext); ok && !logs[b] {
 				fsys.Remove(filepath.Join(dir, e.Name()))
 			}
@@ -202,6 +202,9 @@ func (s *Store) loadLog(dir string, tp topicPartition, clean bool, recoveryPoint
 		l.removeSegments(n)
 	}
 
+	for _, sg := range l.segs {
+		sg.loadTxnIndex()
+	}
 	// Persist rebuilt indexes of inactive segments; make scanned data durable
 	// so the recovery point can be the log end.
 	for _, sg := range l.segs[:len(l.segs)-1] {
@@ -238,8 +241,18 @@ func (s *Store) loadLog(dir string, tp topicPartition, clean bool, recoveryPoint
 		}
 	}
 
-	if err := l.loadProducers(); err != nil {
+	replayed, err := l.loadProducers()
+	if err != nil {
 		return fail(err)
+	}
+	// The replay rebuilt the aborted transactions of the segments it
+	// covered; keep the inactive ones' files in step.
+	for _, sg := range l.segs[:len(l.segs)-1] {
+		if sg.lastOff >= replayed {
+			if err := sg.writeTxnIndex(sg.aborted, true); err != nil {
+				return fail(err)
+			}
+		}
 	}
 	l.loadEpochs()
 	l.writeEpochsLocked()
@@ -280,7 +293,7 @@ func (l *Log) dropSegments(segs []*segment, i int) []*segment {
 
 // removeFiles unlinks a segment's files. Open descriptors stay valid.
 func (s *segment) removeFiles() {
-	for _, ext := range []string{extLog, extIndex, extTimeIndex} {
+	for _, ext := range []string{extLog, extIndex, extTimeIndex, extTxnIndex} {
 		if err := s.fsys.Remove(segmentPath(s.dir, s.base, ext)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			_ = err // best effort: Open cleans up orphans
 		}
@@ -335,8 +348,10 @@ func (s *segment) checkTail() error {
 
 // loadProducers rebuilds producer state: newest valid snapshot at or below
 // the log end, then the batch headers from there to the end. Snapshots
-// above the log end (data lost in recovery) are deleted.
-func (l *Log) loadProducers() error {
+// above the log end (data lost in recovery) are deleted. The replay also
+// rebuilds the aborted transactions from the offset it started at, which
+// it returns, and the first unstable offset.
+func (l *Log) loadProducers() (int64, error) {
 	offs := listSnapshots(l.fsys, l.dir)
 	start := l.segs[0].base
 	l.producers = make(map[int64]*producerState)
@@ -359,6 +374,7 @@ func (l *Log) loadProducers() error {
 		l.logger.Warn("ignoring unreadable producer snapshot", "file", path, "err", err)
 		l.fsys.Remove(path)
 	}
+	var aborted []AbortedTxn
 	for _, sg := range l.segs {
 		if sg.size == 0 || (sg.lastOff < start && sg != l.segs[len(l.segs)-1]) {
 			continue
@@ -367,17 +383,42 @@ func (l *Log) loadProducers() error {
 		if start > sg.base {
 			pos = lookupOffset(sg.offIdx, start-sg.base)
 		}
-		err := sg.walkHeaders(pos, sg.size, func(h *batchHeader, _ int64) bool {
-			if h.baseOffset >= start {
-				replayProducer(l.producers, h)
+		var rerr error
+		err := sg.walkHeaders(pos, sg.size, func(h *batchHeader, pos int64) bool {
+			if h.baseOffset < start {
+				return true
+			}
+			var m txnMarker
+			if h.isControl() && h.size() <= 4096 {
+				b := make([]byte, h.size())
+				if _, err := sg.log.ReadAt(b, pos); err != nil {
+					rerr = fmt.Errorf("storage: read %s at %d: %w", sg.name(), pos, err)
+					return false
+				}
+				m = parseMarker(b)
+			}
+			if t, ok := replayProducer(l.producers, h, m); ok && t.abort {
+				lso := min(l.firstUnstableLocked(), t.last+1)
+				aborted = append(aborted, AbortedTxn{ProducerID: t.pid, FirstOffset: t.first, LastOffset: t.last, LastStableOffset: lso})
 			}
 			return true
 		})
+		if err == nil {
+			err = rerr
+		}
 		if err != nil {
-			return err
+			return start, err
 		}
 	}
-	return nil
+	unstable := l.firstUnstableLocked()
+	l.mu.Lock()
+	l.dropAbortedFrom(start)
+	for _, a := range aborted {
+		l.addAbortedLocked(a)
+	}
+	l.unstable = unstable
+	l.mu.Unlock()
+	return start, nil
 }
 
 // walkHeaders calls fn with each batch header from pos up to limit, reading

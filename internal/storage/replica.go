@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"time"
 )
@@ -209,7 +210,7 @@ func (l *Log) WaitHighWatermark(ctx context.Context, offset int64, gen int64) er
 // ReadReplicaRange is ReadRange for a follower's fetch: it reads up to the
 // log end, not the high watermark.
 func (l *Log) ReadReplicaRange(offset int64, maxBytes int) (FileRange, ReadResult, error) {
-	return l.readRange(offset, maxBytes, true)
+	return l.readRange(offset, maxBytes, boundLEO)
 }
 
 // ReadLocal is Read up to the log end offset instead of the high
@@ -217,7 +218,7 @@ func (l *Log) ReadReplicaRange(offset int64, maxBytes int) (FileRange, ReadResul
 // since what a previous leader acknowledged may lie above this replica's
 // high watermark.
 func (l *Log) ReadLocal(offset int64, maxBytes int) (ReadResult, error) {
-	fr, res, err := l.readRange(offset, maxBytes, true)
+	fr, res, err := l.readRange(offset, maxBytes, boundLEO)
 	if err != nil {
 		return res, err
 	}
@@ -338,13 +339,22 @@ func (l *Log) AppendReplica(records []byte, gen int64) (int64, error) {
 	if end > seg.zeroedTo {
 		seg.zeroedTo = end
 	}
-	for i := range hdrs {
+	var ended []completedTxn
+	for i, p := 0, 0; i < len(hdrs); i++ {
 		h := &hdrs[i]
-		replayProducer(l.producers, h)
+		var m txnMarker
+		if h.isControl() {
+			m = parseMarker(records[p : p+int(h.size())])
+		}
+		p += int(h.size())
+		if t, ok := replayProducer(l.producers, h, m); ok {
+			ended = append(ended, t)
+		}
 		if n := len(l.epochs); h.leaderEpoch >= 0 && (n == 0 || h.leaderEpoch > l.epochs[n-1].epoch) {
 			l.assignEpoch(h.leaderEpoch, h.baseOffset)
 		}
 	}
+	unstable := l.firstUnstableLocked()
 	l.mu.Lock()
 	p := at
 	for i := range hdrs {
@@ -353,6 +363,13 @@ func (l *Log) AppendReplica(records []byte, gen int64) (int64, error) {
 	}
 	seg.size = end
 	seg.modified = now
+	for _, t := range ended {
+		if t.abort {
+			l.addAbortedLocked(AbortedTxn{ProducerID: t.pid, FirstOffset: t.first, LastOffset: t.last,
+				LastStableOffset: min(unstable, t.last+1)})
+		}
+	}
+	l.unstable = unstable
 	l.leo = last.lastOffset() + 1
 	leo := l.leo
 	l.mu.Unlock()
@@ -535,7 +552,7 @@ func (l *Log) truncateLocked(offset int64) error {
 			l.fsys.Remove(segmentPath(l.dir, o, extSnapshot))
 		}
 	}
-	if err := l.loadProducers(); err != nil {
+	if _, err := l.loadProducers(); err != nil {
 		return err
 	}
 	l.logger.Info("truncated log", "to", newLeo)
@@ -566,6 +583,7 @@ func (l *Log) truncateFullyLocked(offset int64) error {
 	l.segs = []*segment{ns}
 	l.unsynced = nil
 	l.logStart, l.leo, l.durable = offset, offset, offset
+	l.unstable = math.MaxInt64
 	l.hwSet = false
 	l.replHW = offset
 	l.epochs = nil

@@ -177,7 +177,7 @@ func (l *Log) enforceRetention(now time.Time) (moved bool, err error) {
 
 	if exp := l.store.pidExp; exp > 0 {
 		for pid, st := range l.producers {
-			if nowMs-st.lastTimestamp >= exp.Milliseconds() {
+			if nowMs-st.lastTimestamp >= exp.Milliseconds() && !st.txnOpen {
 				delete(l.producers, pid)
 			}
 		}

@@ -36,6 +36,10 @@ type segment struct {
 	firstTs  int64 // maxTimestamp of the first batch, -1 if none (segment.ms)
 	created  time.Time
 	modified time.Time // last append (or file mtime): retention fallback
+	// aborted lists the aborted transactions whose ABORT marker is in this
+	// segment, by marker offset (txn.go). Written under Log.appendMu and
+	// Log.mu; entries are appended in place or the slice replaced.
+	aborted []AbortedTxn
 
 	// Appender state, owned by Log.appendMu.
 	bytesSinceIndex int
@@ -210,7 +214,7 @@ func (s *segment) writeIndexes(sync bool) error {
 			return err
 		}
 	}
-	return nil
+	return s.writeTxnIndex(s.aborted, sync)
 }
 
 // loadIndexes reads and sanity-checks the index files of a segment whose

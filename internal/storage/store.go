@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -356,6 +357,7 @@ func (s *Store) makeLog(dir string, tp topicPartition, topicID [16]byte, cfg Log
 		fsys:      s.fsys,
 		logger:    s.logger.With("topic", tp.topic, "partition", tp.partition),
 		producers: make(map[int64]*producerState),
+		unstable:  math.MaxInt64,
 		cfg:       cfg,
 	}
 }
