@@ -281,7 +281,8 @@ func (c *Coordinator) loadPartition(p int32, l Log) (groups, records int, err er
 	c.mu.Lock()
 	// Markers reported during the replay: those it did not read (at or
 	// past where it stopped) apply now, in the order reported, before
-	// anything is served. The groups are not published, so no lock.
+	// anything is served. (The groups are not published yet; their lock
+	// is taken because restored members' session timers already run.)
 	for c.parts[p] == ps && len(ps.deferred) > 0 {
 		ds := ps.deferred
 		ps.deferred = nil
@@ -291,7 +292,9 @@ func (c *Coordinator) loadPartition(p int32, l Log) (groups, records int, err er
 				continue
 			}
 			for _, g := range restored {
+				g.mu.Lock()
 				g.completeTxn(d.producerID, d.commit, d.markerOffset)
+				g.mu.Unlock()
 			}
 		}
 		c.mu.Lock()
@@ -358,7 +361,9 @@ func (c *Coordinator) replayLog(p int32, l Log, st *replayState) (int, int64, er
 		if next == off { // no records decoded; step past the batch
 			next = lastOffsetOf(res.Records) + 1
 		}
-		if next <= off { // nothing readable at all: stop rather than spin
+		if next <= off {
+			// Nothing readable moves the replay on: stop rather than spin.
+			c.log.Warn("unreadable data stops the replay", "partition", p, "offset", off, "log_end", l.LogEndOffset())
 			break
 		}
 		off = next
