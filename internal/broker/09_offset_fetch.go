@@ -7,7 +7,9 @@ package broker
 // answers offset -1 with no error, as Kafka does. A group this broker does
 // not coordinate (or whose partition is loading) gets NOT_COORDINATOR
 // (COORDINATOR_LOAD_IN_PROGRESS): v8+ per group, v2-7 at the top level,
-// v0-1 on every requested partition.
+// v0-1 on every requested partition. v7+ RequireStable (KIP-447): a
+// partition with transactional offsets waiting for their marker answers
+// UNSTABLE_OFFSET_COMMIT, which the consumer retries.
 
 import "github.com/twmb/franz-go/pkg/kmsg"
 
@@ -17,6 +19,10 @@ func init() {
 
 func handleOffsetFetch(c *conn, v int16, req *kmsg.OffsetFetchRequest) *kmsg.OffsetFetchResponse {
 	resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
+	fetchOffsets := c.b.groups.FetchOffsets
+	if v >= 7 && req.RequireStable {
+		fetchOffsets = c.b.groups.FetchOffsetsRequireStable
+	}
 	if v < 8 {
 		var topics map[string][]int32
 		if req.Topics != nil || v < 2 {
@@ -25,7 +31,7 @@ func handleOffsetFetch(c *conn, v int16, req *kmsg.OffsetFetchRequest) *kmsg.Off
 				topics[t.Topic] = t.Partitions
 			}
 		}
-		got, code := c.b.groups.FetchOffsets(req.Group, topics)
+		got, code := fetchOffsets(req.Group, topics)
 		if code != 0 {
 			if v >= 2 {
 				resp.ErrorCode = code
@@ -49,7 +55,7 @@ func handleOffsetFetch(c *conn, v int16, req *kmsg.OffsetFetchRequest) *kmsg.Off
 			for _, p := range sortedPartitions(got[t]) {
 				fo := got[t][p]
 				sp := kmsg.NewOffsetFetchResponseTopicPartition()
-				sp.Partition, sp.Offset, sp.LeaderEpoch = p, fo.Offset, fo.LeaderEpoch
+				sp.Partition, sp.Offset, sp.LeaderEpoch, sp.ErrorCode = p, fo.Offset, fo.LeaderEpoch, fo.ErrorCode
 				meta := fo.Metadata
 				sp.Metadata = &meta
 				st.Partitions = append(st.Partitions, sp)
@@ -68,7 +74,7 @@ func handleOffsetFetch(c *conn, v int16, req *kmsg.OffsetFetchRequest) *kmsg.Off
 				topics[t.Topic] = t.Partitions
 			}
 		}
-		got, code := c.b.groups.FetchOffsets(rg.Group, topics)
+		got, code := fetchOffsets(rg.Group, topics)
 		if code != 0 {
 			sg.ErrorCode = code
 			resp.Groups = append(resp.Groups, sg)
@@ -87,7 +93,7 @@ func handleOffsetFetch(c *conn, v int16, req *kmsg.OffsetFetchRequest) *kmsg.Off
 			for _, p := range sortedPartitions(got[t]) {
 				fo := got[t][p]
 				sp := kmsg.NewOffsetFetchResponseGroupTopicPartition()
-				sp.Partition, sp.Offset, sp.LeaderEpoch = p, fo.Offset, fo.LeaderEpoch
+				sp.Partition, sp.Offset, sp.LeaderEpoch, sp.ErrorCode = p, fo.Offset, fo.LeaderEpoch, fo.ErrorCode
 				meta := fo.Metadata
 				sp.Metadata = &meta
 				st.Partitions = append(st.Partitions, sp)

@@ -39,6 +39,16 @@
 // Durability: a commit is answered after its records are fsynced (when the
 // broker runs with gregor.durability=fsync), and the in-memory offset
 // becomes visible to OffsetFetch only then.
+//
+// Transactions (txn.go): a TxnOffsetCommit's offsets are pending for its
+// producer id, invisible to OffsetFetch, until the broker reports the
+// transaction's marker (CompleteTxn); replay rebuilds the same from the
+// transactional and control batches in the log. Coordinator.mu also
+// guards each owned partition's index of the groups with pending offsets
+// by producer id: TxnOffsetCommit adds to it under Group.mu (the lock
+// order above), CompleteTxn reads it under Coordinator.mu alone and then
+// locks each group in turn. An unloaded partition forgets its pending
+// offsets with its groups; the next load finds them in the log.
 package group
 
 import (
@@ -123,6 +133,12 @@ type Coordinator struct {
 // pointer that it was not unloaded (and maybe loaded again) meanwhile.
 type partState struct {
 	loading bool
+	// producers indexes the groups with pending transactional offsets
+	// by producer id, for CompleteTxn (txn.go).
+	producers map[int64]map[string]struct{}
+	// deferred are markers reported while loading, applied before the
+	// partition is served.
+	deferred []txnEnd
 }
 
 // New makes a coordinator. It owns no partition until Load or
@@ -218,10 +234,10 @@ func (c *Coordinator) loadPartition(p int32, l Log) (groups, records int, err er
 
 	// Replay with no lock held: nobody can reach the partition's groups
 	// while it is loading.
-	metas := map[string][]byte{}
-	offsets := map[string]map[tp]offsetCommit{}
+	st := newReplayState()
+	var end int64
 	if l != nil {
-		records, err = c.replayLog(p, l, metas, offsets)
+		records, end, err = c.replayLog(p, l, st)
 	}
 	if err != nil {
 		c.mu.Lock()
@@ -233,7 +249,7 @@ func (c *Coordinator) loadPartition(p int32, l Log) (groups, records int, err er
 	}
 	now := time.Now()
 	restored := map[string]*Group{}
-	for id, v := range metas {
+	for id, v := range st.metas {
 		g := newGroup(c, id)
 		if err := g.restore(v, now); err != nil {
 			c.log.Warn("skipping unreadable group metadata", "group", id, "err", err)
@@ -241,7 +257,7 @@ func (c *Coordinator) loadPartition(p int32, l Log) (groups, records int, err er
 		}
 		restored[id] = g
 	}
-	for id, offs := range offsets {
+	for id, offs := range st.offsets {
 		g := restored[id]
 		if g == nil {
 			g = newGroup(c, id)
@@ -249,8 +265,40 @@ func (c *Coordinator) loadPartition(p int32, l Log) (groups, records int, err er
 		}
 		g.offsets = offs
 	}
+	// Offsets of transactions without a marker yet: a group may have
+	// nothing else (a producer's first commit for it).
+	for pid, byGroup := range st.txn {
+		for id, pend := range byGroup {
+			g := restored[id]
+			if g == nil {
+				g = newGroup(c, id)
+				restored[id] = g
+			}
+			g.txnOffsets[pid] = pend
+		}
+	}
 
 	c.mu.Lock()
+	// Markers reported during the replay: those it did not read (at or
+	// past where it stopped) apply now, in the order reported, before
+	// anything is served. (The groups are not published yet; their lock
+	// is taken because restored members' session timers already run.)
+	for c.parts[p] == ps && len(ps.deferred) > 0 {
+		ds := ps.deferred
+		ps.deferred = nil
+		c.mu.Unlock()
+		for _, d := range ds {
+			if d.markerOffset < end {
+				continue
+			}
+			for _, g := range restored {
+				g.mu.Lock()
+				g.completeTxn(d.producerID, d.commit, d.markerOffset)
+				g.mu.Unlock()
+			}
+		}
+		c.mu.Lock()
+	}
 	if c.parts[p] != ps {
 		c.mu.Unlock()
 		for _, g := range restored {
@@ -272,6 +320,9 @@ func (c *Coordinator) loadPartition(p int32, l Log) (groups, records int, err er
 			continue
 		}
 		c.groups[id] = g
+		for pid := range g.txnOffsets {
+			ps.trackTxnLocked(pid, id)
+		}
 	}
 	ps.loading = false
 	c.mu.Unlock()
@@ -283,35 +334,41 @@ func (c *Coordinator) loadPartition(p int32, l Log) (groups, records int, err er
 	return len(restored), records, nil
 }
 
-// replayLog reads a partition from its start into metas and offsets.
-func (c *Coordinator) replayLog(p int32, l Log, metas map[string][]byte, offsets map[string]map[tp]offsetCommit) (int, error) {
+// replayLog reads a partition from its start into st. It returns the
+// records read and the offset it read up to.
+func (c *Coordinator) replayLog(p int32, l Log, st *replayState) (int, int64, error) {
 	records := 0
 	off := l.LogStartOffset()
 	for off < l.LogEndOffset() {
 		res, err := l.Read(off, 1<<20)
 		if err != nil {
-			return records, fmt.Errorf("group: load %s-%d at %d: %w", TopicName, p, off, err)
+			return records, off, fmt.Errorf("group: load %s-%d at %d: %w", TopicName, p, off, err)
 		}
 		if len(res.Records) == 0 {
 			break
 		}
 		next := off
-		err = decodeBatches(res.Records, func(o int64, key, value []byte) {
+		err = decodeBatches(res.Records, func(b batchInfo, o int64, key, value []byte) {
 			records++
 			if o >= next {
 				next = o + 1
 			}
-			c.replay(key, value, metas, offsets)
+			st.replay(b, o, key, value)
 		})
 		if err != nil && !errors.Is(err, errCompressed) {
-			return records, fmt.Errorf("group: load %s-%d: %w", TopicName, p, err)
+			return records, off, fmt.Errorf("group: load %s-%d: %w", TopicName, p, err)
 		}
 		if next == off { // no records decoded; step past the batch
 			next = lastOffsetOf(res.Records) + 1
 		}
+		if next <= off {
+			// Nothing readable moves the replay on: stop rather than spin.
+			c.log.Warn("unreadable data stops the replay", "partition", p, "offset", off, "log_end", l.LogEndOffset())
+			break
+		}
 		off = next
 	}
-	return records, nil
+	return records, off, nil
 }
 
 // UnloadPartition gives up partition p of __consumer_offsets: its groups
@@ -405,9 +462,34 @@ func lastOffsetOf(data []byte) int64 {
 	return last
 }
 
-// replay applies one record of __consumer_offsets; the last value of a
-// key wins and a null value deletes.
-func (c *Coordinator) replay(key, value []byte, metas map[string][]byte, offsets map[string]map[tp]offsetCommit) {
+// replayState is what a partition's log replays into: group metadata
+// values and committed offsets by group, and the offsets of transactions
+// without a marker yet, by producer id and group (see txn.go).
+type replayState struct {
+	metas   map[string][]byte
+	offsets map[string]map[tp]offsetCommit
+	txn     map[int64]map[string]map[tp][]offsetCommit
+}
+
+func newReplayState() *replayState {
+	return &replayState{
+		metas:   map[string][]byte{},
+		offsets: map[string]map[tp]offsetCommit{},
+		txn:     map[int64]map[string]map[tp][]offsetCommit{},
+	}
+}
+
+// replay applies one record of __consumer_offsets at offset o, from batch
+// b; the last value of a key wins and a null value deletes. Records of
+// transactional batches wait for their producer's marker; a control
+// record settles them. Anything unreadable or unknown is skipped.
+func (st *replayState) replay(b batchInfo, o int64, key, value []byte) {
+	if b.control() {
+		if commit, ok := controlType(key); ok {
+			st.endTxn(b.producerID, commit, o)
+		}
+		return
+	}
 	if len(key) < 2 {
 		return
 	}
@@ -417,38 +499,87 @@ func (c *Coordinator) replay(key, value []byte, metas map[string][]byte, offsets
 		if k.ReadFrom(key) != nil {
 			return
 		}
-		m := offsets[k.Group]
+		at := tp{k.Topic, k.Partition}
 		if value == nil {
-			delete(m, tp{k.Topic, k.Partition})
+			if b.transactional() { // never written by this package
+				if pend := st.txn[b.producerID][k.Group]; pend != nil {
+					delete(pend, at)
+				}
+				return
+			}
+			delete(st.offsets[k.Group], at)
+			for _, byGroup := range st.txn {
+				delete(byGroup[k.Group], at)
+			}
 			return
 		}
 		v := kmsg.NewOffsetCommitValue()
 		if v.ReadFrom(value) != nil {
 			return
 		}
-		if m == nil {
-			m = map[tp]offsetCommit{}
-			offsets[k.Group] = m
-		}
 		leaderEpoch := v.LeaderEpoch
 		if v.Version < 3 {
 			leaderEpoch = -1
 		}
-		m[tp{k.Topic, k.Partition}] = offsetCommit{
+		oc := offsetCommit{
 			offset: v.Offset, leaderEpoch: leaderEpoch, metadata: v.Metadata,
-			commitTime: time.UnixMilli(v.CommitTimestamp),
+			commitTime: time.UnixMilli(v.CommitTimestamp), logOffset: o,
 		}
+		if b.transactional() {
+			byGroup := st.txn[b.producerID]
+			if byGroup == nil {
+				byGroup = map[string]map[tp][]offsetCommit{}
+				st.txn[b.producerID] = byGroup
+			}
+			pend := byGroup[k.Group]
+			if pend == nil {
+				pend = map[tp][]offsetCommit{}
+				byGroup[k.Group] = pend
+			}
+			pend[at] = append(pend[at], oc)
+			return
+		}
+		m := st.offsets[k.Group]
+		if m == nil {
+			m = map[tp]offsetCommit{}
+			st.offsets[k.Group] = m
+		}
+		m[at] = oc
 	case 2:
 		k := kmsg.NewGroupMetadataKey()
 		if k.ReadFrom(key) != nil {
 			return
 		}
 		if value == nil {
-			delete(metas, k.Group)
-			delete(offsets, k.Group)
+			delete(st.metas, k.Group)
+			delete(st.offsets, k.Group)
+			for _, byGroup := range st.txn {
+				delete(byGroup, k.Group)
+			}
 			return
 		}
-		metas[k.Group] = value
+		st.metas[k.Group] = value
+	}
+}
+
+// endTxn applies a producer's marker at offset o to what was replayed.
+func (st *replayState) endTxn(producerID int64, commit bool, o int64) {
+	byGroup := st.txn[producerID]
+	for id, pend := range byGroup {
+		committed := st.offsets[id]
+		if committed == nil {
+			committed = map[tp]offsetCommit{}
+			st.offsets[id] = committed
+		}
+		if !settle(committed, pend, commit, o) {
+			delete(byGroup, id)
+		}
+		if len(committed) == 0 {
+			delete(st.offsets, id)
+		}
+	}
+	if len(byGroup) == 0 {
+		delete(st.txn, producerID)
 	}
 }
 

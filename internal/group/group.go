@@ -130,6 +130,10 @@ type Group struct {
 	epoch        uint64 // bumped on every state change, to fence stale timers
 
 	offsets map[tp]offsetCommit
+	// txnOffsets are transactional commits written to the log whose
+	// transaction has no marker yet, by producer id: invisible to
+	// OffsetFetch until CompleteTxn commits them (txn.go).
+	txnOffsets map[int64]map[tp][]offsetCommit
 
 	// parked are answers waiting for an fsync (commits, a completed
 	// sync), by ticket: drop answers them with an error at once.
@@ -144,14 +148,15 @@ type Group struct {
 func newGroup(c *Coordinator, id string) *Group {
 	return &Group{
 		c: c, id: id,
-		partition: PartitionFor(id, c.cfg.Partitions),
-		state:     Empty,
-		stateTime: time.Now(),
-		members:   map[string]*member{},
-		pending:   map[string]*time.Timer{},
-		static:    map[string]string{},
-		offsets:   map[tp]offsetCommit{},
-		parked:    map[uint64]func(int16){},
+		partition:  PartitionFor(id, c.cfg.Partitions),
+		state:      Empty,
+		stateTime:  time.Now(),
+		members:    map[string]*member{},
+		pending:    map[string]*time.Timer{},
+		static:     map[string]string{},
+		offsets:    map[tp]offsetCommit{},
+		txnOffsets: map[int64]map[tp][]offsetCommit{},
+		parked:     map[uint64]func(int16){},
 	}
 }
 

@@ -417,6 +417,10 @@ type FetchedOffset struct {
 	LeaderEpoch int32
 	Metadata    string
 	Found       bool
+	// ErrorCode is UNSTABLE_OFFSET_COMMIT (FetchOffsetsRequireStable
+	// only) for a partition with transactional offsets waiting for their
+	// marker; Offset is -1 then.
+	ErrorCode int16
 }
 
 // CommittedOffsets is FetchOffsets without the error: a group that is not
@@ -434,6 +438,21 @@ func (c *Coordinator) CommittedOffsets(group string, topics map[string][]int32) 
 // code of a group that is not served here: NOT_COORDINATOR, or
 // COORDINATOR_LOAD_IN_PROGRESS while its partition loads.
 func (c *Coordinator) FetchOffsets(group string, topics map[string][]int32) (map[string]map[int32]FetchedOffset, int16) {
+	return c.fetchOffsets(group, topics, false)
+}
+
+// FetchOffsetsRequireStable is FetchOffsets for OffsetFetch v7+ with
+// RequireStable (KIP-447): a partition with pending transactional offsets
+// (of any producer) answers UNSTABLE_OFFSET_COMMIT in its ErrorCode, so
+// that a consumer taking over never starts from an offset a transaction
+// in flight is about to replace. With topics nil, only partitions with a
+// committed offset are listed, as in Kafka.
+func (c *Coordinator) FetchOffsetsRequireStable(group string, topics map[string][]int32) (map[string]map[int32]FetchedOffset, int16) {
+	return c.fetchOffsets(group, topics, true)
+}
+
+func (c *Coordinator) fetchOffsets(group string, topics map[string][]int32, requireStable bool) (map[string]map[int32]FetchedOffset, int16) {
+	unstable := FetchedOffset{Offset: -1, LeaderEpoch: -1, ErrorCode: kerr.UnstableOffsetCommit.Code}
 	g, code := c.lookup(group, false)
 	if code != 0 {
 		return nil, code
@@ -454,7 +473,11 @@ func (c *Coordinator) FetchOffsets(group string, topics map[string][]int32) (map
 			if out[k.topic] == nil {
 				out[k.topic] = map[int32]FetchedOffset{}
 			}
-			out[k.topic][k.partition] = FetchedOffset{oc.offset, oc.leaderEpoch, oc.metadata, true}
+			if requireStable && g.hasTxnOffset(k) {
+				out[k.topic][k.partition] = unstable
+				continue
+			}
+			out[k.topic][k.partition] = FetchedOffset{Offset: oc.offset, LeaderEpoch: oc.leaderEpoch, Metadata: oc.metadata, Found: true}
 		}
 		return out, 0
 	}
@@ -463,8 +486,10 @@ func (c *Coordinator) FetchOffsets(group string, topics map[string][]int32) (map
 		for _, p := range ps {
 			fo := FetchedOffset{Offset: -1, LeaderEpoch: -1}
 			if g != nil {
-				if oc, ok := g.offsets[tp{t, p}]; ok {
-					fo = FetchedOffset{oc.offset, oc.leaderEpoch, oc.metadata, true}
+				if requireStable && g.hasTxnOffset(tp{t, p}) {
+					fo = unstable
+				} else if oc, ok := g.offsets[tp{t, p}]; ok {
+					fo = FetchedOffset{Offset: oc.offset, LeaderEpoch: oc.leaderEpoch, Metadata: oc.metadata, Found: true}
 				}
 			}
 			out[t][p] = fo
@@ -568,6 +593,8 @@ func (c *Coordinator) DeleteGroup(id string) error {
 	default:
 		return ErrNotEmpty
 	}
+	// Offsets of transactions in flight go too (the group tombstone
+	// drops them on replay as well); their markers find nothing.
 	recs := []kv{{groupKey(g.id), nil}}
 	for k := range g.offsets {
 		recs = append(recs, kv{offsetKey(g.id, k.topic, k.partition), nil})
@@ -580,6 +607,7 @@ func (c *Coordinator) DeleteGroup(id string) error {
 		return err
 	}
 	g.offsets = map[tp]offsetCommit{}
+	g.txnOffsets = map[int64]map[tp][]offsetCommit{}
 	g.setState(Dead)
 	c.remove(g)
 	return nil
@@ -623,7 +651,9 @@ func (c *Coordinator) DeleteOffsets(id string, topics map[string][]int32, subscr
 				continue
 			}
 			out[t][p] = nil
-			if _, ok := g.offsets[tp{t, p}]; ok {
+			// Pending transactional offsets of the partition go too, as
+			// the tombstone drops them on replay.
+			if _, ok := g.offsets[tp{t, p}]; ok || g.hasTxnOffset(tp{t, p}) {
 				recs = append(recs, kv{offsetKey(g.id, t, p), nil})
 				del = append(del, tp{t, p})
 			}
@@ -639,6 +669,7 @@ func (c *Coordinator) DeleteOffsets(id string, topics map[string][]int32, subscr
 		}
 		for _, k := range del {
 			delete(g.offsets, k)
+			g.dropTxnOffsets(k)
 		}
 	}
 	return out, nil
@@ -765,6 +796,11 @@ func (g *Group) expireOffsets(now time.Time) {
 	var recs []kv
 	var del []tp
 	for k, oc := range g.offsets {
+		if g.hasTxnOffset(k) {
+			// A transaction in flight is about to commit it; its
+			// tombstone would also drop the pending offset on replay.
+			continue
+		}
 		var expired bool
 		if g.protocolType != "" {
 			expired = now.Sub(g.stateTime) >= ret
@@ -776,7 +812,7 @@ func (g *Group) expireOffsets(now time.Time) {
 			del = append(del, k)
 		}
 	}
-	dead := len(del) == len(g.offsets) && len(g.members) == 0
+	dead := len(del) == len(g.offsets) && len(g.members) == 0 && len(g.txnOffsets) == 0
 	if dead {
 		recs = append(recs, kv{groupKey(g.id), nil})
 	}
