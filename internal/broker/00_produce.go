@@ -31,8 +31,14 @@ package broker
 // A partition that waits longer than the request's timeout for its fsync
 // gets REQUEST_TIMED_OUT: the data is in the log but not known durable.
 //
-// Deviation: transactional batches are appended but transactions are not
-// yet coordinated (no AddPartitionsToTxn checks).
+// Transactional batches: the first batch of a producer's transaction on a
+// partition is checked with the transaction coordinator first (KIP-890
+// verification, txn.go verifyTxn): the partition must be in the ongoing
+// transaction (added by AddPartitionsToTxn), or with Produce v12+
+// (transactions v2) is added by the check. A refused check answers the
+// coordinator's code (INVALID_TXN_STATE, PRODUCER_FENCED, ...), retriable
+// coordinator errors as NOT_ENOUGH_REPLICAS, as Kafka does. The check runs
+// on the reader goroutine, so the connection's order is kept.
 
 import (
 	"context"
@@ -128,6 +134,16 @@ func handleProduce(c *conn, inf *inflight, kreq kmsg.Request) {
 						sp.ErrorMessage = &msg
 						continue
 					}
+				}
+			}
+			if pid, epoch, ok := transactional(rp.Records); ok && !l.TxnOpen(pid, epoch) {
+				code := kerr.InvalidTxnState.Code // a transactional batch needs a transactional id
+				if req.TransactionID != nil {
+					code = produceVerifyCode(b.verifyTxn(c.ctx, *req.TransactionID, pid, epoch, rt.Topic, rp.Partition, req.Version >= 12))
+				}
+				if code != 0 {
+					sp.ErrorCode = code
+					continue
 				}
 			}
 			err := storage.CheckProducerBatch(rp.Records)

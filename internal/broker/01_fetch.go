@@ -34,12 +34,14 @@ package broker
 // INVALID_FETCH_SESSION_EPOCH; clients then fall back to full fetches.
 //
 // Topics are named until v12 and identified by topic id from v13
-// (UNKNOWN_TOPIC_ID when the id is not known). read_committed sees the same
-// data as read_uncommitted until transactions exist (last stable offset =
-// high watermark).
+// (UNKNOWN_TOPIC_ID when the id is not known). read_committed (isolation
+// level 1) reads below the last stable offset only and gets the aborted
+// transactions of what it read (from the segments' transaction indexes),
+// so the consumer can drop aborted batches; every answer carries the LSO.
 
 import (
 	"context"
+	"encoding/binary"
 	"sync"
 	"time"
 
@@ -97,6 +99,9 @@ type fetchPart struct {
 	buf      *[]byte // pooled buffer holding them, or nil
 	hw       int64   // high watermark (a replica's: log end) seen by the last read
 	replica  bool    // a follower's fetch: read up to the log end
+	// committed: a read_committed consumer's fetch, read up to the LSO
+	// (hw then holds the LSO seen).
+	committed bool
 	// throttled: a replica fetch of a throttled replica (throttle.go).
 	throttled bool
 }
@@ -278,7 +283,8 @@ func newFetch(b *Broker, ctx context.Context, req *kmsg.FetchRequest, listener s
 			}
 			parts[pk] = len(f.parts)
 			f.parts = append(f.parts, fetchPart{l: l, offset: rp.FetchOffset, maxBytes: int(rp.PartitionMaxBytes),
-				ti: ti, pi: len(st.Partitions), hw: -1, replica: replica, throttled: throttled})
+				ti: ti, pi: len(st.Partitions), hw: -1, replica: replica, throttled: throttled,
+				committed: !replica && f.req.IsolationLevel == 1})
 			st.Partitions = append(st.Partitions, sp)
 		}
 	}
@@ -324,9 +330,12 @@ func (f *fetch) read(i int) (urgent bool) {
 		res storage.ReadResult
 		err error
 	)
-	if p.replica {
+	switch {
+	case p.replica:
 		fr, res, err = p.l.ReadReplicaRange(p.offset, limit)
-	} else {
+	case p.committed:
+		fr, res, err = p.l.ReadRangeCommitted(p.offset, limit)
+	default:
 		fr, res, err = p.l.ReadRange(p.offset, limit)
 	}
 	defer fr.Release()
@@ -339,10 +348,14 @@ func (f *fetch) read(i int) (urgent bool) {
 	// On OFFSET_OUT_OF_RANGE the offsets still tell the consumer where
 	// the log is.
 	p.hw = res.HighWatermark
-	if p.replica {
+	switch {
+	case p.replica:
 		p.hw = res.LogEndOffset
+	case p.committed:
+		p.hw = res.LastStableOffset
 	}
-	sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = res.HighWatermark, res.HighWatermark, res.LogStartOffset
+	sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = res.HighWatermark, res.LastStableOffset, res.LogStartOffset
+	sp.AbortedTransactions = nil
 	if err != nil {
 		return true
 	}
@@ -374,7 +387,30 @@ func (f *fetch) read(i int) (urgent bool) {
 	p.buf, p.n = bp, len(recs)
 	f.total += p.n
 	sp.RecordBatches = recs
+	if p.committed {
+		sp.AbortedTransactions = abortedIn(p.l, p.offset, recs)
+	}
 	return false
+}
+
+// abortedIn lists the aborted transactions with data in recs, the batches
+// a read_committed fetch of l from offset returns.
+func abortedIn(l *storage.Log, offset int64, recs []byte) []kmsg.FetchResponseTopicPartitionAbortedTransaction {
+	end := offset
+	for rest := recs; len(rest) >= 61; {
+		n := int(int32(binary.BigEndian.Uint32(rest[8:]))) + 12
+		if n < 61 || n > len(rest) {
+			break
+		}
+		end = int64(binary.BigEndian.Uint64(rest)) + int64(int32(binary.BigEndian.Uint32(rest[23:]))) + 1
+		rest = rest[n:]
+	}
+	list := l.AbortedTxns(offset, end)
+	out := make([]kmsg.FetchResponseTopicPartitionAbortedTransaction, len(list))
+	for i, a := range list {
+		out[i] = kmsg.FetchResponseTopicPartitionAbortedTransaction{ProducerID: a.ProducerID, FirstOffset: a.FirstOffset}
+	}
+	return out
 }
 
 // Wake implements storage.Waker: a watched log's high watermark may have
@@ -466,8 +502,11 @@ func (f *fetch) addBroker(id int32, ep metadata.Endpoint) {
 // bound is what a read of the part stops at: the high watermark, or for a
 // follower the log end.
 func (p *fetchPart) bound() int64 {
-	if p.replica {
+	switch {
+	case p.replica:
 		return p.l.LogEndOffset()
+	case p.committed:
+		return p.l.LastStableOffset()
 	}
 	return p.l.HighWatermark()
 }

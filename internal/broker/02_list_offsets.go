@@ -109,6 +109,8 @@ func handleListOffsets(c *conn, v int16, req *kmsg.ListOffsetsRequest) *kmsg.Lis
 			hw := l.HighWatermark()
 			switch {
 			case err != nil:
+			case rp.Timestamp == -1 && req.IsolationLevel == 1:
+				sp.Offset = l.LastStableOffset()
 			case rp.Timestamp == -1:
 				sp.Offset = hw
 			case rp.Timestamp == -2 || rp.Timestamp == -4:

@@ -2,14 +2,14 @@ package broker
 
 // FindCoordinator (key 10), versions 0-6.
 //
-// A group's coordinator is the leader of its __consumer_offsets partition
-// (group.PartitionFor), at its endpoint on the listener the request came
-// in on; a partition without a leader gives COORDINATOR_NOT_AVAILABLE,
-// which clients retry. v4+ batches keys (coordinator_keys) and answers
-// each in coordinators[]. The first lookup of a group creates the internal
-// __consumer_offsets topic, as Kafka does.
-// Key type 1 (transactions) is answered too, so clients get a clear error
-// from InitProducerId rather than a missing coordinator.
+// A group's coordinator (key type 0) is the leader of its
+// __consumer_offsets partition (group.PartitionFor), a transactional id's
+// (key type 1) the leader of its __transaction_state partition
+// (txn.PartitionFor, the same hash), at its endpoint on the listener the
+// request came in on; a partition without a leader gives
+// COORDINATOR_NOT_AVAILABLE, which clients retry. v4+ batches keys
+// (coordinator_keys) and answers each in coordinators[]. The first lookup
+// creates the internal topic, as Kafka does.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -32,15 +32,17 @@ func handleFindCoordinator(c *conn, v int16, req *kmsg.FindCoordinatorRequest) *
 	}
 	code := int16(0)
 	var offsets *topic
+	var err error
 	switch req.CoordinatorType {
 	case 0:
-		var err error
-		if offsets, err = b.offsetsTopic(c.ctx); err != nil {
-			code = kerr.CoordinatorNotAvailable.Code
-		}
+		offsets, err = b.offsetsTopic(c.ctx)
 	case 1:
+		offsets, err = b.txnTopic(c.ctx)
 	default:
 		code = kerr.InvalidRequest.Code
+	}
+	if err != nil {
+		code = kerr.CoordinatorNotAvailable.Code
 	}
 	im := b.catalog.currentImage()
 	for _, k := range keys {
@@ -50,8 +52,6 @@ func handleFindCoordinator(c *conn, v int16, req *kmsg.FindCoordinatorRequest) *
 		co.NodeID, co.Port = -1, -1
 		switch {
 		case code != 0:
-		case offsets == nil: // transactions: answered here, refused by InitProducerId
-			co.NodeID, co.Host, co.Port = b.cfg.NodeID, b.advHost, b.advPort
 		default:
 			leader := offsets.leaderOf(group.PartitionFor(k, offsets.Partitions))
 			br := im.Broker(leader)

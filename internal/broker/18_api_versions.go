@@ -8,8 +8,11 @@ package broker
 // full list, so the client can retry at a version both sides know; the
 // response header is always v0 (see wire.AppendResponse).
 //
-// From v3 the response lists metadata.version as a supported and finalized
-// feature (addFeatures).
+// From v3 the response lists metadata.version and transaction.version as
+// supported and finalized features (addFeatures). transaction.version 2
+// tells clients to use transactions v2 (KIP-890: implicit partition
+// registration by Produce v12+ and TxnOffsetCommit v5+, an epoch bump at
+// every EndTxn v5).
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -37,6 +40,9 @@ func apiVersionsUnsupported(on uint8) *kmsg.ApiVersionsResponse {
 // 4.4's (4.4-IV2), so Kafka's tools treat the cluster as one of theirs.
 const metadataVersionLevel = 33
 
+// transactionVersion is the transaction.version Gregor finalizes.
+const transactionVersion = 2
+
 // addFeatures lists metadata.version as supported and finalized (v3+),
 // with the metadata offset as the finalized features epoch, as Kafka does.
 func (b *Broker) addFeatures(resp *kmsg.ApiVersionsResponse) {
@@ -45,6 +51,12 @@ func (b *Broker) addFeatures(resp *kmsg.ApiVersionsResponse) {
 	resp.SupportedFeatures = append(resp.SupportedFeatures, sf)
 	ff := kmsg.NewApiVersionsResponseFinalizedFeature()
 	ff.Name, ff.MinVersionLevel, ff.MaxVersionLevel = "metadata.version", metadataVersionLevel, metadataVersionLevel
+	resp.FinalizedFeatures = append(resp.FinalizedFeatures, ff)
+	sf = kmsg.NewApiVersionsResponseSupportedFeature()
+	sf.Name, sf.MinVersion, sf.MaxVersion = "transaction.version", 0, transactionVersion
+	resp.SupportedFeatures = append(resp.SupportedFeatures, sf)
+	ff = kmsg.NewApiVersionsResponseFinalizedFeature()
+	ff.Name, ff.MinVersionLevel, ff.MaxVersionLevel = "transaction.version", transactionVersion, transactionVersion
 	resp.FinalizedFeatures = append(resp.FinalizedFeatures, ff)
 	resp.FinalizedFeaturesEpoch = int64(b.catalog.offset())
 }

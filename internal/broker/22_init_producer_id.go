@@ -10,9 +10,9 @@ package broker
 // Without a block (no controller reachable) the answer is
 // COORDINATOR_LOAD_IN_PROGRESS, which clients retry.
 //
-// Transactions are not implemented yet: a request with a transactional id
-// gets UNSUPPORTED_VERSION, a non-retriable error, rather than an id that
-// the rest of the transaction protocol could not honour.
+// A request with a transactional id goes to the transaction coordinator
+// (internal/txn), which answers NOT_COORDINATOR unless this broker leads
+// the id's __transaction_state partition.
 
 import (
 	"context"
@@ -24,16 +24,27 @@ import (
 )
 
 func init() {
-	register(22, 0, 5, handleInitProducerID)
+	registerRaw(22, 0, 5, func(c *conn, inf *inflight, kreq kmsg.Request) {
+		req := kreq.(*kmsg.InitProducerIDRequest)
+		if req.TransactionalID == nil {
+			inf.reply(initIdempotent(c, req))
+			return
+		}
+		c.goAsync(inf, func() kmsg.Response {
+			if _, err := c.b.txnTopic(c.ctx); err != nil {
+				resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
+				resp.ProducerID, resp.ProducerEpoch = -1, -1
+				resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
+				return resp
+			}
+			return c.b.txns.InitProducerID(c.ctx, req)
+		})
+	})
 }
 
-func handleInitProducerID(c *conn, v int16, req *kmsg.InitProducerIDRequest) *kmsg.InitProducerIDResponse {
+func initIdempotent(c *conn, req *kmsg.InitProducerIDRequest) *kmsg.InitProducerIDResponse {
 	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
-	if req.TransactionalID != nil {
-		resp.ErrorCode = kerr.UnsupportedVersion.Code
-		return resp
-	}
 	id, err := c.b.pids.next(c.ctx)
 	if err != nil {
 		c.log.Warn("allocating producer id failed", "err", err)

@@ -22,6 +22,7 @@ import (
 	"github.com/gregorhq/gregor/internal/metadata"
 	"github.com/gregorhq/gregor/internal/quorum"
 	"github.com/gregorhq/gregor/internal/storage"
+	"github.com/gregorhq/gregor/internal/txn"
 )
 
 // Broker is one Gregor node: listeners, connections, topic catalog and the
@@ -37,6 +38,9 @@ type Broker struct {
 	catalog *catalog
 	pids    *producerIDs
 	groups  *group.Coordinator
+	txns    *txn.Coordinator // transaction coordinator (txn.go)
+	txnCfg  txn.Config
+	peers   *peers // clients of the other brokers (markers, verification)
 	// replicas is this broker's part in replication (replication.go).
 	replicas *replicaManager
 	metrics  *brokerMetrics // counters the request path updates (metrics.go)
@@ -216,6 +220,12 @@ func New(cfg *config.Config, log *slog.Logger) (*Broker, error) {
 		gcfg.Partitions = int32(len(t.Partitions))
 	}
 	b.groups = group.New(gcfg, log.With("component", "group"), b.offsetsPartition, b.topicExists)
+	b.txnCfg = b.txnConfig(gcfg.Partitions)
+	if t := adoptImage.Topic(txn.TopicName); t != nil {
+		b.txnCfg.Partitions = int32(len(t.Partitions))
+	}
+	b.peers = &peers{b: b}
+	b.txns = txn.New(b.txnCfg, log.With("component", "txn"), b.txnPartition, b.pids.next, markerWriter{b})
 	b.replicas = newReplicaManager(b)
 	if legacy == nil {
 		// Partitions the image assigns here that lost their directory (a
@@ -234,6 +244,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Broker, error) {
 	b.catalog.onPublish = func(im *metadata.Image) {
 		b.replicas.sync(im)
 		b.syncCoordinator(im)
+		b.syncTxnCoordinator(im)
 	}
 	log.Info("log dir loaded", "dir", dir, "partitions", len(b.store.Partitions()), "took", time.Since(start).Round(time.Microsecond))
 	ok = true
@@ -492,7 +503,8 @@ func (b *Broker) housekeeping() {
 			}
 		case <-offT.C:
 			b.groups.ExpireOffsets(time.Now())
-		case <-tick.C:
+		case now := <-tick.C:
+			b.txns.Tick(now)
 			if err := b.store.FlushDue(); err != nil {
 				b.log.Error("flush failed", "err", err)
 			}
@@ -532,6 +544,10 @@ func (b *Broker) Close() error {
 	// closing the coordinator answers parked joins and syncs.
 	b.cancel()
 	b.groups.Close()
+	if b.txns != nil {
+		b.txns.Close()
+		b.peers.close()
+	}
 	b.wg.Wait()
 	b.qnode.Stop()
 	b.catalog.wait()

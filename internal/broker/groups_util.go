@@ -148,6 +148,11 @@ func (g *groupLog) Append(records []byte) (storage.AppendResult, error) {
 	if r := g.b.replicas.get(g.Topic(), g.Partition()); r != nil && !r.isLeader() {
 		return storage.AppendResult{}, storage.ErrNotLeader
 	}
+	if _, _, ok := transactional(records); ok {
+		// Transactional offset commits: a producer's id and epoch, no
+		// sequence.
+		return g.Log.AppendCoordinator(records)
+	}
 	return g.Log.Append(records)
 }
 

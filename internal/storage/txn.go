@@ -256,6 +256,15 @@ func (l *Log) AbortedTxns(from, to int64) []AbortedTxn {
 	return out
 }
 
+// TxnOpen reports whether producer pid has a transaction open on this
+// partition in epoch (the partition was verified to be in it then).
+func (l *Log) TxnOpen(pid int64, epoch int16) bool {
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	st := l.producers[pid]
+	return st != nil && st.txnOpen && st.epoch == epoch
+}
+
 // ReadRangeCommitted is ReadRange for read_committed consumers: it stops
 // at the last stable offset instead of the high watermark.
 func (l *Log) ReadRangeCommitted(offset int64, maxBytes int) (FileRange, ReadResult, error) {
