@@ -14,10 +14,10 @@ package cli
 // Output is Kafka's table: every cell, the last included, is padded with
 // spaces to its column's widest value (header included) and followed by a
 // tab. "None" marks a missing start offset or start time, as Kafka prints
-// it. Where Kafka's row order comes from a hash map, rows here are sorted
-// (list: by coordinator, then transactional id; describe-producers: by
-// producer id; find-hanging: by topic, partition, producer id), and the
-// partitions of describe are sorted too. Failures print Kafka's sentence
+// it. Rows keep the order of the brokers' answers, as Kafka's do (list:
+// coordinators in ascending id); where Kafka's order comes from a hash set
+// they are sorted instead (find-hanging: by topic, partition, producer id;
+// the partitions of describe by topic and partition). Failures print Kafka's sentence
 // ("Failed to describe producers for partition t-0 on leader: ...") with
 // the broker's error after the colon.
 //
@@ -166,12 +166,7 @@ type listedTxn struct {
 }
 
 func listTxnRows(txns []listedTxn) [][]string {
-	sort.Slice(txns, func(i, j int) bool {
-		if txns[i].coordinator != txns[j].coordinator {
-			return txns[i].coordinator < txns[j].coordinator
-		}
-		return txns[i].TransactionalID < txns[j].TransactionalID
-	})
+	sort.SliceStable(txns, func(i, j int) bool { return txns[i].coordinator < txns[j].coordinator })
 	rows := make([][]string, 0, len(txns))
 	for _, t := range txns {
 		rows = append(rows, []string{t.TransactionalID, strconv.Itoa(int(t.coordinator)), i64(t.ProducerID), txnState(t.TransactionState)})
@@ -301,7 +296,6 @@ func (tc *txnCommand) describeCommand() *cobra.Command {
 var describeProducersHeaders = []string{"ProducerId", "ProducerEpoch", "LatestCoordinatorEpoch", "LastSequence", "LastTimestamp", "CurrentTransactionStartOffset"}
 
 func producerRows(ps []kmsg.DescribeProducersResponseTopicPartitionActiveProducer) [][]string {
-	sort.Slice(ps, func(i, j int) bool { return ps[i].ProducerID < ps[j].ProducerID })
 	rows := make([][]string, 0, len(ps))
 	for _, p := range ps {
 		rows = append(rows, []string{i64(p.ProducerID), strconv.Itoa(int(p.ProducerEpoch)), strconv.Itoa(int(max(p.CoordinatorEpoch, -1))),
