@@ -63,6 +63,7 @@ recover from hanging transactions (kafka-transactions.sh).`,
   gregor transactions find-hanging --broker-id 1
   gregor transactions abort --topic orders --partition 0 --start-offset 42`,
 		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	tc.conn.AddFlags(cmd.PersistentFlags(), "command-config")
 	cmd.AddCommand(
@@ -692,6 +693,9 @@ func hangingScope(ctx context.Context, adm *adminClient, topic string, partition
 	}
 	tps := map[string][]int32{}
 	for _, td := range md.Topics.Sorted() {
+		if errors.Is(td.Err, kerr.UnknownTopicOrPartition) {
+			return nil, txnFailure(fmt.Sprintf("Failed to describe %d topics", len(md.Topics)), fmt.Errorf("topic '%s' does not exist", td.Topic))
+		}
 		if td.Err != nil {
 			return nil, txnFailure(fmt.Sprintf("Failed to describe %d topics", len(md.Topics)), td.Err)
 		}
