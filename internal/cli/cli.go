@@ -20,6 +20,7 @@
 //	command_metadata_quorum.go    kafka-metadata-quorum.sh (describe)
 //	command_reassign_partitions.go kafka-reassign-partitions.sh
 //	command_leader_election.go    kafka-leader-election.sh
+//	command_transactions.go       kafka-transactions.sh
 //	progress.go                   the perf tests' progress bar on a terminal
 //	client.go                     connection flags, -X and Kafka client
 //	                              properties mapped onto franz-go, the
@@ -66,6 +67,7 @@ func NewRoot() *cobra.Command {
 		newMetadataQuorumCommand(),
 		newReassignPartitionsCommand(),
 		newLeaderElectionCommand(),
+		newTransactionsCommand(),
 	)
 	return root
 }

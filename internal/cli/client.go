@@ -196,12 +196,17 @@ var clientSettings = map[string]settingFn{
 		}
 		return []kgo.Opt{kgo.MaxBufferedBytes(int(n))}, nil
 	},
-	"compression.type":                      compressionSetting,
-	"max.request.size":                      int32Setting(1, kgo.BrokerMaxWriteBytes),
-	"retries":                               int32Setting(0, func(n int32) kgo.Opt { return kgo.RecordRetries(int(n)) }),
-	"delivery.timeout.ms":                   msSetting(kgo.RecordDeliveryTimeout),
-	"enable.idempotence":                    nil, // handled with acks
-	"transactional.id":                      func(v string) ([]kgo.Opt, error) { return []kgo.Opt{kgo.TransactionalID(v)}, nil },
+	"compression.type":    compressionSetting,
+	"max.request.size":    int32Setting(1, kgo.BrokerMaxWriteBytes),
+	"retries":             int32Setting(0, func(n int32) kgo.Opt { return kgo.RecordRetries(int(n)) }),
+	"delivery.timeout.ms": msSetting(kgo.RecordDeliveryTimeout),
+	"enable.idempotence":  nil, // handled with acks
+	"transactional.id": func(v string) ([]kgo.Opt, error) {
+		if v == "" {
+			return nil, errors.New("want a non-empty transactional id")
+		}
+		return []kgo.Opt{kgo.TransactionalID(v)}, nil
+	},
 	"transaction.timeout.ms":                msSetting(kgo.TransactionTimeout),
 	"max.in.flight.requests.per.connection": nil, // handled with acks
 
@@ -335,10 +340,13 @@ func clientOpts(props map[string]string) (opts []kgo.Opt, ignored []string, err 
 	return append(opts, ackOpts...), ignored, nil
 }
 
-// acksOpts resolves acks, enable.idempotence and
-// max.in.flight.requests.per.connection together: franz-go, like the Java
-// client, only writes idempotently with acks=all, so a weaker acks turns
-// idempotence off unless it was asked for explicitly.
+// acksOpts resolves acks, enable.idempotence,
+// max.in.flight.requests.per.connection and transactional.id together:
+// franz-go, like the Java client, only writes idempotently with acks=all,
+// so a weaker acks turns idempotence off unless it was asked for
+// explicitly; and a transactional producer is an idempotent one, so a
+// transactional.id with idempotence off (asked for, or implied by acks) is
+// refused with the Java client's words.
 func acksOpts(props map[string]string) ([]kgo.Opt, error) {
 	var opts []kgo.Opt
 	idem := true
@@ -366,6 +374,15 @@ func acksOpts(props map[string]string) ([]kgo.Opt, error) {
 			return nil, errors.New("enable.idempotence=true needs acks=all")
 		}
 		idem = b
+	}
+	if _, txn := props["transactional.id"]; txn {
+		if !idem {
+			return nil, errors.New("Cannot set a transactional.id without also enabling idempotence.")
+		}
+		if _, ok := props["transaction.timeout.ms"]; !ok {
+			// The Java producer's default; franz-go's own is 40 s.
+			opts = append(opts, kgo.TransactionTimeout(time.Minute))
+		}
 	}
 	if !idem {
 		opts = append(opts, kgo.DisableIdempotentWrite())

@@ -14,9 +14,18 @@ package cli
 // --producer-props takes Kafka producer properties (acks, batch.size,
 // linger.ms, compression.type, bootstrap.servers, ...); as in Kafka, several
 // may follow one --producer-props.
+//
+// Transactions are on, as in Kafka, when --transactional-id,
+// --transaction-duration-ms or a transactional.id property is given: the
+// id is the flag's, else the property's, else performance-producer-<uuid>;
+// a transaction begins before the first record after a commit and is
+// committed (after its records are flushed) once a record is sent
+// --transaction-duration-ms (default 3000) after it began, and at the end.
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -35,6 +44,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
+// defaultTransactionMs is Kafka's transaction length when transactions
+// are on and --transaction-duration-ms is not given.
+const defaultTransactionMs = 3000
+
 type producerPerfOptions struct {
 	conn connFlags
 
@@ -50,6 +63,7 @@ type producerPerfOptions struct {
 	printMetrics     bool
 	transactionalID  string
 	transactionMs    int64
+	transactions     bool // set by run from the flags and properties
 	reportInterval   time.Duration
 }
 
@@ -66,8 +80,8 @@ func (o *producerPerfOptions) AddFlags(cmd *cobra.Command) {
 	f.StringArrayVar(&o.producerProps, "producer-props", nil, "producer properties k=v, e.g. bootstrap.servers=localhost:9092 acks=1 batch.size=65536 linger.ms=5")
 	f.StringVar(&o.producerConfig, "producer.config", "", "producer properties file")
 	f.BoolVar(&o.printMetrics, "print-metrics", false, "accepted for compatibility (Java client metrics are not available)")
-	f.StringVar(&o.transactionalID, "transactional-id", "", "produce in transactions with this id")
-	f.Int64Var(&o.transactionMs, "transaction-duration-ms", 0, "commit a transaction this often")
+	f.StringVar(&o.transactionalID, "transactional-id", "", "produce in transactions with this transactional id (wins over a transactional.id property)")
+	f.Int64Var(&o.transactionMs, "transaction-duration-ms", defaultTransactionMs, "commit the transaction once it is this old (turns transactions on)")
 	f.DurationVar(&o.reportInterval, "reporting-interval", 5*time.Second, "how often to print the window line")
 	_ = f.MarkHidden("reporting-interval")
 }
@@ -261,16 +275,23 @@ func (o *producerPerfOptions) run(cmd *cobra.Command) error {
 		return errors.New("--throughput is required (-1 for no limit)")
 	case o.throughput == 0:
 		return errors.New("--throughput 0 would send nothing; use -1 for no limit")
-	case o.transactionalID != "" || o.transactionMs > 0:
-		return errors.New("transactions are not supported by Gregor yet")
+	case changed("transaction-duration-ms") && o.transactionMs <= 0:
+		return errors.New("--transaction-duration-ms should be greater than zero")
 	}
 	o.conn.configFile = o.producerConfig
 	props, seeds, err := o.conn.clientProps(o.producerProps)
 	if err != nil {
 		return err
 	}
-	if props["transactional.id"] != "" {
-		return errors.New("transactions are not supported by Gregor yet")
+	_, idProp := props["transactional.id"]
+	o.transactions = changed("transaction-duration-ms") || changed("transactional-id") || idProp
+	if o.transactions {
+		switch {
+		case changed("transactional-id"):
+			props["transactional.id"] = o.transactionalID
+		case !idProp:
+			props["transactional.id"] = "performance-producer-" + randomKafkaUUID()
+		}
 	}
 	if _, ok := props["client.id"]; !ok {
 		props["client.id"] = "perf-producer-client"
@@ -309,8 +330,14 @@ func (o *producerPerfOptions) run(cmd *cobra.Command) error {
 	)
 	start := time.Now()
 	var sent int64
+	txn := perfTxn{cl: cl, every: time.Duration(o.transactionMs) * time.Millisecond}
 	for i := int64(0); i < o.numRecords && ctx.Err() == nil; i++ {
 		value := gen.next(i)
+		if o.transactions {
+			if err := txn.begin(); err != nil {
+				return err
+			}
+		}
 		sendStart := time.Now()
 		n := len(value)
 		cl.Produce(ctx, &kgo.Record{Topic: o.topic, Value: value}, func(r *kgo.Record, err error) {
@@ -327,6 +354,11 @@ func (o *producerPerfOptions) run(cmd *cobra.Command) error {
 			stats.record(int(now.Sub(sendStart).Milliseconds()), n, now)
 		})
 		sent = i + 1
+		if o.transactions {
+			if err := txn.maybeCommit(ctx, sendStart); err != nil {
+				return err
+			}
+		}
 		if sent%1024 == 0 {
 			stats.mu.Lock()
 			bar.set(stats.count, stats.bytes)
@@ -338,6 +370,11 @@ func (o *producerPerfOptions) run(cmd *cobra.Command) error {
 	defer cancel()
 	if err := cl.Flush(fctx); err != nil {
 		return fmt.Errorf("waiting for the last records: %w", err)
+	}
+	if o.transactions && ctx.Err() == nil {
+		if err := txn.commit(fctx); err != nil {
+			return err
+		}
 	}
 	bar.finish()
 	if stats.count > 0 {
@@ -362,4 +399,57 @@ func throttle(rate float64, sent int64, start time.Time) {
 	if d := time.Until(due); d >= time.Millisecond {
 		time.Sleep(d)
 	}
+}
+
+// perfTxn is the perf test's transaction cycle: begin before a record when
+// none is open, commit once a record is sent every after the beginning.
+type perfTxn struct {
+	cl    *kgo.Client
+	every time.Duration
+	open  bool
+	began time.Time
+}
+
+func (t *perfTxn) begin() error {
+	if t.open {
+		return nil
+	}
+	if err := t.cl.BeginTransaction(); err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	t.open, t.began = true, time.Now()
+	return nil
+}
+
+func (t *perfTxn) maybeCommit(ctx context.Context, sent time.Time) error {
+	if !t.open || sent.Sub(t.began) < t.every {
+		return nil
+	}
+	return t.commit(ctx)
+}
+
+// commit flushes the transaction's records (franz-go ends a transaction
+// only with nothing buffered, as the Java producer's commit flushes too)
+// and commits; a record that failed turns the commit into an abort, which
+// is reported.
+func (t *perfTxn) commit(ctx context.Context) error {
+	if !t.open {
+		return nil
+	}
+	t.open = false
+	if err := t.cl.Flush(ctx); err != nil {
+		return fmt.Errorf("commit transaction: %w", err)
+	}
+	if err := t.cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		return fmt.Errorf("commit transaction: %w", err)
+	}
+	return nil
+}
+
+// randomKafkaUUID is a random id in Kafka's Uuid text form: 16 bytes in
+// unpadded URL-safe base64.
+func randomKafkaUUID() string {
+	var b [16]byte
+	_, _ = crand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }

@@ -76,7 +76,6 @@ func TestProducerPerf(t *testing.T) {
 	s.run("perf", "--topic", "perf", "--num-records", "10", "--throughput", "-1")
 	s.run("perf", "--topic", "perf", "--num-records", "0", "--record-size", "10", "--throughput", "-1")
 	s.run("perf", "--topic", "perf", "--num-records", "10", "--record-size", "10")
-	s.run("perf", "--topic", "perf", "--num-records", "10", "--record-size", "10", "--throughput", "-1", "--transactional-id", "tx")
 	s.run("perf", "--topic", "perf", "--num-records", "10", "--record-size", "10", "--throughput", "-1", "--producer-props", "acks=2")
 	checkGolden(t, "producer_perf", maskNumbers(s.mask(s.tr.String())))
 }
