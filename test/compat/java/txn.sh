@@ -12,7 +12,8 @@
 # TransactionsCommand (kafka-transactions.sh) must show both: `list` with
 # their coordinator, producer id and state, `describe --transactional-id`
 # with state, timeout and partitions, and an unknown id must fail with
-# TRANSACTIONAL_ID_NOT_FOUND.
+# TRANSACTIONAL_ID_NOT_FOUND. Last, a new producer with the open
+# transaction's id aborts it (then Empty at a later epoch), so nothing is left open.
 #
 # Prints PASS/FAIL per check and ends with "N passed, N failed". Skips
 # (0 passed, 0 failed) when the broker lacks the transactional APIs, unless
@@ -188,10 +189,32 @@ check_describe_unknown() {
 	grep -q "could not be found" "$WORK/stderr" || { echo "want TRANSACTIONAL_ID_NOT_FOUND on stderr" >>"$WORK/reason"; return 1; }
 }
 
+# The open transaction must not outlive the suite (its timeout would add an
+# abort marker later, under whatever runs next): a new producer with the id
+# aborts it, and the tool shows that.
+check_end_open() {
+	local out
+	timeout -k 5 "$CALL_TIMEOUT" java -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
+		-cp "$HERE/client/target/classes:$HERE/client/target/libs/*" \
+		gregor.compat.TxnCompat --end-open "$BOOTSTRAP" "$OPEN_ID" 2>>"$WORK/stderr" ||
+		{ echo "initTransactions of a second producer with $OPEN_ID failed" >>"$WORK/reason"; return 1; }
+	out=$(txns describe --transactional-id "$OPEN_ID") || { echo "describe failed" >>"$WORK/reason"; return 1; }
+	# The coordinator answers InitProducerId only once the abort is complete;
+	# the new producer then owns the id with no transaction (Empty), at an
+	# epoch past the abort's bump (the open one ran at epoch 0).
+	table_check describe "$out" "
+r = by_id.get('$OPEN_ID')
+assert r and r['TransactionState'] == 'Empty', f'after a new producer took over the id: {rows}'
+assert int(r['ProducerEpoch']) >= 2, f'epoch {r[\"ProducerEpoch\"]}, want >= 2 (abort + init)'
+assert r['TopicPartitions'] == '', f'partitions {r[\"TopicPartitions\"]!r}'
+"
+}
+
 echo "== kafka-transactions.sh (TransactionsCommand)"
 run txn_tool_list_shows_both_ids check_list
 run txn_tool_describe_completed check_describe_committed
 run txn_tool_describe_ongoing_with_partition check_describe_open
 run txn_tool_describe_unknown_id_not_found check_describe_unknown
+run txn_tool_open_txn_aborted_by_new_producer check_end_open
 
 summary

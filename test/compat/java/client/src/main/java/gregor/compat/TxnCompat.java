@@ -42,7 +42,9 @@ import org.apache.kafka.common.serialization.StringSerializer;
  * see the aborted ones (so the first check cannot pass by losing them). The
  * Admin API's listTransactions/describeTransactions must show the id.
  *
- * <p>Usage: {@code TxnCompat bootstrap transactional-id open-transactional-id}.
+ * <p>Usage: {@code TxnCompat bootstrap transactional-id open-transactional-id};
+ * {@code TxnCompat --end-open bootstrap open-transactional-id} then aborts
+ * the open transaction by initializing a new producer with its id.
  * The first id ends in CompleteCommit; the second is left with an open
  * (Ongoing) transaction on a topic of its own, for java/txn.sh to find with
  * kafka-transactions.sh (the coordinator aborts it after one minute).
@@ -98,6 +100,17 @@ public final class TxnCompat {
     }
 
     public static void main(String[] args) {
+        if (args.length == 3 && args[0].equals("--end-open")) {
+            // A new producer with the id: its initTransactions aborts the
+            // transaction left open, as a restarted application would.
+            TxnCompat t = new TxnCompat(args[1], args[2], args[2], null);
+            try (KafkaProducer<String, String> p = t.producer(args[2])) {
+                p.initTransactions();
+            } finally {
+                t.admin.close(Duration.ofSeconds(5));
+            }
+            System.exit(0);
+        }
         if (args.length != 3) {
             System.err.println("usage: TxnCompat bootstrap transactional-id open-transactional-id");
             System.out.println("0 passed, 1 failed");
