@@ -14,7 +14,11 @@
 #              peers by faultnet, clean bounces) under idempotent acks=all
 #              producers and consumers, then no acknowledged record lost,
 #              duplicated or moved (make test runs 5)
-.PHONY: test deps compat compat-cluster fuzz bench build cluster-faults repl-faults
+# make txn-faults  the transactions campaign of test/crash
+#              (TestTransactionsExactlyOnceUnderKill9): a franz-go read-process-write
+#              pipeline under 30 kill -9s, then exactly-once output, no aborted
+#              reads (make test runs 5; skips while the broker has no transactions)
+.PHONY: test deps compat compat-cluster fuzz bench build cluster-faults repl-faults txn-faults
 
 FUZZTIME ?= 2m
 
@@ -53,3 +57,6 @@ cluster-faults:
 
 repl-faults:
 	GREGOR_REPL_FAULTS=50 go test -count=1 -run TestReplicationJepsen -v -timeout 60m ./test/cluster/
+
+txn-faults:
+	GREGOR_TXN_KILLS=30 go test -count=1 -run TestTransactionsExactlyOnceUnderKill9 -v -timeout 30m ./test/crash/

@@ -11,7 +11,8 @@
 #   kafka-python 3.0.12  what `pip install kafka-python` installs today (the newest on
 #                        PyPI), with the same codecs, in a venv of its own:
 #                        test/compat/.venv-kafka-python3 (git-ignored); run.sh runs the
-#                        kafka-python suites a second time under its python
+#                        kafka-python suites a second time under its python, and
+#                        txn_kafka_python.py (transactions: 2.0.2 has none)
 #   confluent-kafka      librdkafka Python client (wheel bundles librdkafka with all codecs)
 #   java, mvn            for java/run.sh (Kafka's CLI tools and Java client)
 #   burrow               Debian package, Burrow 1.2.1 (LinkedIn's lag monitor) for burrow.py
@@ -91,6 +92,8 @@ kp3_ok() {
 	"$KP3_VENV/bin/python" - "$KP3_VERSION" <<'EOF' 2>/dev/null
 import sys, kafka, kafka.codec as c, msgpack
 assert kafka.__version__ == sys.argv[1], kafka.__version__
+# txn_kafka_python.py needs the transactional producer (kafka-python >= 2.1).
+assert hasattr(kafka.KafkaProducer, "init_transactions")
 assert c.has_gzip() and c.has_snappy() and c.has_lz4() and c.has_zstd()
 EOF
 }
