@@ -29,7 +29,7 @@ func TestTransactionsSurviveCoordinatorDeath(t *testing.T) {
 	cl := c.client(c.addrs(), kgo.RequiredAcks(kgo.AllISRAcks()))
 	adm := kadm.NewClient(cl)
 	const in, out, records = "txn-in", "txn-out", 4000
-	if _, err := adm.CreateTopic(ctx, 3, 3, nil, in, out); err != nil {
+	if _, err := adm.CreateTopics(ctx, 3, 3, nil, in, out); err != nil {
 		t.Fatal(err)
 	}
 	waitFullISR(t, ctx, adm, in, 3)
@@ -195,12 +195,8 @@ func findTxnCoordinator(t *testing.T, ctx context.Context, cl *kgo.Client, id st
 func committedLag(ctx context.Context, adm *kadm.Client, topic string) int64 {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	lags, err := adm.Lag(ctx, "etl")
+	offs, err := adm.FetchOffsets(ctx, "etl")
 	if err != nil {
-		return -1
-	}
-	l, ok := lags["etl"]
-	if !ok || l.Error() != nil {
 		return -1
 	}
 	ends, err := adm.ListEndOffsets(ctx, topic)
@@ -209,7 +205,7 @@ func committedLag(ctx context.Context, adm *kadm.Client, topic string) int64 {
 	}
 	var lag int64
 	ends.Each(func(o kadm.ListedOffset) {
-		c, ok := l.Commit.Lookup(topic, o.Partition)
+		c, ok := offs.Lookup(topic, o.Partition)
 		if !ok {
 			lag += o.Offset
 			return

@@ -16,9 +16,6 @@
 #   COMPAT_KEEP=1          keep the work dir (broker log, data dir, suite logs)
 #   KAFKA_PYTHON3          the python that runs the kafka_python3_* suites
 #                          (default: install.sh's test/compat/.venv-kafka-python3)
-#   GREGOR_COMPAT_TXN=1    run the transaction suites (txn_*, java_txn) even when
-#                          the broker does not advertise the transactional APIs
-#                          (they SKIP otherwise; see txn_probe.py)
 #
 # The kafka-python suites run twice: under python3 with kafka-python 2.0.2
 # (kafka_python_seeds, kafka_python_groups) and under the venv's python with
@@ -278,9 +275,8 @@ if [[ "$GREGOR_COMPAT_GROUPS" == 1 ]]; then
 	run_suite burrow python3 burrow.py
 fi
 
-# Transactions: each suite asks txn_probe.py first and SKIPs (0 passed,
-# 0 failed) while the broker lacks the transactional APIs; with
-# GREGOR_COMPAT_TXN=1 they run regardless, so a missing API fails them.
+# Transactions (KIP-98/KIP-890) with librdkafka, kafka-python 3.x and the
+# Java client, and Kafka's DumpLogSegments on the files they leave.
 run_suite txn_confluent_kafka python3 txn_confluent_kafka.py
 run_kp3_suite txn_kafka_python txn_kafka_python.py
 run_suite java_txn bash java/txn.sh

@@ -19,9 +19,6 @@ Then, as a user would check it:
 
 Each record carries a header "txn" with the number of the transaction that
 wrote it, so a record in the output tells which attempt produced it.
-
-Skips (0 passed, 0 failed) when the broker does not advertise the
-transactional APIs, unless GREGOR_COMPAT_TXN=1 (see txn_probe.py).
 """
 
 import time
@@ -29,16 +26,11 @@ import time
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-import txn_probe
 from harness import CheckFailed, Suite, expect, expect_eq
 
 S = Suite("txn-ck")
 B = S.bootstrap
 
-why = txn_probe.skip_reason(B)
-if why:
-    print("SKIP txn_confluent_kafka: %s" % why)
-    S.finish()
 
 N = 300            # input records
 PARTITIONS = 3

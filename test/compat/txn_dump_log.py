@@ -21,7 +21,6 @@ must decode:
 Environment: BOOTSTRAP, and BROKER_LOG_DIR, the broker's log dir (`log.dirs`
 of `gregor serve`; for bench/kafka/kafka.sh, bench/kafka/.cache/node-PORT/data).
 Skips (0 passed, 0 failed) when the broker does not advertise the
-transactional APIs, unless GREGOR_COMPAT_TXN=1 (see txn_probe.py).
 
   BOOTSTRAP=127.0.0.1:19092 BROKER_LOG_DIR=bench/kafka/.cache/node-19092/data \\
       python3 test/compat/txn_dump_log.py
@@ -36,7 +35,6 @@ import subprocess
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-import txn_probe
 from harness import CheckFailed, Suite, expect, expect_eq
 
 S = Suite("txn-dump")
@@ -45,10 +43,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 RUNCLASS = os.path.join(HERE, "..", "..", "bench", "kafka", "kafka-run-class.sh")
 TOOL = "org.apache.kafka.tools.DumpLogSegments"  # kafka.tools.DumpLogSegments before Kafka 4.0
 
-why = txn_probe.skip_reason(B)
-if why:
-    print("SKIP txn_dump_log: %s" % why)
-    S.finish()
 LOG_DIR = os.environ.get("BROKER_LOG_DIR")
 if not LOG_DIR or not os.path.isdir(LOG_DIR):
     print("FAIL setup: BROKER_LOG_DIR=%r is not the broker's log dir" % LOG_DIR)

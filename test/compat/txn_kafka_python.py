@@ -11,9 +11,6 @@ the committed records; a read_uncommitted consumer must see both sets and
 nothing more (the commit and abort markers are not records); the group's
 offsets must be the committed transaction's.
 
-Skips (0 passed, 0 failed) when the broker does not advertise the
-transactional APIs, unless GREGOR_COMPAT_TXN=1 (see txn_probe.py).
-
   BOOTSTRAP=127.0.0.1:9092 test/compat/.venv-kafka-python3/bin/python test/compat/txn_kafka_python.py
 """
 
@@ -24,16 +21,11 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.structs import OffsetAndMetadata
 
-import txn_probe
 from harness import CheckFailed, Suite, expect, expect_eq, quiet_close
 
 S = Suite("txn-kp3")
 B = S.bootstrap
 
-why = txn_probe.skip_reason(B)
-if why:
-    print("SKIP txn_kafka_python: %s" % why)
-    S.finish()
 if not hasattr(KafkaProducer, "init_transactions"):
     print("FAIL setup: kafka-python %s has no transactional producer (want 3.x: run under "
           ".venv-kafka-python3/bin/python)" % kafka.__version__)

@@ -13,9 +13,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregorhq/gregor/test/testenv"
 )
@@ -87,7 +85,6 @@ func TestTransactionsExactlyOnceUnderKill9(t *testing.T) {
 		})
 		addr = s.addr
 	}
-	skipWithoutTransactions(t, addr)
 
 	admin, err := kgo.NewClient(kgo.SeedBrokers(addr))
 	if err != nil {
@@ -132,38 +129,6 @@ func TestTransactionsExactlyOnceUnderKill9(t *testing.T) {
 	r.verify(adm, kills)
 	if s != nil {
 		s.stop()
-	}
-}
-
-// skipWithoutTransactions asks the broker itself (the seed, not a
-// coordinator) for a transactional producer id.
-func skipWithoutTransactions(t *testing.T, addr string) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	id := "txn-crash-probe"
-	req := kmsg.NewPtrInitProducerIDRequest()
-	req.TransactionalID = &id
-	req.TransactionTimeoutMillis = 10000
-	for {
-		resp, err := req.RequestWith(ctx, cl.SeedBrokers()[0])
-		if err != nil {
-			t.Fatalf("InitProducerId probe: %v", err)
-		}
-		switch kerr.ErrorForCode(resp.ErrorCode) {
-		case nil:
-			return
-		case kerr.UnsupportedVersion:
-			t.Skip("the broker answers a transactional InitProducerId with UNSUPPORTED_VERSION: no transactions yet")
-		case kerr.CoordinatorLoadInProgress, kerr.CoordinatorNotAvailable, kerr.ConcurrentTransactions:
-			time.Sleep(200 * time.Millisecond) // a coordinator still starting
-		default:
-			t.Fatalf("InitProducerId probe: %v", kerr.ErrorForCode(resp.ErrorCode))
-		}
 	}
 }
 

@@ -15,9 +15,7 @@
 # TRANSACTIONAL_ID_NOT_FOUND. Last, a new producer with the open
 # transaction's id aborts it (then Empty at a later epoch), so nothing is left open.
 #
-# Prints PASS/FAIL per check and ends with "N passed, N failed". Skips
-# (0 passed, 0 failed) when the broker lacks the transactional APIs, unless
-# GREGOR_COMPAT_TXN=1 (see ../txn_probe.py). COMPAT_ONLY=regex selects
+# Prints PASS/FAIL per check and ends with "N passed, N failed". COMPAT_ONLY=regex selects
 # checks; COMPAT_KEEP=1 keeps the work dir. Needs Java 17 and Maven, as run.sh.
 set -uo pipefail
 
@@ -51,10 +49,6 @@ summary() {
 }
 
 [[ -n "${BOOTSTRAP:-}" ]] || { echo "FAIL setup: set BOOTSTRAP=host:port"; FAILED=1; summary; }
-if ! why=$(python3 "$HERE/../txn_probe.py" "$BOOTSTRAP"); then
-	echo "SKIP java_txn: ${why:-txn_probe.py failed}"
-	summary
-fi
 
 bash "$ROOT/bench/kafka/fetch.sh" >"$WORK/fetch.log" 2>&1 || {
 	tail -n 20 "$WORK/fetch.log"
