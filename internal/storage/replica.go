@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 	"time"
 )
 
@@ -363,16 +364,22 @@ func (l *Log) AppendReplica(records []byte, gen int64) (int64, error) {
 	}
 	seg.size = end
 	seg.modified = now
+	var abortedIn []*segment
 	for _, t := range ended {
 		if t.abort {
-			l.addAbortedLocked(AbortedTxn{ProducerID: t.pid, FirstOffset: t.first, LastOffset: t.last,
-				LastStableOffset: min(unstable, t.last+1)})
+			if sg := l.addAbortedLocked(AbortedTxn{ProducerID: t.pid, FirstOffset: t.first, LastOffset: t.last,
+				LastStableOffset: min(unstable, t.last+1)}); sg != nil && !slices.Contains(abortedIn, sg) {
+				abortedIn = append(abortedIn, sg)
+			}
 		}
 	}
 	l.unstable = unstable
 	l.leo = last.lastOffset() + 1
 	leo := l.leo
 	l.mu.Unlock()
+	for _, sg := range abortedIn {
+		l.saveAborted(sg)
+	}
 	if n := len(l.epochs); n > 0 {
 		l.leaderEpoch = max(l.leaderEpoch, l.epochs[n-1].epoch)
 	}

@@ -181,26 +181,43 @@ func (l *Log) AppendMarker(pid int64, epoch int16, commit bool, coordinatorEpoch
 func (l *Log) endTxnLocked(t completedTxn) {
 	unstable := l.firstUnstableLocked()
 	l.mu.Lock()
-	defer l.mu.Unlock()
+	var sg *segment
 	if t.abort {
 		lso := min(unstable, t.last+1)
-		l.addAbortedLocked(AbortedTxn{ProducerID: t.pid, FirstOffset: t.first, LastOffset: t.last, LastStableOffset: lso})
+		sg = l.addAbortedLocked(AbortedTxn{ProducerID: t.pid, FirstOffset: t.first, LastOffset: t.last, LastStableOffset: lso})
 	}
 	l.unstable = unstable
+	l.mu.Unlock()
+	l.saveAborted(sg)
+}
+
+// saveAborted writes sg's .txnindex as it is now, without fsync, as Kafka
+// appends to it at each abort: Kafka's tools read it from a live log. A
+// crash loses nothing that matters: recovery rebuilds the entries. Requires
+// appendMu; sg nil does nothing.
+func (l *Log) saveAborted(sg *segment) {
+	if sg == nil {
+		return
+	}
+	if err := sg.writeTxnIndex(sg.aborted, false); err != nil {
+		l.logger.Warn("cannot write the transaction index", "file", segmentPath(sg.dir, sg.base, extTxnIndex), "err", err)
+	}
 }
 
 // addAbortedLocked files an aborted transaction under the segment holding
-// its marker. Requires mu (write).
-func (l *Log) addAbortedLocked(a AbortedTxn) {
+// its marker, which it returns (nil if it was known already). Requires mu
+// (write).
+func (l *Log) addAbortedLocked(a AbortedTxn) *segment {
 	i := len(l.segs) - 1
 	for i > 0 && l.segs[i].base > a.LastOffset {
 		i--
 	}
 	sg := l.segs[i]
 	if n := len(sg.aborted); n > 0 && sg.aborted[n-1].LastOffset >= a.LastOffset {
-		return // known already (a replay over entries loaded from the file)
+		return nil // known already (a replay over entries loaded from the file)
 	}
 	sg.aborted = append(sg.aborted, a)
+	return sg
 }
 
 // firstUnstableLocked is the smallest first offset of an open transaction,
