@@ -21,6 +21,7 @@
 //	    00000000000000004711.index
 //	    00000000000000004711.timeindex
 //	    00000000000000004711.snapshot    producer state as of offset 4711
+//	    00000000000000004711.txnindex    aborted transactions whose marker is in this segment
 //
 // File names are the segment's base offset (its first offset), 20 digits,
 // zero padded. Deleted partitions are renamed, as in Kafka, to
@@ -120,7 +121,9 @@
 //	version int16 = 1 | crc uint32 | count int32 | count × entry (46 bytes)
 //	entry = producerId int64, epoch int16, lastSequence int32,
 //	        lastOffset int64, offsetDelta int32, timestamp int64,
-//	        coordinatorEpoch int32 (-1), currentTxnFirstOffset int64 (-1)
+//	        coordinatorEpoch int32 (of the producer's last marker, -1 if none),
+//	        currentTxnFirstOffset int64 (its open transaction's first
+//	        offset, -1 if none: what rebuilds the last stable offset)
 //	crc   = CRC32C of everything after the crc field
 //
 // Kafka writes one entry per producer (its last batch). Gregor writes one
@@ -130,6 +133,18 @@
 // Snapshots are written at every roll (named by the new segment's base
 // offset) and at Close (named by the log end offset); the newest three are
 // kept.
+//
+// # Transactions (.txnindex; see txn.go)
+//
+// A transaction ends on a partition with a control batch (attributes
+// transactional|control, one record: key version int16 0, type int16 0
+// ABORT / 1 COMMIT; value version int16 0, coordinatorEpoch int32). Each
+// ABORT is listed in the .txnindex of the segment holding its marker, in
+// Kafka's 34-byte entries: version int16 (0), producerId int64,
+// firstOffset int64, lastOffset int64 (the marker), lastStableOffset int64.
+// The file is rewritten at each abort (no fsync) and at roll and close;
+// recovery rebuilds the entries at and above the producer snapshot it
+// replays from, and trusts the files below.
 //
 // # Preallocation (LogConfig.Preallocate, default true)
 //
