@@ -17,7 +17,7 @@
 # make txn-faults  the transactions campaign of test/crash
 #              (TestTransactionsExactlyOnceUnderKill9): a franz-go read-process-write
 #              pipeline under 30 kill -9s, then exactly-once output, no aborted
-#              reads (make test runs 5; skips while the broker has no transactions)
+#              reads (make test runs 5)
 .PHONY: test deps compat compat-cluster fuzz bench build cluster-faults repl-faults txn-faults
 
 FUZZTIME ?= 2m
