@@ -37,8 +37,12 @@ package broker
 // transaction (added by AddPartitionsToTxn), or with Produce v12+
 // (transactions v2) is added by the check. A refused check answers the
 // coordinator's code (INVALID_TXN_STATE, PRODUCER_FENCED, ...), retriable
-// coordinator errors as NOT_ENOUGH_REPLICAS, as Kafka does. The check runs
-// on the reader goroutine, so the connection's order is kept.
+// coordinator errors as NOT_ENOUGH_REPLICAS, as Kafka does. The add of a
+// v12+ request is retried for up to add.partitions.to.txn.retry.backoff.max.ms
+// (100 ms) while the coordinator answers CONCURRENT_TRANSACTIONS (the
+// previous transaction's markers are still being written), as Kafka 4
+// does. The check runs on the reader goroutine, so the connection's order
+// is kept.
 
 import (
 	"context"
@@ -139,7 +143,7 @@ func handleProduce(c *conn, inf *inflight, kreq kmsg.Request) {
 			if pid, epoch, ok := transactional(rp.Records); ok && !l.TxnOpen(pid, epoch) {
 				code := kerr.InvalidTxnState.Code // a transactional batch needs a transactional id
 				if req.TransactionID != nil {
-					code = produceVerifyCode(b.verifyTxn(c.ctx, *req.TransactionID, pid, epoch, rt.Topic, rp.Partition, req.Version >= 12))
+					code = produceVerifyCode(b.verifyProduceTxn(c.ctx, *req.TransactionID, pid, epoch, rt.Topic, rp.Partition, req.Version >= 12))
 				}
 				if code != 0 {
 					sp.ErrorCode = code

@@ -40,7 +40,10 @@ type Broker struct {
 	groups  *group.Coordinator
 	txns    *txn.Coordinator // transaction coordinator (txn.go)
 	txnCfg  txn.Config
-	peers   *peers // clients of the other brokers (markers, verification)
+	// addRetry is the server-side retry of a transactions v2 Produce's
+	// implicit add (txn.go verifyProduceTxn).
+	addRetry addPartitionsRetry
+	peers    *peers // clients of the other brokers (markers, verification)
 	// replicas is this broker's part in replication (replication.go).
 	replicas *replicaManager
 	metrics  *brokerMetrics // counters the request path updates (metrics.go)
@@ -221,6 +224,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Broker, error) {
 	}
 	b.groups = group.New(gcfg, log.With("component", "group"), b.offsetsPartition, b.topicExists)
 	b.txnCfg = b.txnConfig(gcfg.Partitions)
+	b.addRetry = b.addPartitionsRetryConfig()
 	if t := adoptImage.Topic(txn.TopicName); t != nil {
 		b.txnCfg.Partitions = int32(len(t.Partitions))
 	}

@@ -46,6 +46,26 @@ func (b *Broker) txnConfig(offsetsPartitions int32) txn.Config {
 	return cfg
 }
 
+// addPartitionsRetry is how a partition leader retries the implicit add of
+// a transactions v2 Produce that the coordinator answered
+// CONCURRENT_TRANSACTIONS (Kafka 4.0, KAFKA-18654): every backoff
+// (add.partitions.to.txn.retry.backoff.ms, 20 ms) until max
+// (add.partitions.to.txn.retry.backoff.max.ms, 100 ms) has passed since the
+// first attempt.
+type addPartitionsRetry struct {
+	backoff, max time.Duration
+}
+
+func (b *Broker) addPartitionsRetryConfig() addPartitionsRetry {
+	ms := func(name string, def int64) time.Duration {
+		return time.Duration(max(b.rawInt(name, def), 0)) * time.Millisecond
+	}
+	return addPartitionsRetry{
+		backoff: max(ms("add.partitions.to.txn.retry.backoff.ms", 20), time.Millisecond),
+		max:     ms("add.partitions.to.txn.retry.backoff.max.ms", 100),
+	}
+}
+
 // txnTopic returns __transaction_state, creating it on first use with
 // Kafka's settings: compacted, 100 MiB segments,
 // transaction.state.log.replication.factor (3) replicas capped by the
@@ -325,9 +345,35 @@ func (b *Broker) verifyTxn(ctx context.Context, transactionalID string, pid int6
 	return kerr.UnknownServerError.Code
 }
 
+// verifyProduceTxn is verifyTxn for a Produce's transactional batch. With
+// add (transactions v2), CONCURRENT_TRANSACTIONS is retried here, as Kafka
+// 4 does (KAFKA-18654): it is what the coordinator answers while the
+// producer's previous transaction is still writing its markers, which is
+// the normal case for the first batch after EndTxn, since a v2 producer
+// starts its next transaction as soon as EndTxn answers. Handed to the
+// client, it becomes NOT_ENOUGH_REPLICAS, which franz-go retries only
+// after a metadata refresh (5 s by default): one transaction per refresh.
+func (b *Broker) verifyProduceTxn(ctx context.Context, transactionalID string, pid int64, epoch int16, topicName string, p int32, add bool) int16 {
+	start := time.Now()
+	for {
+		code := b.verifyTxn(ctx, transactionalID, pid, epoch, topicName, p, add)
+		if code != kerr.ConcurrentTransactions.Code || !add || time.Since(start) >= b.addRetry.max {
+			return code
+		}
+		t := time.NewTimer(b.addRetry.backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return code
+		case <-t.C:
+		}
+	}
+}
+
 // produceVerifyCode maps a verification failure to what a producer gets,
 // as Kafka does: retriable coordinator errors become NOT_ENOUGH_REPLICAS,
-// which every client retries without refreshing metadata.
+// which every client retries (the Java client at once; franz-go after a
+// metadata refresh, hence verifyProduceTxn's retry).
 func produceVerifyCode(code int16) int16 {
 	switch code {
 	case kerr.ConcurrentTransactions.Code, kerr.NetworkException.Code, kerr.CoordinatorLoadInProgress.Code,
