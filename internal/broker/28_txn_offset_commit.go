@@ -43,7 +43,7 @@ func init() {
 				return fail(kerr.NotCoordinator.Code)
 			}
 			p := group.PartitionFor(req.Group, t.Partitions)
-			if code := c.b.verifyTxn(c.ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, group.TopicName, p, req.Version >= 5); code != 0 {
+			if code := c.b.verifyProduceTxn(c.ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, group.TopicName, p, req.Version >= 5); code != 0 {
 				switch code {
 				case kerr.ConcurrentTransactions.Code, kerr.NotCoordinator.Code, kerr.CoordinatorNotAvailable.Code:
 					// Retriable, but the group coordinator is fine: no

@@ -345,7 +345,8 @@ func (b *Broker) verifyTxn(ctx context.Context, transactionalID string, pid int6
 	return kerr.UnknownServerError.Code
 }
 
-// verifyProduceTxn is verifyTxn for a Produce's transactional batch. With
+// verifyProduceTxn is verifyTxn for a Produce's transactional batch (and a
+// TxnOffsetCommit's offsets, the same for v5+). With
 // add (transactions v2), CONCURRENT_TRANSACTIONS is retried here, as Kafka
 // 4 does (KAFKA-18654): it is what the coordinator answers while the
 // producer's previous transaction is still writing its markers, which is
