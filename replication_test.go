@@ -134,6 +134,28 @@ func TestReplicationAcksAllAcrossBrokerLoss(t *testing.T) {
 			t.Fatalf("record %d is %q", i, v)
 		}
 	}
+	// ListOffsets gives each offset's leader epoch (KIP-320): the end is
+	// in the new leader's epoch, the start in the first one. A consumer
+	// validating its position with a wrong epoch would see a truncation.
+	md, err := adm.Metadata(ctx, "r3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	epoch := md.Topics["r3"].Partitions[0].LeaderEpoch
+	ends, err := adm.ListEndOffsets(ctx, "r3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	starts, err := adm.ListStartOffsets(ctx, "r3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := ends.Lookup("r3", 0); e.LeaderEpoch != epoch || epoch < 1 {
+		t.Errorf("ListOffsets latest: epoch %d, the leader's is %d", e.LeaderEpoch, epoch)
+	}
+	if s, _ := starts.Lookup("r3", 0); s.LeaderEpoch != 0 {
+		t.Errorf("ListOffsets earliest: epoch %d, want 0 (offset 0 was written in the first epoch)", s.LeaderEpoch)
+	}
 
 	// Two of three gone: the ISR is the leader alone, below min.insync.
 	second, _, _ := partitionState(ctx, adm, "r3")

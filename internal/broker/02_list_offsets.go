@@ -133,7 +133,13 @@ func handleListOffsets(c *conn, v int16, req *kmsg.ListOffsetsRequest) *kmsg.Lis
 				sp.ErrorCode = errCode(err)
 				sp.Offset, sp.Timestamp = -1, -1
 			} else if sp.Offset >= 0 {
-				sp.LeaderEpoch = 0
+				// The epoch of the offset (KIP-320): a consumer validates
+				// its position with it after a leader change.
+				if rp.Timestamp == -1 {
+					sp.LeaderEpoch = l.LatestEpoch()
+				} else {
+					sp.LeaderEpoch = l.EpochOf(sp.Offset)
+				}
 			}
 			if v == 0 && sp.ErrorCode == 0 {
 				if sp.Offset >= 0 {

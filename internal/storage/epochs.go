@@ -228,6 +228,21 @@ func (l *Log) LatestEpoch() int32 {
 	return -1
 }
 
+// EpochOf is the leader epoch offset was written in: the newest cache
+// entry starting at or below it, -1 if there is none.
+func (l *Log) EpochOf(offset int64) int32 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	epoch := int32(-1)
+	for _, e := range l.epochs {
+		if e.start > offset {
+			break
+		}
+		epoch = e.epoch
+	}
+	return epoch
+}
+
 // EndOffsetForEpoch answers OffsetForLeaderEpoch as Kafka's leader epoch
 // cache does: for the latest epoch, the log end offset; for an older epoch
 // the start offset of the first epoch after it, with the largest epoch at
