@@ -83,7 +83,14 @@ func TestTransactionsSurviveCoordinatorDeath(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("pipeline stalled: %d copied in %d commits, %d aborts", copied, commits, aborts)
 		}
-		fs := sess.PollFetches(ctx)
+		if copied > 0 && committedLag(ctx, adm, in) == 0 {
+			break
+		}
+		// At most 100 records per transaction, so there are many, and
+		// some are open when the coordinator dies.
+		pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
+		fs := sess.PollRecords(pctx, 100)
+		pcancel()
 		if ctx.Err() != nil {
 			t.Fatal(ctx.Err())
 		}
@@ -119,9 +126,6 @@ func TestTransactionsSurviveCoordinatorDeath(t *testing.T) {
 		if killed && victim != nil && copied >= 2*records/3 {
 			victim.restart()
 			victim = nil
-		}
-		if lag := committedLag(ctx, adm, in); lag == 0 && copied > 0 {
-			break
 		}
 	}
 	if victim != nil {
