@@ -105,6 +105,17 @@ func TestTransactionsSurviveCoordinatorDeath(t *testing.T) {
 			n++
 			sess.Produce(ctx, &kgo.Record{Topic: out, Value: r.Value}, nil)
 		})
+		if !killed && copied >= records/3 {
+			// Mid-transaction: its records are produced, EndTxn not sent.
+			if err := sess.Client().Flush(ctx); err != nil {
+				t.Logf("flush: %v", err)
+			}
+			coord := findTxnCoordinator(t, ctx, cl, txnID)
+			victim = c.nodes[coord-1]
+			t.Logf("killing node %d, the transaction coordinator, in a transaction of %d records after %d copied", coord, n, copied)
+			victim.kill()
+			killed = true
+		}
 		committed, err := sess.End(ctx, kgo.TryCommit)
 		switch {
 		case err != nil:
@@ -115,13 +126,6 @@ func TestTransactionsSurviveCoordinatorDeath(t *testing.T) {
 			copied += n
 		default:
 			aborts++
-		}
-		if !killed && copied >= records/3 {
-			coord := findTxnCoordinator(t, ctx, cl, txnID)
-			victim = c.nodes[coord-1]
-			t.Logf("killing node %d, the transaction coordinator, after %d copied", coord, copied)
-			victim.kill()
-			killed = true
 		}
 		if killed && victim != nil && copied >= 2*records/3 {
 			victim.restart()
