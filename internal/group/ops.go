@@ -337,21 +337,9 @@ func (c *Coordinator) OffsetCommit(req *kmsg.OffsetCommitRequest, reply func(*km
 			sp := &st.Partitions[i]
 			*sp = kmsg.NewOffsetCommitResponseTopicPartition()
 			sp.Partition = rp.Partition
-			meta := ""
-			if rp.Metadata != nil {
-				meta = *rp.Metadata
-			}
-			switch {
-			case !exists:
-				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-			case len(meta) > c.cfg.MaxMetadataBytes:
-				sp.ErrorCode = kerr.OffsetMetadataTooLarge.Code
-			default:
-				oc := offsetCommit{offset: rp.Offset, leaderEpoch: rp.LeaderEpoch, metadata: meta, commitTime: now}
-				if req.Version < 6 {
-					oc.leaderEpoch = -1
-				}
-				recs = append(recs, kv{offsetKey(g.id, rt.Topic, rp.Partition), offsetValue(oc)})
+			oc, rec, code := c.commitEntry(g, rt.Topic, exists, rp.Partition, rp.Offset, rp.LeaderEpoch, rp.Metadata, req.Version >= 6, now)
+			if sp.ErrorCode = code; code == 0 {
+				recs = append(recs, rec)
 				accepted = append(accepted, pending{tp{rt.Topic, rp.Partition}, oc, sp})
 			}
 		}
@@ -831,4 +819,26 @@ func (g *Group) expireOffsets(now time.Time) {
 		g.setState(Dead)
 		g.c.remove(g)
 	}
+}
+
+// commitEntry checks one partition's offset commit (OffsetCommit and
+// TxnOffsetCommit alike) and builds its record, or returns the partition's
+// error code. withEpoch: the request version carries the leader epoch.
+func (c *Coordinator) commitEntry(g *Group, topic string, exists bool, partition int32, offset int64, leaderEpoch int32,
+	metadata *string, withEpoch bool, now time.Time) (offsetCommit, kv, int16) {
+	meta := ""
+	if metadata != nil {
+		meta = *metadata
+	}
+	switch {
+	case !exists:
+		return offsetCommit{}, kv{}, kerr.UnknownTopicOrPartition.Code
+	case len(meta) > c.cfg.MaxMetadataBytes:
+		return offsetCommit{}, kv{}, kerr.OffsetMetadataTooLarge.Code
+	}
+	oc := offsetCommit{offset: offset, leaderEpoch: leaderEpoch, metadata: meta, commitTime: now}
+	if !withEpoch {
+		oc.leaderEpoch = -1
+	}
+	return oc, kv{offsetKey(g.id, topic, partition), offsetValue(oc)}, 0
 }

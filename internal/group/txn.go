@@ -267,21 +267,9 @@ func (c *Coordinator) TxnOffsetCommit(req *kmsg.TxnOffsetCommitRequest, reply fu
 			sp := &st.Partitions[i]
 			*sp = kmsg.NewTxnOffsetCommitResponseTopicPartition()
 			sp.Partition = rp.Partition
-			meta := ""
-			if rp.Metadata != nil {
-				meta = *rp.Metadata
-			}
-			switch {
-			case !exists:
-				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-			case len(meta) > c.cfg.MaxMetadataBytes:
-				sp.ErrorCode = kerr.OffsetMetadataTooLarge.Code
-			default:
-				oc := offsetCommit{offset: rp.Offset, leaderEpoch: rp.LeaderEpoch, metadata: meta, commitTime: now}
-				if req.Version < 2 {
-					oc.leaderEpoch = -1
-				}
-				recs = append(recs, kv{offsetKey(g.id, rt.Topic, rp.Partition), offsetValue(oc)})
+			oc, rec, code := c.commitEntry(g, rt.Topic, exists, rp.Partition, rp.Offset, rp.LeaderEpoch, rp.Metadata, req.Version >= 2, now)
+			if sp.ErrorCode = code; code == 0 {
+				recs = append(recs, rec)
 				ok = append(ok, accepted{tp{rt.Topic, rp.Partition}, oc, sp})
 			}
 		}
