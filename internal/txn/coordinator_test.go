@@ -681,3 +681,32 @@ func TestAppendFailure(t *testing.T) {
 		t.Fatalf("state %s", st.State)
 	}
 }
+
+// Transactions v2 let a producer abort a transaction it added nothing to
+// (franz-go does when every produce of the transaction failed): the epoch
+// is bumped all the same, and a commit of nothing is still refused.
+func TestTV2EmptyAbort(t *testing.T) {
+	e := newEnv(t)
+	pid := e.init(t, 5, -1, -1).ProducerID
+	r := e.end(t, 5, pid, 0, false)
+	if r.ErrorCode != 0 || r.ProducerID != pid || r.ProducerEpoch != 1 {
+		t.Fatalf("empty abort from Empty: %s %d/%d", errName(r.ErrorCode), r.ProducerID, r.ProducerEpoch)
+	}
+	e.waitState(t, "CompleteAbort")
+	if ms := e.mw.all(); len(ms) != 0 {
+		t.Fatalf("markers for an empty transaction: %+v", ms)
+	}
+	// Its retry gets the same answer; the next empty abort bumps again.
+	if r = e.end(t, 5, pid, 0, false); r.ErrorCode != 0 || r.ProducerEpoch != 1 {
+		t.Fatalf("retry of the empty abort: %s epoch %d", errName(r.ErrorCode), r.ProducerEpoch)
+	}
+	if r = e.end(t, 5, pid, 1, false); r.ErrorCode != 0 || r.ProducerEpoch != 2 {
+		t.Fatalf("empty abort after CompleteAbort: %s epoch %d", errName(r.ErrorCode), r.ProducerEpoch)
+	}
+	e.waitState(t, "CompleteAbort")
+	wantCode(t, "empty commit", e.end(t, 5, pid, 2, true).ErrorCode, kerr.InvalidTxnState)
+	// Transactions v1 keep Kafka's rule: nothing to abort is an error.
+	e1 := newEnv(t)
+	pid1 := e1.init(t, 4, -1, -1).ProducerID
+	wantCode(t, "v1 empty abort", e1.end(t, 4, pid1, 0, false).ErrorCode, kerr.InvalidTxnState)
+}

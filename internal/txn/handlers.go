@@ -462,8 +462,10 @@ func (c *Coordinator) AddOffsetsToTxn(ctx context.Context, req *kmsg.AddOffsetsT
 // durable, the client answered, and markers and Complete* follow in the
 // background. v5 is transactions v2: every EndTxn bumps the epoch (a new
 // producer id when it runs out), the response carries the producer id and
-// epoch to use next, and a retry of a completed EndTxn is answered with
-// success again.
+// epoch to use next, a retry of a completed EndTxn is answered with
+// success again, and an abort with nothing in the transaction (Empty or
+// Complete*, at the current epoch) is allowed: it bumps the epoch and
+// writes no marker.
 func (c *Coordinator) EndTxn(ctx context.Context, req *kmsg.EndTxnRequest) *kmsg.EndTxnResponse {
 	resp := req.ResponseKind().(*kmsg.EndTxnResponse)
 	resp.Version = req.Version
@@ -510,14 +512,22 @@ func (c *Coordinator) endLocked(t *txnMeta, req *kmsg.EndTxnRequest, spare int64
 	// or it overflowed and the producer id changed.
 	retryBump := stored2 && !t.fenced && int32(t.epoch) == int32(e)+1
 	retryOverflow := stored2 && t.prevPID == pid && e == math.MaxInt16-1 && t.epoch == 0
+	// Transactions v2 allow aborting a transaction with nothing in it (no
+	// partition added; franz-go does when every produce failed): it bumps
+	// the epoch like any end, so a registration the producer does not know
+	// of cannot join its next transaction.
+	emptyAbort := tv2 && !req.Commit && e == t.epoch && t.pid == pid &&
+		(t.state == StateEmpty || t.state == StateCompleteCommit || t.state == StateCompleteAbort)
 	var valid bool
 	switch {
+	case emptyAbort:
+		valid = true
 	case !stored2:
 		valid = e == t.epoch
 	case t.state == StatePrepareCommit || t.state == StatePrepareAbort:
 		valid = retryBump
 	case t.state == StateCompleteCommit || t.state == StateCompleteAbort:
-		valid = retryBump || retryOverflow
+		valid = retryBump || retryOverflow || e == t.epoch
 	default:
 		valid = e == t.epoch
 	}
@@ -529,19 +539,19 @@ func (c *Coordinator) endLocked(t *txnMeta, req *kmsg.EndTxnRequest, spare int64
 	case t.pending:
 		return 0, 0, kerr.ConcurrentTransactions.Code, false
 	}
-	switch t.state {
-	case StateOngoing:
-	case StateCompleteCommit, StateCompleteAbort:
-		if req.Commit == (t.state == StateCompleteCommit) {
+	switch {
+	case t.state == StateOngoing, emptyAbort:
+	case t.state == StateCompleteCommit, t.state == StateCompleteAbort:
+		if (!stored2 || retryBump || retryOverflow) && req.Commit == (t.state == StateCompleteCommit) {
 			return t.pid, t.epoch, 0, false // a retry of a finished EndTxn
 		}
 		return 0, 0, kerr.InvalidTxnState.Code, false
-	case StatePrepareCommit, StatePrepareAbort:
+	case t.state == StatePrepareCommit, t.state == StatePrepareAbort:
 		if req.Commit == (t.state == StatePrepareCommit) {
 			return 0, 0, kerr.ConcurrentTransactions.Code, false
 		}
 		return 0, 0, kerr.InvalidTxnState.Code, false
-	case StateEmpty:
+	case t.state == StateEmpty:
 		return 0, 0, kerr.InvalidTxnState.Code, false
 	default:
 		return 0, 0, kerr.ConcurrentTransactions.Code, false
