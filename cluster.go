@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/gregorhq/gregor/internal/broker"
 	"github.com/gregorhq/gregor/internal/config"
@@ -101,6 +102,18 @@ func startCluster(opts ClusterOptions) (*Cluster, error) {
 	if err := errors.Join(errs...); err != nil {
 		c.Close()
 		return nil, err
+	}
+	// Each node serves once it is unfenced itself; wait (briefly) until
+	// each also lists all of them, so a client's first Metadata sees the
+	// whole cluster whichever node it asks.
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		all := true
+		for _, nd := range c.nodes {
+			all = all && nd.b.UnfencedBrokers() == opts.Nodes
+		}
+		if all {
+			break
+		}
 	}
 	return c, nil
 }

@@ -463,6 +463,18 @@ func splitHostPort(hp string) (string, int) {
 // it (0: none known).
 func (b *Broker) ActiveController() int32 { return int32(b.qnode.Status().Leader) }
 
+// UnfencedBrokers counts the brokers this one's published metadata shows
+// registered and unfenced: what its Metadata answers list.
+func (b *Broker) UnfencedBrokers() int {
+	n := 0
+	for _, br := range b.catalog.currentImage().Brokers() {
+		if !br.Fenced {
+			n++
+		}
+	}
+	return n
+}
+
 // awaitBrokers waits (at most 1 s) until every responsive broker has published
 // the newest metadata this controller applied: an admin change is then
 // visible on every broker when it is answered. A broker that is slow or
