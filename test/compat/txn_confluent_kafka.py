@@ -124,6 +124,10 @@ def _():
                 p.produce(T_OUT, key=m.key(), value=b"out-" + m.value(), headers=[("txn", tag)])
             p.send_offsets_to_transaction(c.position(c.assignment()), c.consumer_group_metadata(), 20)
             if txn % ABORT_EVERY == 0:
+                # abort_transaction purges what is still queued: flush
+                # first, so the aborted records are in the log (and
+                # read_uncommitted can count them).
+                expect_eq(p.flush(20), 0, "records of the aborted transaction still queued")
                 p.abort_transaction(20)
                 state["aborted"].add(tag)
                 state["aborted_records"] += len(msgs)
