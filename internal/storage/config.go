@@ -36,11 +36,16 @@ type LogConfig struct {
 	TimestampType      TimestampType // message.timestamp.type
 	FlushMessages      int64         // flush.messages: fsync when this many messages are unflushed (math.MaxInt64 = never)
 	FlushMs            int64         // flush.ms: fsync when data is this old (math.MaxInt64 = never)
-	// Compact: cleanup.policy contains compact. Accepted and stored;
-	// compaction itself is not implemented. Retention by time/bytes applies
-	// only when Delete is also set.
+	// Compact: cleanup.policy contains compact: the log cleaner keeps the
+	// latest record of each key (cleaner.go). Retention by time/bytes
+	// applies only when Delete is also set.
 	Compact bool
 	Delete  bool // cleanup.policy contains delete
+	// Compaction tuning (cleaner.go).
+	MinCleanableRatio  float64 // min.cleanable.dirty.ratio (0.5)
+	MinCompactionLagMs int64   // min.compaction.lag.ms (0)
+	MaxCompactionLagMs int64   // max.compaction.lag.ms (MaxInt64)
+	DeleteRetentionMs  int64   // delete.retention.ms (1 day): how long tombstones and markers outlive cleaning
 	// Preallocate: preallocate. Unlike Kafka (which only extends the file
 	// length), Gregor zero-fills the active segment 1 MiB ahead of the writer:
 	// page-cache pages and disk blocks then exist before the data arrives, so
@@ -64,6 +69,9 @@ func DefaultLogConfig() LogConfig {
 		FlushMs:            math.MaxInt64,
 		Delete:             true,
 		Preallocate:        true,
+		MinCleanableRatio:  0.5,
+		MaxCompactionLagMs: math.MaxInt64,
+		DeleteRetentionMs:  24 * 60 * 60 * 1000,
 	}
 }
 
