@@ -90,6 +90,9 @@ type Log struct {
 
 	appendMu  sync.Mutex
 	producers map[int64]*producerState // appendMu
+	// cleanMu: one log cleaner pass at a time (cleaner.go); taken before
+	// appendMu, which a pass holds only to plan and to swap.
+	cleanMu sync.Mutex
 
 	syncMu sync.Mutex
 

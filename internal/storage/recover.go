@@ -42,6 +42,9 @@ func (s *Store) loadLog(dir string, tp topicPartition, clean bool, recoveryPoint
 	l := s.makeLog(dir, tp, topicID, cfg0)
 	cfg := &l.cfg
 
+	if err := finishSwaps(fsys, dir, s.logger); err != nil {
+		return nil, err
+	}
 	ents, err := fsys.ReadDir(dir)
 	if err != nil {
 		return nil, err

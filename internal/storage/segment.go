@@ -81,7 +81,13 @@ func createSegment(fsys FS, dir string, base int64, now time.Time) (*segment, er
 // openSegment opens an existing .log file. Its size is the file size until
 // loadIndexes or recover say otherwise.
 func openSegment(fsys FS, dir string, base int64) (*segment, error) {
-	f, err := fsys.OpenFile(segmentPath(dir, base, extLog), os.O_RDWR, 0o644)
+	return openSegmentFile(fsys, dir, base, segmentPath(dir, base, extLog))
+}
+
+// openSegmentFile is openSegment of a log file under another name (the
+// cleaner's *.cleaned and *.swap files).
+func openSegmentFile(fsys FS, dir string, base int64, path string) (*segment, error) {
+	f, err := fsys.OpenFile(path, os.O_RDWR, 0o644)
 	if err != nil {
 		return nil, err
 	}
@@ -189,6 +195,23 @@ func (s *segment) indexFull(cfg *LogConfig) bool {
 // writeIndexes stores the in-memory indexes in the .index/.timeindex files
 // (replacing whatever was there) and optionally fsyncs them.
 func (s *segment) writeIndexes(sync bool) error {
+	if err := s.writeIndexesAs("", sync); err != nil {
+		return err
+	}
+	return s.writeTxnIndex(s.aborted, sync)
+}
+
+// writeIndexFiles writes the three index files named with suffix, fsynced
+// (the log cleaner's *.swap files).
+func (s *segment) writeIndexFiles(suffix string) error {
+	if err := s.writeIndexesAs(suffix, true); err != nil {
+		return err
+	}
+	buf := encodeTxnIndex(s.aborted)
+	return writeFileSync(s.fsys, segmentPath(s.dir, s.base, extTxnIndex)+suffix, buf)
+}
+
+func (s *segment) writeIndexesAs(suffix string, sync bool) error {
 	var buf []byte
 	for _, ext := range []string{extIndex, extTimeIndex} {
 		if ext == extIndex {
@@ -196,7 +219,7 @@ func (s *segment) writeIndexes(sync bool) error {
 		} else {
 			buf = encodeTimeIndex(buf[:0], s.timeIdx)
 		}
-		f, err := s.fsys.OpenFile(segmentPath(s.dir, s.base, ext), os.O_CREATE|os.O_RDWR, 0o644)
+		f, err := s.fsys.OpenFile(segmentPath(s.dir, s.base, ext)+suffix, os.O_CREATE|os.O_RDWR, 0o644)
 		if err != nil {
 			return err
 		}
@@ -214,7 +237,23 @@ func (s *segment) writeIndexes(sync bool) error {
 			return err
 		}
 	}
-	return s.writeTxnIndex(s.aborted, sync)
+	return nil
+}
+
+// writeFileSync writes a whole file and fsyncs it.
+func writeFileSync(fsys FS, path string, data []byte) error {
+	f, err := fsys.OpenFile(path, os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteAt(data, 0)
+	if err == nil {
+		err = datasync(f)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // loadIndexes reads and sanity-checks the index files of a segment whose

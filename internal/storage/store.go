@@ -45,6 +45,7 @@ type Store struct {
 	hwDurable atomic.Bool
 	sync      *syncer
 	ckptMu    sync.Mutex // serializes checkpoint file writes
+	cleaner   *cleaner   // the log cleaner, once started (cleaner.go); mu
 }
 
 // Open opens (creating if needed) the log dir, loads every topic-N
@@ -444,6 +445,7 @@ func (s *Store) Close() error {
 		logs = append(logs, l)
 	}
 	s.mu.Unlock()
+	s.stopCleaner()
 
 	var errs []error
 	for _, l := range logs {
