@@ -655,11 +655,13 @@ func (c *cleaner) cleanGroup(l *Log, p *plan, g []*segment, om offsetMap, end, h
 	var modified time.Time
 	var recs []record
 	lastOff := g[len(g)-1].lastOff
-	for _, sg := range g {
-		modified = maxTime(modified, sg.modified)
-		for _, a := range sg.aborted {
+	for _, a := range p.aborted { // the group's, as planned (under the log's locks)
+		if a.LastOffset >= base && a.LastOffset <= lastOff {
 			aborted = append(aborted, a)
 		}
+	}
+	for _, sg := range g {
+		modified = maxTime(modified, sg.modified)
 		oldSeg := sg.modified.UnixMilli() <= horizon
 		err := c.eachBatch(sg, func(b []byte, h *batchHeader) error {
 			st.BytesRead += int64(len(b))
