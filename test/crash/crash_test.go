@@ -43,6 +43,8 @@ type server struct {
 	addr string
 	cmd  *exec.Cmd
 	log  *os.File
+	// extra are more serve flags (e.g. --override key=value).
+	extra []string
 }
 
 func buildBinary(t *testing.T) string {
@@ -64,8 +66,8 @@ func (s *server) start() {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	s.cmd = exec.Command(s.bin, "serve", "--data-dir", s.dir,
-		"--listeners", "PLAINTEXT://"+s.addr, "--log-level", "warn")
+	s.cmd = exec.Command(s.bin, append([]string{"serve", "--data-dir", s.dir,
+		"--listeners", "PLAINTEXT://" + s.addr, "--log-level", "warn"}, s.extra...)...)
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatal(err)
