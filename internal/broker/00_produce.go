@@ -43,6 +43,14 @@ package broker
 // previous transaction's markers are still being written), as Kafka 4
 // does. The check runs on the reader goroutine, so the connection's order
 // is kept.
+//
+// Compacted topics (cleanup.policy containing compact): a batch with any
+// record whose key is null is refused whole with INVALID_RECORD, with one
+// record error per keyless record, as Kafka's LogValidator does; compressed
+// batches are decompressed to read the keys (storage.KeylessRecords). Only
+// client produce is checked: the coordinators write their internal topics
+// with keys through storage directly, and followers copy what the leader
+// accepted.
 
 import (
 	"context"
@@ -151,6 +159,14 @@ func handleProduce(c *conn, inf *inflight, kreq kmsg.Request) {
 				}
 			}
 			err := storage.CheckProducerBatch(rp.Records)
+			if err == nil && l.Config().Compact {
+				// A damaged batch (err != nil here) is left to Append,
+				// which refuses it for the same reason.
+				if keyless, keyErr := storage.KeylessRecords(rp.Records); keyErr == nil && len(keyless) > 0 {
+					refuseKeyless(sp, rt.Topic, rp.Partition, keyless)
+					continue
+				}
+			}
 			var res storage.AppendResult
 			if err == nil {
 				res, err = l.Append(rp.Records)
@@ -214,6 +230,29 @@ func handleProduce(c *conn, inf *inflight, kreq kmsg.Request) {
 		}
 		return resp
 	})
+}
+
+// refuseKeyless answers a batch with records without a key, sent to a
+// compacted topic: the cleaner keeps the latest record per key, so a
+// keyless record could never be cleaned. Kafka refuses the whole batch with
+// INVALID_RECORD and one record error per keyless record (its index in the
+// batch); the record errors and, for Produce v8+, the message carry
+// Kafka's wording.
+func refuseKeyless(sp *kmsg.ProduceResponseTopicPartition, topic string, partition int32, keyless []int32) {
+	msg := fmt.Sprintf("Compacted topic cannot accept message without key in topic partition %s-%d", topic, partition)
+	sp.ErrorCode = kerr.InvalidRecord.Code
+	sp.ErrorRecords = make([]kmsg.ProduceResponseTopicPartitionErrorRecord, len(keyless))
+	for i, idx := range keyless {
+		er := kmsg.NewProduceResponseTopicPartitionErrorRecord()
+		er.RelativeOffset = idx
+		er.ErrorMessage = &msg
+		sp.ErrorRecords[i] = er
+	}
+	summary := msg
+	if len(keyless) > 1 {
+		summary = fmt.Sprintf("%s (%d records without a key)", msg, len(keyless))
+	}
+	sp.ErrorMessage = &summary
 }
 
 // addProduceBroker adds a leader's endpoint to a Produce response's

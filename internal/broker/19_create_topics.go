@@ -148,6 +148,8 @@ func createTopics(ctx context.Context, b *Broker, v int16, req *kmsg.CreateTopic
 		default:
 			if err := validateTopicConfigs(raw); err != nil {
 				fail(kerr.InvalidConfig.Code, err.Error())
+			} else if err := b.checkCompactionLags(raw); err != nil {
+				fail(kerr.InvalidConfig.Code, err.Error())
 			} else if err := b.catalog.checkLimit(rt.Topic, int64(partitions), false); err != nil {
 				fail(kerr.PolicyViolation.Code, err.Error())
 			}

@@ -85,6 +85,9 @@ func (b *Broker) alterTopicConfigs(ctx context.Context, typ kmsg.ConfigResourceT
 	if err := validateTopicConfigs(raw); err != nil {
 		return fail(kerr.InvalidConfig.Code, err.Error())
 	}
+	if err := b.checkCompactionLags(raw); err != nil {
+		return fail(kerr.InvalidConfig.Code, err.Error())
+	}
 	cur := b.meta.Image().Configs(metadata.ResourceTopic, name)
 	if err := b.ctl.AlterConfigs(ctx, metadata.ResourceTopic, name, configOps(cur, next), validateOnly); err != nil {
 		return fail(ctlErr(err))

@@ -207,6 +207,20 @@ func New(cfg *config.Config, log *slog.Logger) (*Broker, error) {
 		return fail(fmt.Errorf("broker: open log dir %s: %w", dir, err))
 	}
 	b.store.SetDurableHighWatermark(cfg.Durability == config.DurabilityFsync)
+	cleaner, err := b.cleanerConfig()
+	if err != nil {
+		return fail(fmt.Errorf("broker: %w", err))
+	}
+	// Issue 12: when storage has the log cleaner, start it here, once the
+	// logs are open and before any client connects:
+	//   b.store.StartCleaner(storage.CleanerConfig{Enable: cleaner.Enable,
+	//       Threads: cleaner.Threads, DedupeBufferSize: cleaner.DedupeBufferSize,
+	//       IOMaxBytesPerSecond: cleaner.IOMaxBytesPerSecond, Backoff: cleaner.Backoff})
+	// (Store.Close is expected to stop it.) Until then the settings are
+	// only checked and logged.
+	log.Info("log cleaner", "log.cleaner.enable", cleaner.Enable, "log.cleaner.threads", cleaner.Threads,
+		"log.cleaner.dedupe.buffer.size", cleaner.DedupeBufferSize,
+		"log.cleaner.io.max.bytes.per.second", cleaner.IOMaxBytesPerSecond, "log.cleaner.backoff.ms", cleaner.Backoff.Milliseconds())
 	b.catalog.attach(b.store, b.topicLogConfig)
 	b.pids = &producerIDs{b: b}
 	gcfg := group.DefaultConfig()

@@ -93,6 +93,20 @@ var (
 	}
 )
 
+// checkDoubleRange accepts a double in [min, max] (NaN is not in any range).
+func checkDoubleRange(min, max float64) func(string) error {
+	return func(s string) error {
+		f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+		if err != nil {
+			return errNotDouble
+		}
+		if !(f >= min && f <= max) {
+			return fmt.Errorf("value must be between %g and %g", min, max)
+		}
+		return nil
+	}
+}
+
 // checkIntRange accepts an int in [min, max] or one of the extra values.
 func checkIntRange(min, max int64, extra ...int64) func(string) error {
 	return func(s string) error {
@@ -137,19 +151,23 @@ func checkReplicaList(s string) error {
 const maxLongStr = "9223372036854775807"
 
 // topicConfigDefs are the topic configs Kafka 4.1 knows. Those that shape
-// the log are applied through storage.LogConfig; the rest (replication,
-// compaction tuning) are stored and described but have no effect on a
-// single node without compaction.
+// the log, including cleanup.policy and the compaction settings the log
+// cleaner follows (min.cleanable.dirty.ratio, min/max.compaction.lag.ms,
+// delete.retention.ms), are applied through storage.LogConfig
+// (topicLogConfig); the rest (compression levels, file.delete.delay.ms,
+// the throttled-replica lists read by throttle.go, remote storage) are
+// stored and described with no effect of their own on the log.
 var topicConfigDefs = []topicConfigDef{
 	{name: "cleanup.policy", typ: kmsg.ConfigTypeList, synonyms: []string{"log.cleanup.policy"}, def: "delete", check: checkCleanup,
-		doc: "delete, compact or both. Compaction is accepted but not yet performed."},
+		doc: "delete (segments are removed by retention.ms and retention.bytes), compact (the log cleaner keeps the latest record of each key; records without a key are refused) or both."},
 	{name: "compression.type", typ: kmsg.ConfigTypeString, synonyms: []string{"compression.type"}, def: "producer",
 		check: checkOneOf("producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"),
 		doc:   "Batches are stored as the producer sent them; recompression is not performed."},
 	{name: "compression.gzip.level", typ: kmsg.ConfigTypeInt, synonyms: []string{"compression.gzip.level"}, def: "-1", check: checkIntRange(-1, 9, -1)},
 	{name: "compression.lz4.level", typ: kmsg.ConfigTypeInt, synonyms: []string{"compression.lz4.level"}, def: "9", check: checkIntRange(1, 17)},
 	{name: "compression.zstd.level", typ: kmsg.ConfigTypeInt, synonyms: []string{"compression.zstd.level"}, def: "3", check: checkIntRange(-131072, 22)},
-	{name: "delete.retention.ms", typ: kmsg.ConfigTypeLong, synonyms: []string{"log.cleaner.delete.retention.ms"}, def: "86400000", check: checkMinLong(0)},
+	{name: "delete.retention.ms", typ: kmsg.ConfigTypeLong, synonyms: []string{"log.cleaner.delete.retention.ms"}, def: "86400000", check: checkMinLong(0),
+		doc: "How long a tombstone (a record with a null value) and a transaction marker stay in a compacted log after the cleaner has reached them, so that a consumer reading from the beginning still sees the deletion."},
 	{name: "file.delete.delay.ms", typ: kmsg.ConfigTypeLong, synonyms: []string{"log.segment.delete.delay.ms"}, def: "60000", check: checkMinLong(0)},
 	{name: "follower.replication.throttled.replicas", typ: kmsg.ConfigTypeList, def: "", check: checkReplicaList},
 	{name: "flush.messages", typ: kmsg.ConfigTypeLong, synonyms: []string{"log.flush.interval.messages"}, def: maxLongStr, check: checkMinLong(1)},
@@ -158,13 +176,16 @@ var topicConfigDefs = []topicConfigDef{
 	{name: "leader.replication.throttled.replicas", typ: kmsg.ConfigTypeList, def: "", check: checkReplicaList},
 	{name: "local.retention.bytes", typ: kmsg.ConfigTypeLong, synonyms: []string{"log.local.retention.bytes"}, def: "-2", check: checkLong},
 	{name: "local.retention.ms", typ: kmsg.ConfigTypeLong, synonyms: []string{"log.local.retention.ms"}, def: "-2", check: checkLong},
-	{name: "max.compaction.lag.ms", typ: kmsg.ConfigTypeLong, synonyms: []string{"log.cleaner.max.compaction.lag.ms"}, def: maxLongStr, check: checkMinLong(1)},
+	{name: "max.compaction.lag.ms", typ: kmsg.ConfigTypeLong, synonyms: []string{"log.cleaner.max.compaction.lag.ms"}, def: maxLongStr, check: checkMinLong(1),
+		doc: "A record older than this is compacted even when the log's dirty ratio is below min.cleanable.dirty.ratio."},
 	{name: "max.message.bytes", typ: kmsg.ConfigTypeInt, synonyms: []string{"message.max.bytes"}, def: "1048588", check: checkInt},
 	{name: "message.timestamp.after.max.ms", typ: kmsg.ConfigTypeLong, synonyms: []string{"log.message.timestamp.after.max.ms"}, def: maxLongStr, check: checkMinLong(0)},
 	{name: "message.timestamp.before.max.ms", typ: kmsg.ConfigTypeLong, synonyms: []string{"log.message.timestamp.before.max.ms"}, def: maxLongStr, check: checkMinLong(0)},
 	{name: "message.timestamp.type", typ: kmsg.ConfigTypeString, synonyms: []string{"log.message.timestamp.type"}, def: "CreateTime", check: checkOneOf("CreateTime", "LogAppendTime")},
-	{name: "min.cleanable.dirty.ratio", typ: kmsg.ConfigTypeDouble, synonyms: []string{"log.cleaner.min.cleanable.ratio"}, def: "0.5", check: checkDouble},
-	{name: "min.compaction.lag.ms", typ: kmsg.ConfigTypeLong, synonyms: []string{"log.cleaner.min.compaction.lag.ms"}, def: "0", check: checkMinLong(0)},
+	{name: "min.cleanable.dirty.ratio", typ: kmsg.ConfigTypeDouble, synonyms: []string{"log.cleaner.min.cleanable.ratio"}, def: "0.5", check: checkDoubleRange(0, 1),
+		doc: "The cleaner compacts a log once the bytes written since its last cleaning are at least this share of the log (0 to 1)."},
+	{name: "min.compaction.lag.ms", typ: kmsg.ConfigTypeLong, synonyms: []string{"log.cleaner.min.compaction.lag.ms"}, def: "0", check: checkMinLong(0),
+		doc: "A record younger than this is never compacted away."},
 	{name: "min.insync.replicas", typ: kmsg.ConfigTypeInt, synonyms: []string{"min.insync.replicas"}, def: "1", check: checkMinLong(1)},
 	{name: "preallocate", typ: kmsg.ConfigTypeBoolean, synonyms: []string{"log.preallocate"}, def: "false", check: checkBool},
 	{name: "remote.log.copy.disable", typ: kmsg.ConfigTypeBoolean, def: "false", check: checkBool},
@@ -268,6 +289,31 @@ func validateTopicConfigs(cfgs map[string]*string) error {
 	return nil
 }
 
+// checkCompactionLags refuses a topic whose effective min.compaction.lag.ms
+// (override, else the broker's default) is above its max.compaction.lag.ms,
+// as Kafka does; cfgs are the topic's overrides after the change and have
+// passed validateTopicConfigs.
+func (b *Broker) checkCompactionLags(cfgs map[string]*string) error {
+	overrides := map[string]string{}
+	for k, v := range cfgs {
+		if v != nil {
+			overrides[k] = *v
+		}
+	}
+	lag := func(name string) int64 {
+		n, err := strconv.ParseInt(strings.TrimSpace(b.resolveTopicConfig(topicConfigByName[name], overrides).value), 10, 64)
+		if err != nil {
+			return -1 // a broker default that does not parse: not this request's fault
+		}
+		return n
+	}
+	minLag, maxLag := lag("min.compaction.lag.ms"), lag("max.compaction.lag.ms")
+	if minLag >= 0 && maxLag >= 0 && minLag > maxLag {
+		return fmt.Errorf("min.compaction.lag.ms (%d) is above max.compaction.lag.ms (%d)", minLag, maxLag)
+	}
+	return nil
+}
+
 // topicLogConfig turns a topic's overrides into the storage settings.
 func (b *Broker) topicLogConfig(overrides map[string]string) storage.LogConfig {
 	get := func(name string) string { return b.resolveTopicConfig(topicConfigByName[name], overrides).value }
@@ -297,5 +343,24 @@ func (b *Broker) topicLogConfig(overrides map[string]string) storage.LogConfig {
 	policy := get("cleanup.policy")
 	lc.Compact = strings.Contains(policy, "compact")
 	lc.Delete = strings.Contains(policy, "delete")
+	// Compaction settings (the cleaner reads them per log): a value that
+	// fails to parse or is out of range (a broker default set to nonsense
+	// in server.properties) keeps storage's default.
+	long := func(name string, min int64) (int64, bool) {
+		n, err := strconv.ParseInt(strings.TrimSpace(get(name)), 10, 64)
+		return n, err == nil && n >= min
+	}
+	if f, err := strconv.ParseFloat(strings.TrimSpace(get("min.cleanable.dirty.ratio")), 64); err == nil && f >= 0 && f <= 1 {
+		lc.MinCleanableRatio = f
+	}
+	if n, ok := long("min.compaction.lag.ms", 0); ok {
+		lc.MinCompactionLagMs = n
+	}
+	if n, ok := long("max.compaction.lag.ms", 1); ok {
+		lc.MaxCompactionLagMs = n
+	}
+	if n, ok := long("delete.retention.ms", 0); ok {
+		lc.DeleteRetentionMs = n
+	}
 	return lc
 }

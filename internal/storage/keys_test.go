@@ -1,0 +1,161 @@
+package storage
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"slices"
+	"testing"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/snappy/xerial"
+	"github.com/klauspost/compress/zstd"
+	"github.com/pierrec/lz4/v4"
+)
+
+// keyedBatch builds a v2 batch whose i-th record has keys[i] as its key
+// (nil: a null key, as a producer sends a record without one) and a small
+// value, compressed with codec.
+func keyedBatch(t *testing.T, codec int, keys [][]byte) []byte {
+	t.Helper()
+	var recs []byte
+	for i, k := range keys {
+		body := []byte{0}                   // attributes
+		body = binary.AppendVarint(body, 0) // timestamp delta
+		body = binary.AppendVarint(body, int64(i))
+		if k == nil {
+			body = binary.AppendVarint(body, -1)
+		} else {
+			body = binary.AppendVarint(body, int64(len(k)))
+			body = append(body, k...)
+		}
+		body = binary.AppendVarint(body, 3)
+		body = append(body, "val"...)
+		body = binary.AppendVarint(body, 1) // one header, so the skip crosses it
+		body = binary.AppendVarint(body, 1)
+		body = append(body, 'h')
+		body = binary.AppendVarint(body, -1)
+		recs = binary.AppendVarint(recs, int64(len(body)))
+		recs = append(recs, body...)
+	}
+	switch codec {
+	case codecGzip:
+		var buf bytes.Buffer
+		w := gzip.NewWriter(&buf)
+		w.Write(recs)
+		w.Close()
+		recs = buf.Bytes()
+	case codecSnappy:
+		recs = xerial.Encode(nil, recs)
+	case codecLZ4:
+		var buf bytes.Buffer
+		w := lz4.NewWriter(&buf)
+		w.Write(recs)
+		w.Close()
+		recs = buf.Bytes()
+	case codecZstd:
+		enc, _ := zstd.NewWriter(nil)
+		recs = enc.EncodeAll(recs, nil)
+		enc.Close()
+	}
+	b := make([]byte, batchHeaderSize, batchHeaderSize+len(recs))
+	binary.BigEndian.PutUint32(b[offBatchLength:], uint32(batchHeaderSize-logOverhead+len(recs)))
+	b[offMagic] = 2
+	binary.BigEndian.PutUint16(b[offAttributes:], uint16(codec))
+	binary.BigEndian.PutUint32(b[offLastOffsetDelta:], uint32(len(keys)-1))
+	binary.BigEndian.PutUint64(b[offProducerID:], ^uint64(0))
+	binary.BigEndian.PutUint16(b[offProducerEpoch:], 0xffff)
+	binary.BigEndian.PutUint32(b[offBaseSequence:], 0xffffffff)
+	binary.BigEndian.PutUint32(b[offRecordCount:], uint32(len(keys)))
+	b = append(b, recs...)
+	binary.BigEndian.PutUint32(b[offCRC:], crc32.Checksum(b[offAttributes:], castagnoli))
+	return b
+}
+
+func TestKeylessRecords(t *testing.T) {
+	k := func(s string) []byte { return []byte(s) }
+	cases := []struct {
+		name string
+		keys [][]byte
+		want []int32
+	}{
+		{"all keyed", [][]byte{k("a"), k("b"), k("c")}, nil},
+		{"empty key is a key", [][]byte{{}, k("b")}, nil},
+		{"one keyless", [][]byte{k("a"), nil, k("c")}, []int32{1}},
+		{"first and last keyless", [][]byte{nil, k("b"), nil}, []int32{0, 2}},
+		{"single keyless", [][]byte{nil}, []int32{0}},
+	}
+	codecs := map[string]int{"none": codecNone, "gzip": codecGzip, "snappy": codecSnappy, "lz4": codecLZ4, "zstd": codecZstd}
+	for _, c := range cases {
+		for cname, codec := range codecs {
+			t.Run(c.name+"/"+cname, func(t *testing.T) {
+				got, err := KeylessRecords(keyedBatch(t, codec, c.keys))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Equal(got, c.want) {
+					t.Fatalf("keyless records %v, want %v", got, c.want)
+				}
+			})
+		}
+	}
+}
+
+func TestKeylessRecordsCountsAcrossBatches(t *testing.T) {
+	two := append(keyedBatch(t, codecNone, [][]byte{[]byte("a"), nil}), keyedBatch(t, codecGzip, [][]byte{nil, []byte("d")})...)
+	got, err := KeylessRecords(two)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []int32{1, 2}; !slices.Equal(got, want) {
+		t.Fatalf("keyless records %v, want %v", got, want)
+	}
+}
+
+func TestKeylessRecordsSkipsControlBatches(t *testing.T) {
+	b := keyedBatch(t, codecNone, [][]byte{nil})
+	binary.BigEndian.PutUint16(b[offAttributes:], attrControl)
+	binary.BigEndian.PutUint32(b[offCRC:], crc32.Checksum(b[offAttributes:], castagnoli))
+	got, err := KeylessRecords(b)
+	if err != nil || got != nil {
+		t.Fatalf("control batch: %v, %v; want nil, nil", got, err)
+	}
+}
+
+// A damaged batch is an error of the kind Append reports for it, never a
+// verdict about keys.
+func TestKeylessRecordsRefusesDamage(t *testing.T) {
+	good := keyedBatch(t, codecNone, [][]byte{nil, []byte("b")})
+
+	badCRC := slices.Clone(good)
+	badCRC[len(badCRC)-1] ^= 0xff
+	if _, err := KeylessRecords(badCRC); !errors.Is(err, ErrCorruptMessage) {
+		t.Errorf("bad CRC: %v, want ErrCorruptMessage", err)
+	}
+
+	if _, err := KeylessRecords(good[:len(good)-3]); !errors.Is(err, ErrCorruptMessage) {
+		t.Errorf("truncated batch: %v, want ErrCorruptMessage", err)
+	}
+
+	// A key length below -1, with a valid CRC.
+	bad := slices.Clone(good)
+	i := batchHeaderSize + 1 + 1 + 1 + 1 // record length, attributes, timestamp and offset deltas
+	if bad[i] != 0x01 {                  // zigzag -1
+		t.Fatalf("test batch layout changed: byte %#x at the first key length", bad[i])
+	}
+	bad[i] = 0x03 // zigzag -2
+	binary.BigEndian.PutUint32(bad[offCRC:], crc32.Checksum(bad[offAttributes:], castagnoli))
+	if _, err := KeylessRecords(bad); !errors.Is(err, ErrInvalidRecord) {
+		t.Errorf("key length -2: %v, want ErrInvalidRecord", err)
+	}
+
+	// A compressed payload that does not decode (zstd checks its frame's
+	// checksum), under a valid batch CRC.
+	zs := keyedBatch(t, codecZstd, [][]byte{nil, []byte("b")})
+	zs[len(zs)-2] ^= 0xff
+	binary.BigEndian.PutUint32(zs[offCRC:], crc32.Checksum(zs[offAttributes:], castagnoli))
+	if _, err := KeylessRecords(zs); !errors.Is(err, ErrInvalidRecord) {
+		t.Errorf("undecodable zstd: %v, want ErrInvalidRecord", err)
+	}
+}
