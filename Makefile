@@ -18,7 +18,10 @@
 #              (TestTransactionsExactlyOnceUnderKill9): a franz-go read-process-write
 #              pipeline under 30 kill -9s, then exactly-once output, no aborted
 #              reads (make test runs 5)
-.PHONY: test deps compat compat-cluster fuzz bench build cluster-faults repl-faults txn-faults
+# make compact-faults  the compaction campaign of test/crash
+#              (TestCompactionSurvivesKill9): 20 kill -9s of a broker compacting
+#              a topic under keyed acks=all load (make test runs 5)
+.PHONY: test deps compat compat-cluster fuzz bench build cluster-faults repl-faults txn-faults compact-faults
 
 FUZZTIME ?= 2m
 
@@ -60,3 +63,6 @@ repl-faults:
 
 txn-faults:
 	GREGOR_TXN_KILLS=30 go test -count=1 -run TestTransactionsExactlyOnceUnderKill9 -v -timeout 30m ./test/crash/
+
+compact-faults:
+	GREGOR_COMPACT_KILLS=20 go test -count=1 -run TestCompactionSurvivesKill9 -v -timeout 30m ./test/crash/

@@ -211,13 +211,11 @@ func New(cfg *config.Config, log *slog.Logger) (*Broker, error) {
 	if err != nil {
 		return fail(fmt.Errorf("broker: %w", err))
 	}
-	// Issue 12: when storage has the log cleaner, start it here, once the
-	// logs are open and before any client connects:
-	//   b.store.StartCleaner(storage.CleanerConfig{Enable: cleaner.Enable,
-	//       Threads: cleaner.Threads, DedupeBufferSize: cleaner.DedupeBufferSize,
-	//       IOMaxBytesPerSecond: cleaner.IOMaxBytesPerSecond, Backoff: cleaner.Backoff})
-	// (Store.Close is expected to stop it.) Until then the settings are
-	// only checked and logged.
+	// The log cleaner (storage/cleaner.go) runs one pass at a time:
+	// log.cleaner.threads above 1 cleans no faster. Store.Close stops it.
+	b.store.StartCleaner(storage.CleanerConfig{Enable: cleaner.Enable && cleaner.Threads > 0,
+		DedupeBufferSize: cleaner.DedupeBufferSize, IOMaxBytesPerSecond: cleaner.IOMaxBytesPerSecond,
+		Backoff: cleaner.Backoff})
 	log.Info("log cleaner", "log.cleaner.enable", cleaner.Enable, "log.cleaner.threads", cleaner.Threads,
 		"log.cleaner.dedupe.buffer.size", cleaner.DedupeBufferSize,
 		"log.cleaner.io.max.bytes.per.second", cleaner.IOMaxBytesPerSecond, "log.cleaner.backoff.ms", cleaner.Backoff.Milliseconds())

@@ -862,6 +862,7 @@ func finishSwaps(fsys FS, dir string, logger interface {
 		name := e.Name()
 		switch {
 		case strings.HasSuffix(name, extCleaned):
+			logger.Warn("removing the output of an interrupted log cleaner pass", "file", filepath.Join(dir, name))
 			fsys.Remove(filepath.Join(dir, name))
 		case strings.HasSuffix(name, extLog+extSwap):
 			if b, ok := parseOffsetName(strings.TrimSuffix(name, extSwap), extLog); ok {

@@ -36,7 +36,7 @@ func TestCompactionSurvivesKill9(t *testing.T) {
 	}
 	root := t.TempDir()
 	s := &server{t: t, bin: buildBinary(t), dir: filepath.Join(root, "data"), addr: testenv.FreeAddr(t),
-		extra: []string{"--override", "log.cleaner.backoff.ms=50"}}
+		extra: []string{"--override", "log.cleaner.backoff.ms=50", "--override", "log.cleaner.io.max.bytes.per.second=2000000"}}
 	s.start()
 	t.Cleanup(func() {
 		if s.cmd.ProcessState == nil {
@@ -51,7 +51,7 @@ func TestCompactionSurvivesKill9(t *testing.T) {
 	defer adm.Close()
 	ctx := context.Background()
 	cfg := map[string]*string{}
-	for k, v := range map[string]string{"cleanup.policy": "compact", "segment.bytes": "65536",
+	for k, v := range map[string]string{"cleanup.policy": "compact", "segment.bytes": "262144",
 		"min.cleanable.dirty.ratio": "0.01", "delete.retention.ms": "60000"} {
 		cfg[k] = kadm.StringPtr(v)
 	}
@@ -155,7 +155,9 @@ func TestCompactionSurvivesKill9(t *testing.T) {
 	if n >= total {
 		t.Errorf("read %d records for %d acknowledged: nothing was compacted", n, total)
 	}
-	t.Logf("kills %d; acknowledged %d records over %d keys; the log holds %d records up to offset %d; latest values lost %d",
-		kills, total, len(acked), n, end.Offset, lost)
 	s.stop()
+	blog, _ := os.ReadFile(filepath.Join(root, "broker.log"))
+	t.Logf("kills %d (%d interrupted a cleaning pass before its swap, %d after); acknowledged %d records over %d keys; the log holds %d records up to offset %d; latest values lost %d",
+		kills, strings.Count(string(blog), "interrupted log cleaner pass"), strings.Count(string(blog), "interrupted log cleaner swap"),
+		total, len(acked), n, end.Offset, lost)
 }
