@@ -11,6 +11,7 @@
 //	  recovery-point-offset-checkpoint   per partition: offsets below are fsynced
 //	  log-start-offset-checkpoint        per partition: first readable offset
 //	  replication-offset-checkpoint      per partition: high watermark (= LEO)
+//	  cleaner-offset-checkpoint          per compacted partition: first dirty offset (cleaner.go)
 //	  <topic>-<partition>/               one directory per partition
 //	    partition.metadata
 //	    leader-epoch-checkpoint
