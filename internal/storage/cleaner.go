@@ -130,7 +130,8 @@ func (s *Store) StartCleaner(cfg CleanerConfig) {
 	}
 	s.cleaner = c
 	s.mu.Unlock()
-	guard.Go(s.logger, "log cleaner", c.run, func(any) { close(c.done) })
+	// run closes done however it ends, a recovered panic included.
+	guard.Go(s.logger, "log cleaner", c.run, nil)
 }
 
 func (s *Store) newCleaner(cfg CleanerConfig) *cleaner {
@@ -511,10 +512,14 @@ func (p *plan) abortedAt(pid, offset int64) bool {
 	return false
 }
 
+// cleanerReadWindow is how much of a segment the cleaner reads at once (a
+// variable for tests).
+var cleanerReadWindow = 1 << 20
+
 // eachBatch reads sg's batches in order, throttled.
 func (c *cleaner) eachBatch(sg *segment, fn func(b []byte, h *batchHeader) error) error {
 	size := sg.size
-	const window = 1 << 20
+	window := cleanerReadWindow
 	buf := make([]byte, 0, window)
 	for pos := int64(0); pos < size; {
 		n := min(int64(window), size-pos)
@@ -523,9 +528,15 @@ func (c *cleaner) eachBatch(sg *segment, fn func(b []byte, h *batchHeader) error
 			return fmt.Errorf("storage: read %s: %w", sg.name(), err)
 		}
 		c.thrott.wait(n)
+		bad := func(at int64) error {
+			return fmt.Errorf("%w: %s: bad batch header at position %d", ErrCorruption, sg.name(), at)
+		}
 		var p int64
-		for p+logOverhead <= n {
+		for p+batchHeaderSize <= n {
 			h := parseHeader(buf[p:])
+			if h.length < minBatchSize-logOverhead || h.magic != 2 {
+				return bad(pos + p)
+			}
 			if h.size() > n-p {
 				break
 			}
@@ -535,7 +546,13 @@ func (c *cleaner) eachBatch(sg *segment, fn func(b []byte, h *batchHeader) error
 			p += h.size()
 		}
 		if p == 0 { // a batch larger than the window
+			if n < batchHeaderSize {
+				return bad(pos)
+			}
 			h := parseHeader(buf)
+			if h.length < minBatchSize-logOverhead || h.magic != 2 || pos+h.size() > size {
+				return bad(pos)
+			}
 			big := make([]byte, h.size())
 			if _, err := sg.log.ReadAt(big, pos); err != nil && !errors.Is(err, io.EOF) {
 				return fmt.Errorf("storage: read %s: %w", sg.name(), err)

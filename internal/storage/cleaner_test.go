@@ -359,3 +359,44 @@ func TestCleanerDropsAbortedTransactions(t *testing.T) {
 		}
 	}
 }
+
+// Segments larger than the cleaner's 1 MiB read window, with batches
+// straddling its edge and one batch larger than the window.
+func TestCleanerLargeSegments(t *testing.T) {
+	e := newEnv(t)
+	s := e.open()
+	defer s.Close()
+	cfg := compactCfg()
+	cfg.SegmentBytes = 4 << 20
+	cfg.MaxMessageBytes = 4 << 20
+	l := mustCreate(t, s, "large", cfg)
+	latest := map[string]string{}
+	for i := 0; i < 9000; i++ {
+		k := fmt.Sprintf("k%d", i%100)
+		v := fmt.Sprintf("%d-%s", i, strings.Repeat("x", 900+i%37))
+		if i == 4000 || i == 8999 {
+			v = strings.Repeat("B", 1536<<10) // bigger than the read window
+		}
+		latest[k] = v
+		mustAppend(t, l, kvBatch(t, codecNone, []string{k}, []*string{&v}))
+	}
+	if len(l.segs) < 3 {
+		t.Fatalf("only %d segments", len(l.segs))
+	}
+	// A small window of a prime size: its edge falls at every place of a
+	// batch, header included.
+	defer func(w int) { cleanerReadWindow = w }(cleanerReadWindow)
+	cleanerReadWindow = 9973
+	if ok, err := s.CleanNow(l, DefaultCleanerConfig()); err != nil || !ok {
+		t.Fatalf("CleanNow: %v %v", ok, err)
+	}
+	lastOf := map[string]string{}
+	for _, r := range readKVs(t, l) {
+		lastOf[r.key] = r.val
+	}
+	for k, v := range latest {
+		if lastOf[k] != v {
+			t.Errorf("key %s: %d bytes, want %d", k, len(lastOf[k]), len(v))
+		}
+	}
+}
