@@ -21,7 +21,9 @@ Then, against the broker's cleaner:
     valid, offsets increasing;
   - after delete.retention.ms, once more records make the log dirty again,
     the deleted keys are gone entirely, and the other keys keep their
-    latest values.
+    latest values;
+  - a batch with a keyless record sent to a compacted topic is refused
+    whole (INVALID_RECORD).
 
 The topic is deleted at the end, so a cleaner that runs later cannot
 change what run.sh's restart snapshots compare.
@@ -447,6 +449,27 @@ def _():
     check_against_produced(recs, high)
     print("  %d records left for %d live keys; partition size %s bytes"
           % (len(recs), len(live), describe_log_dirs_size(T)))
+
+
+@S.check("compact_topic_refuses_keyless_records")
+def _():
+    # One gzip batch of a keyed and a keyless record: the broker refuses the
+    # whole batch with INVALID_RECORD and stores neither.
+    t = S.topic("keyless")
+    a = state.get("admin") or AdminClient({"bootstrap.servers": B})
+    a.create_topics([NewTopic(t, 1, 1, config={"cleanup.policy": "compact"})])[t].result(15)
+    p = Producer({"bootstrap.servers": B, "linger.ms": 50, "compression.type": "gzip"})
+    res = []
+    p.produce(t, key=b"k", value=b"keyed", partition=0, on_delivery=lambda e, m: res.append(e))
+    p.produce(t, value=b"keyless", partition=0, on_delivery=lambda e, m: res.append(e))
+    expect_eq(p.flush(20), 0, "records still queued")
+    expect_eq([e and e.name() for e in res], ["INVALID_RECORD", "INVALID_RECORD"], "delivery errors")
+    c = Consumer({"bootstrap.servers": B, "group.id": S.topic("keyless")})
+    try:
+        expect_eq(c.get_watermark_offsets(TopicPartition(t, 0), timeout=10), (0, 0), "watermarks after the refused batch")
+    finally:
+        c.close()
+    a.delete_topics([t])[t].result(30)
 
 
 @S.check("compact_delete_topic")
