@@ -53,7 +53,9 @@ import (
 //     delta, timestamps and producer fields and are recompressed with their
 //     codec; a batch left empty is dropped, unless it is its producer's
 //     last, whose empty header keeps the producer's sequence. Control
-//     batches (transaction markers) are kept.
+//     batches (transaction markers) are kept. Segments (and groups left
+//     empty) keep their base offsets, so a compacted log has gaps between
+//     segments, which recovery accepts for compacted logs only.
 //  4. Swaps each group in with Kafka's protocol: the new files are written
 //     as *.cleaned and fsynced, renamed to *.swap (the log file last: from
 //     then on the group is committed), then the segments it replaces are
@@ -710,13 +712,13 @@ func (c *cleaner) cleanGroup(l *Log, p *plan, g []*segment, om offsetMap, end, h
 					kept = append(kept, r)
 				}
 				st.RecordsKept += int64(len(kept))
-				// An empty batch stays (header only) when it is its
-				// producer's last, which keeps the producer's sequence,
-				// or the group's last, which keeps the segment ending
-				// where the next one starts (recovery checks that).
+				// An empty batch stays (header only) only when it is its
+				// producer's last, which keeps the producer's sequence, as
+				// Kafka does: some clients (kafka-python 2.0.2) fail on a
+				// fetch that returns nothing but empty batches.
 				switch {
 				case len(kept) == len(recs):
-				case len(kept) == 0 && h.lastOffset() != lastOff && !(h.producerID >= 0 && p.lastOfPID[h.producerID] == h.lastOffset()):
+				case len(kept) == 0 && !(h.producerID >= 0 && p.lastOfPID[h.producerID] == h.lastOffset()):
 					keep = nil
 				default:
 					nb, err := rebuildBatch(b, h, kept)

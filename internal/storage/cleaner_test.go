@@ -155,8 +155,10 @@ func fill(t *testing.T, l *Log, rounds, nkeys int) map[string]string {
 
 func TestCleanerKeepsTheLatestValuePerKey(t *testing.T) {
 	e := newEnv(t)
+	cfg := compactCfg()
+	e.cfg = &cfg
 	s := e.open()
-	l := mustCreate(t, s, "compact", compactCfg())
+	l := mustCreate(t, s, "compact", cfg)
 	latest := fill(t, l, 20, 30)
 	before := l.Size()
 	endBefore := l.LogEndOffset()
@@ -256,8 +258,10 @@ func TestCleanerCrashAtEveryStep(t *testing.T) {
 	for _, step := range []string{"before swap", "swap committed", "replaced removed"} {
 		t.Run(step, func(t *testing.T) {
 			e := newEnv(t)
+			cfg := compactCfg()
+			e.cfg = &cfg // as the broker gives the topic's config at load
 			s := e.open()
-			l := mustCreate(t, s, "crash", compactCfg())
+			l := mustCreate(t, s, "crash", cfg)
 			latest := fill(t, l, 15, 25)
 			end := l.LogEndOffset()
 			defer func(f func(string) bool) { cleanerCrash = f }(cleanerCrash)

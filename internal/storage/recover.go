@@ -165,7 +165,9 @@ func (s *Store) loadLog(dir string, tp topicPartition, clean bool, recoveryPoint
 		}
 		if i < len(segs)-1 {
 			next := segs[i+1].base
-			if end := prevLast + 1; end < next && next > logStart {
+			// A compacted log has gaps between segments by design (the
+			// cleaner drops the records at a segment's end).
+			if end := prevLast + 1; end < next && next > logStart && !cfg.Compact {
 				holeErr = s.segmentHole(tp, sg, segs[i+1], end, holeErr)
 			}
 		}

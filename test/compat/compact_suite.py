@@ -63,8 +63,10 @@ LOG_DIR = os.environ.get("BROKER_LOG_DIR")
 WAIT = float(os.environ.get("COMPACT_WAIT", "90"))
 
 T = S.topic("table")
-RECORDS = 200_000
-KEYS = 2_000
+# COMPACT_RECORDS / COMPACT_KEYS scale it (the figure run: 1,000,000
+# over 10,000).
+RECORDS = int(os.environ.get("COMPACT_RECORDS", "200000"))
+KEYS = int(os.environ.get("COMPACT_KEYS", "2000"))
 DELETED = [k for k in range(KEYS) if k % 10 == 3]  # 200 keys get a tombstone
 DELETE_RETENTION_MS = 20_000
 # Held back this long, the cleaner leaves the whole log to be measured
