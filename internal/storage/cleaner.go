@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"hash/crc32"
 	"hash/fnv"
 	"io"
@@ -230,9 +231,14 @@ func (c *cleaner) setFirstDirty(l *Log, off int64) {
 		lg.mu.RLock()
 		closed := lg.closed
 		lg.mu.RUnlock()
-		if !closed {
-			m[topicPartition{lg.topic, lg.partition}] = d
+		if closed {
+			// Deleted (or its store closed): a partition created again
+			// under the name starts clean of this checkpoint.
+			delete(c.dirty, lg)
+			delete(c.ckpt, topicPartition{lg.topic, lg.partition})
+			continue
 		}
+		m[topicPartition{lg.topic, lg.partition}] = d
 	}
 	c.mu.Unlock()
 	c.s.ckptMu.Lock()
@@ -493,13 +499,14 @@ func rebuildBatch(orig []byte, h *batchHeader, kept []record) ([]byte, error) {
 type offsetMap struct {
 	m   map[[16]byte]int64
 	max int
+	h   hash.Hash // FNV-128a, reused for every key
 }
 
-func keyHash(k []byte) [16]byte {
-	h := fnv.New128a()
-	h.Write(k)
+func (om *offsetMap) key(k []byte) [16]byte {
+	om.h.Reset()
+	om.h.Write(k)
 	var out [16]byte
-	h.Sum(out[:0])
+	om.h.Sum(out[:0])
 	return out
 }
 
@@ -574,7 +581,7 @@ func (c *cleaner) clean(l *Log, p *plan) (CleanStats, error) {
 	start := time.Now()
 	st := CleanStats{FirstDirty: p.firstDirty, SegmentsBefore: len(p.segs)}
 	// 2. The offset map of the dirty part.
-	om := offsetMap{m: map[[16]byte]int64{}, max: max(int(float64(c.cfg.DedupeBufferSize)*0.9/offsetMapEntry), 1)}
+	om := &offsetMap{m: map[[16]byte]int64{}, max: max(int(float64(c.cfg.DedupeBufferSize)*0.9/offsetMapEntry), 1), h: fnv.New128a()}
 	end := p.end
 	var recs []record
 	full := false
@@ -599,7 +606,7 @@ func (c *cleaner) clean(l *Log, p *plan) (CleanStats, error) {
 				if r.nullKey || r.offset < p.firstDirty {
 					continue
 				}
-				k := keyHash(r.key)
+				k := om.key(r.key)
 				if _, ok := om.m[k]; !ok && len(om.m) >= om.max {
 					segFull = true
 					return nil
@@ -653,7 +660,7 @@ func (c *cleaner) clean(l *Log, p *plan) (CleanStats, error) {
 }
 
 // cleanGroup rewrites one group of segments into one and swaps it in.
-func (c *cleaner) cleanGroup(l *Log, p *plan, g []*segment, om offsetMap, end, horizon int64, st *CleanStats) error {
+func (c *cleaner) cleanGroup(l *Log, p *plan, g []*segment, om *offsetMap, end, horizon int64, st *CleanStats) error {
 	base := g[0].base
 	dir := l.dir
 	cleanedPath := segmentPath(dir, base, extLog) + extCleaned
@@ -702,7 +709,7 @@ func (c *cleaner) cleanGroup(l *Log, p *plan, g []*segment, om offsetMap, end, h
 						continue
 					case r.nullKey:
 					default:
-						if last, ok := om.m[keyHash(r.key)]; ok && last > r.offset {
+						if last, ok := om.m[om.key(r.key)]; ok && last > r.offset {
 							continue // a later record of the key exists
 						}
 						if r.nullValue && r.offset < p.firstDirty && oldSeg {
