@@ -223,21 +223,33 @@ func (c *cleaner) firstDirty(l *Log) int64 {
 }
 
 // setFirstDirty records a pass and writes the checkpoint of every log.
+// Lock order: a log's mu is never taken under c.mu (planFor takes c.mu
+// under the log's locks).
 func (c *cleaner) setFirstDirty(l *Log, off int64) {
 	c.mu.Lock()
 	c.dirty[l] = off
+	logs := make([]*Log, 0, len(c.dirty))
+	for lg := range c.dirty {
+		logs = append(logs, lg)
+	}
+	c.mu.Unlock()
+	var gone []*Log
+	for _, lg := range logs {
+		lg.mu.RLock()
+		if lg.closed {
+			gone = append(gone, lg)
+		}
+		lg.mu.RUnlock()
+	}
+	c.mu.Lock()
+	for _, lg := range gone {
+		// Deleted (or its store closed): a partition created again under
+		// the name starts clean of this checkpoint.
+		delete(c.dirty, lg)
+		delete(c.ckpt, topicPartition{lg.topic, lg.partition})
+	}
 	m := make(map[topicPartition]int64, len(c.dirty))
 	for lg, d := range c.dirty {
-		lg.mu.RLock()
-		closed := lg.closed
-		lg.mu.RUnlock()
-		if closed {
-			// Deleted (or its store closed): a partition created again
-			// under the name starts clean of this checkpoint.
-			delete(c.dirty, lg)
-			delete(c.ckpt, topicPartition{lg.topic, lg.partition})
-			continue
-		}
 		m[topicPartition{lg.topic, lg.partition}] = d
 	}
 	c.mu.Unlock()
