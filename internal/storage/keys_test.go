@@ -1,17 +1,11 @@
 package storage
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
 	"slices"
 	"testing"
-
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/snappy/xerial"
-	"github.com/klauspost/compress/zstd"
-	"github.com/pierrec/lz4/v4"
 )
 
 // keyedBatch builds a v2 batch whose i-th record has keys[i] as its key
@@ -39,25 +33,9 @@ func keyedBatch(t *testing.T, codec int, keys [][]byte) []byte {
 		recs = binary.AppendVarint(recs, int64(len(body)))
 		recs = append(recs, body...)
 	}
-	switch codec {
-	case codecGzip:
-		var buf bytes.Buffer
-		w := gzip.NewWriter(&buf)
-		w.Write(recs)
-		w.Close()
-		recs = buf.Bytes()
-	case codecSnappy:
-		recs = xerial.Encode(nil, recs)
-	case codecLZ4:
-		var buf bytes.Buffer
-		w := lz4.NewWriter(&buf)
-		w.Write(recs)
-		w.Close()
-		recs = buf.Bytes()
-	case codecZstd:
-		enc, _ := zstd.NewWriter(nil)
-		recs = enc.EncodeAll(recs, nil)
-		enc.Close()
+	recs, err := compressRecords(codec, recs)
+	if err != nil {
+		t.Fatal(err)
 	}
 	b := make([]byte, batchHeaderSize, batchHeaderSize+len(recs))
 	binary.BigEndian.PutUint32(b[offBatchLength:], uint32(batchHeaderSize-logOverhead+len(recs)))
