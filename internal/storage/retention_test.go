@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -241,5 +242,46 @@ func TestConcurrentAppendReadRetention(t *testing.T) {
 	}
 	if l.LogStartOffset() == 0 {
 		t.Fatal("retention never ran")
+	}
+}
+
+// Without a durable high watermark (gregor.durability=os) nothing waits
+// for fsyncs, yet a rolled segment is still fsynced in the background, as
+// Kafka flushes at roll, so one that retention removes is closed and its
+// disk space freed, not held open until the broker stops.
+func TestRetentionClosesRemovedSegmentsWithoutDurableHW(t *testing.T) {
+	e := newEnv(t)
+	s := e.open()
+	defer s.Close()
+	cfg := testCfg()
+	cfg.SegmentBytes = int64(batchSize) // one batch per segment
+	cfg.RetentionBytes = 2 * int64(batchSize)
+	l := mustCreate(t, s, "osret", cfg)
+	for i := 0; i < 10; i++ {
+		mustAppend(t, l, buildBatch(t, spec(3, e.clock.Now().UnixMilli())))
+	}
+	l.mu.RLock()
+	old := slices.Clone(l.segs[:5])
+	l.mu.RUnlock()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		l.mu.RLock()
+		n := len(l.unsynced)
+		l.mu.RUnlock()
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d rolled segments still wait for an fsync", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := s.EnforceRetention(); err != nil {
+		t.Fatal(err)
+	}
+	for _, sg := range old {
+		if r := sg.refs.Load(); r != 0 {
+			t.Errorf("segment %d removed by retention still has %d references (its file stays open)", sg.base, r)
+		}
 	}
 }

@@ -339,7 +339,7 @@ func (l *Log) syncNow() error {
 				return fmt.Errorf("fsync dir %s: %w", l.dir, err)
 			}
 		}
-		if leo > active.base || active.size > 0 {
+		if leo > active.base || activeSize > 0 {
 			if err := datasync(active.log); err != nil {
 				return fmt.Errorf("fsync %s: %w", active.name(), err)
 			}
