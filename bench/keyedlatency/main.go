@@ -29,6 +29,7 @@ func main() {
 	size := flag.Int("size", 1024, "value bytes")
 	segment := flag.String("segment-bytes", "1048576", "segment.bytes of the topic it creates")
 	ratio := flag.String("ratio", "0.5", "min.cleanable.dirty.ratio of the topic it creates")
+	timeline := flag.Bool("timeline", false, "also print p50/p99/max of each second")
 	flag.Parse()
 
 	cl, err := kgo.NewClient(kgo.SeedBrokers(*boot), kgo.DefaultProduceTopic(*topic), kgo.ProducerLinger(0))
@@ -47,6 +48,7 @@ func main() {
 	val := []byte(strings.Repeat("v", *size))
 	var mu sync.Mutex
 	var lat []time.Duration
+	perSec := map[int][]time.Duration{} // second of sending -> latencies
 	var wg sync.WaitGroup
 	tick := time.Second / time.Duration(*rate)
 	start := time.Now()
@@ -66,12 +68,21 @@ func main() {
 			d := time.Since(sent)
 			mu.Lock()
 			lat = append(lat, d)
+			if *timeline {
+				s := int(sent.Sub(start) / time.Second)
+				perSec[s] = append(perSec[s], d)
+			}
 			mu.Unlock()
 		})
 	}
 	wg.Wait()
+	q := func(lat []time.Duration, p float64) time.Duration { return lat[int(p*float64(len(lat)-1))] }
+	for s := 0; s < len(perSec); s++ {
+		l := perSec[s]
+		slices.Sort(l)
+		fmt.Printf("second %d: %d records p50 %v p99 %v max %v\n", s, len(l), q(l, 0.5).Round(time.Microsecond), q(l, 0.99).Round(time.Microsecond), l[len(l)-1].Round(time.Microsecond))
+	}
 	slices.Sort(lat)
-	q := func(p float64) time.Duration { return lat[int(p*float64(len(lat)-1))] }
 	fmt.Printf("%d records in %v: p50 %v p99 %v p99.9 %v max %v\n", len(lat), time.Since(start).Round(time.Millisecond),
-		q(0.5).Round(time.Microsecond), q(0.99).Round(time.Microsecond), q(0.999).Round(time.Microsecond), lat[len(lat)-1].Round(time.Microsecond))
+		q(lat, 0.5).Round(time.Microsecond), q(lat, 0.99).Round(time.Microsecond), q(lat, 0.999).Round(time.Microsecond), lat[len(lat)-1].Round(time.Microsecond))
 }

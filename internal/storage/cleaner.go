@@ -2,6 +2,7 @@ package storage
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -53,8 +54,13 @@ import (
 //     delete.retention.ms. Batches keep their base offset, last offset
 //     delta, timestamps and producer fields and are recompressed with their
 //     codec; a batch left empty is dropped, unless it is its producer's
-//     last, whose empty header keeps the producer's sequence. Control
-//     batches (transaction markers) are kept. Segments (and groups left
+//     last, whose empty header keeps the producer's sequence. A
+//     transaction marker goes once no batch of its transaction is left
+//     before it (Kafka's rule: the pass saw none) and, like a tombstone, it
+//     is in the clean part and its segment is older than
+//     delete.retention.ms; otherwise it is kept. A pass that removes markers
+//     deletes the producer snapshots at or below the last of them, which may
+//     still hold such a transaction open. Segments (and groups left
 //     empty) keep their base offsets, so a compacted log has gaps between
 //     segments, which recovery accepts for compacted logs only.
 //  4. Swaps each group in with Kafka's protocol: the new files are written
@@ -65,10 +71,15 @@ import (
 //     *.swap group, so a crash at any point leaves a consistent log.
 //
 // Appends and reads go on during a pass: the cleaner reads immutable
-// segments without a log lock and holds appendMu (then syncMu and mu) only
-// for the swap, which it gives up (discarding its output) if retention or
-// a truncation changed the segments meanwhile. Readers of a replaced
-// segment keep reading their open file.
+// segments without a log lock. The swap holds segsMu, which retention,
+// DeleteRecords, truncation and close take too, so no other removal
+// overtakes a committed swap; it gives up (discarding its output) if one
+// changed the segments before. Appends do not wait for the swap's renames
+// and directory fsyncs: appendMu is taken only to publish the new segment
+// list. Readers of a replaced segment keep reading their open file. The
+// cleaner's goroutine runs on a thread of the lowest CPU priority
+// (priority_linux.go), so a pass uses the cores produce and fetch leave
+// idle.
 
 const (
 	cleanerCheckpointFile = "cleaner-offset-checkpoint"
@@ -98,6 +109,7 @@ type CleanStats struct {
 	BytesRead, BytesWritten    int64
 	RecordsRead, RecordsKept   int64
 	SegmentsBefore, SegmentsIn int
+	MarkersRemoved             int64
 	Duration                   time.Duration
 }
 
@@ -160,6 +172,7 @@ func (s *Store) stopCleaner() {
 
 func (c *cleaner) run() {
 	defer close(c.done)
+	backgroundPriority()
 	for {
 		cleaned := false
 		for _, l := range c.s.Partitions() {
@@ -302,7 +315,8 @@ func (c *cleaner) maybeClean(l *Log) (bool, error) {
 		"start_size", mb(st.BytesRead), "start_messages", st.RecordsRead,
 		"end_size", mb(st.BytesWritten), "end_messages", st.RecordsKept,
 		"size_reduction_pct", fmt.Sprintf("%.1f", red),
-		"segments", fmt.Sprintf("%d -> %d", st.SegmentsBefore, st.SegmentsIn))
+		"segments", fmt.Sprintf("%d -> %d", st.SegmentsBefore, st.SegmentsIn),
+		"markers_removed", st.MarkersRemoved)
 	return true, nil
 }
 
@@ -533,6 +547,62 @@ func (p *plan) abortedAt(pid, offset int64) bool {
 	return false
 }
 
+// txnTracker follows transactions through a pass, in offset order, to
+// decide which markers may go (Kafka's CleanedTransactionMetadata): an
+// ABORT marker once the pass saw no batch of its transaction, a COMMIT
+// marker likewise.
+type txnTracker struct {
+	aborted   []AbortedTxn // the plan's, by first offset
+	next      int
+	abortOpen map[int64]bool // producer -> a batch of its aborted txn was seen
+	commitRun map[int64]bool // producer -> a batch of its committed txn was seen
+	removed   map[[2]int64]bool
+	lastGone  int64 // offset of the last marker removed, -1 if none
+}
+
+func newTxnTracker(aborted []AbortedTxn) *txnTracker {
+	a := slices.Clone(aborted)
+	slices.SortFunc(a, func(x, y AbortedTxn) int { return cmp.Compare(x.FirstOffset, y.FirstOffset) })
+	return &txnTracker{aborted: a, abortOpen: map[int64]bool{}, commitRun: map[int64]bool{}, removed: map[[2]int64]bool{}, lastGone: -1}
+}
+
+// upTo starts the aborted transactions that begin at or before offset.
+func (t *txnTracker) upTo(offset int64) {
+	for t.next < len(t.aborted) && t.aborted[t.next].FirstOffset <= offset {
+		t.abortOpen[t.aborted[t.next].ProducerID] = false
+		t.next++
+	}
+}
+
+// data notes a data batch.
+func (t *txnTracker) data(h *batchHeader) {
+	t.upTo(h.lastOffset())
+	if !h.isTransactional() {
+		return
+	}
+	if _, ok := t.abortOpen[h.producerID]; ok {
+		t.abortOpen[h.producerID] = true
+	} else {
+		t.commitRun[h.producerID] = true
+	}
+}
+
+// marker notes a control batch and reports whether it may go.
+func (t *txnTracker) marker(h *batchHeader, m txnMarker) bool {
+	t.upTo(h.lastOffset())
+	if !m.valid {
+		return false // not a transaction marker: kept
+	}
+	if !m.commit {
+		seen, ok := t.abortOpen[h.producerID]
+		delete(t.abortOpen, h.producerID)
+		return !(ok && seen)
+	}
+	seen := t.commitRun[h.producerID]
+	delete(t.commitRun, h.producerID)
+	return !seen
+}
+
 // cleanerReadWindow is how much of a segment the cleaner reads at once (a
 // variable for tests).
 var cleanerReadWindow = 1 << 20
@@ -661,18 +731,29 @@ func (c *cleaner) clean(l *Log, p *plan) (CleanStats, error) {
 		groups = append(groups, cur)
 	}
 	horizon := p.now.UnixMilli() - p.cfg.DeleteRetentionMs
+	tt := newTxnTracker(p.aborted)
 	for _, g := range groups {
-		if err := c.cleanGroup(l, p, g, om, end, horizon, &st); err != nil {
+		if err := c.cleanGroup(l, p, g, om, tt, end, horizon, &st); err != nil {
 			return st, err
 		}
 		st.SegmentsIn++
+	}
+	if tt.lastGone >= 0 {
+		// A snapshot at or below a removed marker may hold its transaction
+		// open, and recovery would find no marker to close it: without
+		// them, recovery starts from a later snapshot or the log start.
+		for _, o := range listSnapshots(l.fsys, l.dir) {
+			if o <= tt.lastGone {
+				l.fsys.Remove(segmentPath(l.dir, o, extSnapshot))
+			}
+		}
 	}
 	st.Duration = time.Since(start)
 	return st, nil
 }
 
 // cleanGroup rewrites one group of segments into one and swaps it in.
-func (c *cleaner) cleanGroup(l *Log, p *plan, g []*segment, om *offsetMap, end, horizon int64, st *CleanStats) error {
+func (c *cleaner) cleanGroup(l *Log, p *plan, g []*segment, om *offsetMap, tt *txnTracker, end, horizon int64, st *CleanStats) error {
 	base := g[0].base
 	dir := l.dir
 	cleanedPath := segmentPath(dir, base, extLog) + extCleaned
@@ -704,6 +785,16 @@ func (c *cleaner) cleanGroup(l *Log, p *plan, g []*segment, om *offsetMap, end, 
 		err := c.eachBatch(sg, func(b []byte, h *batchHeader) error {
 			st.BytesRead += int64(len(b))
 			keep := b
+			if h.isControl() {
+				if tt.marker(h, parseMarker(b)) && h.lastOffset() < p.firstDirty && oldSeg {
+					st.MarkersRemoved++
+					tt.removed[[2]int64{h.producerID, h.baseOffset}] = true
+					tt.lastGone = h.lastOffset()
+					return nil
+				}
+			} else {
+				tt.data(h)
+			}
 			if !h.isControl() && h.baseOffset < end {
 				raw, err := decompressRecords(b, h)
 				if err != nil {
@@ -765,6 +856,7 @@ func (c *cleaner) cleanGroup(l *Log, p *plan, g []*segment, om *offsetMap, end, 
 		}
 	}
 	st.BytesWritten += pos
+	aborted = slices.DeleteFunc(aborted, func(a AbortedTxn) bool { return tt.removed[[2]int64{a.ProducerID, a.LastOffset}] })
 	if err := datasync(f); err != nil {
 		return err
 	}
@@ -797,20 +889,20 @@ func (c *cleaner) cleanGroup(l *Log, p *plan, g []*segment, om *offsetMap, end, 
 	if err := ns.writeIndexFiles(extSwap); err != nil {
 		return err
 	}
-	l.appendMu.Lock()
-	defer l.appendMu.Unlock()
-	l.syncMu.Lock()
-	defer l.syncMu.Unlock()
-	l.mu.Lock()
-	i := slices.Index(l.segs, g[0])
-	if l.closed || i < 0 || i+len(g) >= len(l.segs) || !slices.Equal(l.segs[i:i+len(g)], g) {
-		l.mu.Unlock()
+	// segsMu, not appendMu: appends go on during the renames and the
+	// directory fsyncs; only what removes segments waits. Appends may roll
+	// meanwhile, which adds segments after the group and moves nothing.
+	l.segsMu.Lock()
+	defer l.segsMu.Unlock()
+	l.mu.RLock()
+	live := !l.closed && l.holdsGroup(g)
+	l.mu.RUnlock()
+	if !live {
 		for _, ext := range []string{extIndex, extTimeIndex, extTxnIndex} {
 			l.fsys.Remove(segmentPath(dir, base, ext) + extSwap)
 		}
 		return errCleanAborted
 	}
-	l.mu.Unlock()
 	if cleanerCrash("before swap") {
 		return errCrashed
 	}
@@ -833,28 +925,34 @@ func (c *cleaner) cleanGroup(l *Log, p *plan, g []*segment, om *offsetMap, end, 
 		return l.store.fail(fmt.Errorf("log cleaner: %w", err))
 	}
 	os.Chtimes(segmentPath(dir, base, extLog), modified, modified)
+	// Publish. The replaced segments may still be in l.unsynced: they stay
+	// there, and the next fsync round syncs their (unlinked) files and
+	// drops them, as it does for any rolled segment; that round holds no
+	// references of its own, so they must not be released under it.
+	// appendMu only for the publish (no I/O under it): code holding
+	// appendMu reads the segment list without mu.
+	l.appendMu.Lock()
 	l.mu.Lock()
+	i := slices.Index(l.segs, g[0])
 	segs := make([]*segment, 0, len(l.segs)-len(g)+1)
 	segs = append(segs, l.segs[:i]...)
 	segs = append(segs, ns)
 	segs = append(segs, l.segs[i+len(g):]...)
 	l.segs = segs
-	var keepUnsynced []*segment
-	for _, u := range l.unsynced {
-		if slices.Contains(g, u) {
-			defer u.release()
-		} else {
-			keepUnsynced = append(keepUnsynced, u)
-		}
-	}
-	l.unsynced = keepUnsynced
-	l.rollGen++
 	l.mu.Unlock()
+	l.appendMu.Unlock()
 	for _, sg := range g {
 		sg.release() // the log's own reference; the plan holds another
 	}
 	ok, nsOK = true, true
 	return nil
+}
+
+// holdsGroup reports whether g is still a run of l's segments, none of
+// them active. Caller holds mu.
+func (l *Log) holdsGroup(g []*segment) bool {
+	i := slices.Index(l.segs, g[0])
+	return i >= 0 && i+len(g) < len(l.segs) && slices.Equal(l.segs[i:i+len(g)], g)
 }
 
 func maxTime(a, b time.Time) time.Time {

@@ -4,7 +4,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -402,5 +404,160 @@ func TestCleanerLargeSegments(t *testing.T) {
 		if lastOf[k] != v {
 			t.Errorf("key %s: %d bytes, want %d", k, len(lastOf[k]), len(v))
 		}
+	}
+}
+
+// keyedTxnBatch is kvBatch as a transactional batch of producer pid.
+func keyedTxnBatch(t *testing.T, pid int64, seq int32, keys []string, val string) []byte {
+	vals := make([]*string, len(keys))
+	for i := range vals {
+		vals[i] = sp(val)
+	}
+	b := kvBatch(t, codecNone, keys, vals)
+	be := binary.BigEndian
+	be.PutUint64(b[offProducerID:], uint64(pid))
+	be.PutUint16(b[offProducerEpoch:], 0)
+	be.PutUint32(b[offBaseSequence:], uint32(seq))
+	be.PutUint16(b[offAttributes:], attrTransactional)
+	be.PutUint32(b[offCRC:], crc32.Checksum(b[offAttributes:], castagnoli))
+	return b
+}
+
+// markersIn lists the offsets of the control batches of l.
+func markersIn(t *testing.T, l *Log) []int64 {
+	var out []int64
+	for off := l.LogStartOffset(); off < l.HighWatermark(); {
+		res, err := l.Read(off, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rest := res.Records; len(rest) > 0; {
+			b, h, err := nextBatch(rest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rest = rest[len(b):]
+			if h.isControl() {
+				out = append(out, h.baseOffset)
+			}
+			off = h.lastOffset() + 1
+		}
+	}
+	return out
+}
+
+// Kafka's rule for transaction markers: one goes once no batch of its
+// transaction is left before it and delete.retention.ms has passed; the
+// others stay.
+func TestCleanerRemovesMarkersAfterDeleteRetention(t *testing.T) {
+	e := newEnv(t)
+	cfg := compactCfg()
+	e.cfg = &cfg
+	s := e.open()
+	l := mustCreate(t, s, "markers", cfg)
+	fill(t, l, 2, 10)
+	// Producer 5 writes k0..k2 in a transaction that stays open across
+	// segment rolls (their producer snapshots hold it open), then aborts.
+	mustAppend(t, l, keyedTxnBatch(t, 5, 0, []string{"k0", "k1", "k2"}, "aborted"))
+	for i := 0; i < 30; i++ {
+		mustAppend(t, l, kvBatch(t, codecNone, []string{"pad"}, []*string{sp(strings.Repeat("p", 100))}))
+	}
+	snaps := listSnapshots(l.fsys, l.Dir())
+	if len(snaps) == 0 {
+		t.Fatal("no producer snapshot was written while the transaction was open")
+	}
+	openSnap := segmentPath(l.Dir(), snaps[len(snaps)-1], extSnapshot)
+	openSnapData, err := os.ReadFile(openSnap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	abort, err := l.AppendMarker(5, 0, false, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Producer 6 commits k3, which later records replace: its batch is
+	// emptied but stays as its producer's last, so its marker stays too.
+	mustAppend(t, l, keyedTxnBatch(t, 6, 0, []string{"k3"}, "six"))
+	commit6, err := l.AppendMarker(6, 0, true, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Producer 5 then writes a key nobody replaces, outside transactions:
+	// its last batch, so no later marker of its own closes the aborted
+	// transaction when recovery replays.
+	live5 := keyedTxnBatch(t, 5, 3, []string{"live5"}, "five")
+	binary.BigEndian.PutUint16(live5[offAttributes:], 0)
+	binary.BigEndian.PutUint32(live5[offCRC:], crc32.Checksum(live5[offAttributes:], castagnoli))
+	mustAppend(t, l, live5)
+	fill(t, l, 4, 10)
+	for i := 0; i < 30; i++ { // the markers leave the active segment
+		mustAppend(t, l, kvBatch(t, codecNone, []string{"pad"}, []*string{sp(strings.Repeat("q", 100))}))
+	}
+	all := []int64{abort.BaseOffset, commit6.BaseOffset}
+
+	if _, err := s.CleanNow(l, DefaultCleanerConfig()); err != nil {
+		t.Fatal(err)
+	}
+	if got := markersIn(t, l); !slices.Equal(got, all) {
+		t.Fatalf("markers after the first pass %v, want all of %v (delete.retention.ms has not passed)", got, all)
+	}
+	if len(l.AbortedTxns(0, l.HighWatermark())) != 1 {
+		t.Fatalf("aborted transactions %v, want producer 5's", l.AbortedTxns(0, l.HighWatermark()))
+	}
+
+	e.clock.Advance(2 * time.Hour)
+	for i := 0; i < 80; i++ {
+		mustAppend(t, l, kvBatch(t, codecNone, []string{"pad"}, []*string{sp(strings.Repeat("y", 100))}))
+	}
+	// Later rolls pruned that snapshot; a partition that rolls seldom
+	// still has it. Put it back.
+	if err := os.WriteFile(openSnap, openSnapData, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CleanNow(l, DefaultCleanerConfig()); err != nil {
+		t.Fatal(err)
+	}
+	want := []int64{commit6.BaseOffset}
+	if got := markersIn(t, l); !slices.Equal(got, want) {
+		t.Fatalf("markers after delete.retention.ms %v, want %v (the abort's goes)", got, want)
+	}
+	if a := l.AbortedTxns(0, l.HighWatermark()); len(a) != 0 {
+		t.Fatalf("aborted transactions %v after their marker went", a)
+	}
+	if len(e.logged("markers_removed=1")) != 1 {
+		t.Errorf("no cleaner log line reports the removed marker")
+	}
+	for _, o := range listSnapshots(l.fsys, l.Dir()) {
+		if o <= abort.BaseOffset {
+			t.Errorf("producer snapshot %d, at or below the removed marker %d, is still there", o, abort.BaseOffset)
+		}
+	}
+
+	// Lose the later snapshots as well and crash: recovery replays from
+	// the log start, and nothing holds producer 5's transaction open.
+	for _, o := range listSnapshots(l.fsys, l.Dir()) {
+		if o > abort.BaseOffset {
+			l.fsys.Remove(segmentPath(l.Dir(), o, extSnapshot))
+		}
+	}
+	hw := l.HighWatermark()
+	s.crash()
+	s = e.open()
+	defer s.Close()
+	l = s.Get("markers", 0)
+	if l.HighWatermark() != hw || l.LastStableOffset() != hw {
+		t.Fatalf("after recovery HW %d LSO %d, want both %d", l.HighWatermark(), l.LastStableOffset(), hw)
+	}
+	var five []string
+	for _, r := range readKVs(t, l) {
+		if r.val == "aborted" {
+			t.Errorf("aborted record at %d", r.offset)
+		}
+		if r.val == "five" {
+			five = append(five, r.key)
+		}
+	}
+	if !slices.Equal(five, []string{"live5"}) {
+		t.Errorf("producer 5's committed record: %v", five)
 	}
 }

@@ -91,8 +91,13 @@ type Log struct {
 	appendMu  sync.Mutex
 	producers map[int64]*producerState // appendMu
 	// cleanMu: one log cleaner pass at a time (cleaner.go); taken before
-	// appendMu, which a pass holds only to plan and to swap.
+	// segsMu and appendMu. A pass holds appendMu only to plan.
 	cleanMu sync.Mutex
+	// segsMu: held by whatever removes or replaces segments other than the
+	// active one (retention, DeleteRecords, truncation, close, the
+	// cleaner's swap), so a swap committed on disk is never overtaken by
+	// another removal. Appends do not take it: a swap does not block them.
+	segsMu sync.Mutex
 
 	syncMu sync.Mutex
 
@@ -576,6 +581,13 @@ func (l *Log) rollLocked(now time.Time) error {
 	l.unsynced = append(l.unsynced, old)
 	l.rollGen++
 	l.mu.Unlock()
+	if !l.store.hwDurable.Load() {
+		// Kafka flushes a rolled segment in the background whatever
+		// flush.ms says. Here it also frees the unsynced list's reference:
+		// without a round, a segment that retention or the cleaner
+		// removes would stay open, its disk space held, until close.
+		l.store.requestSync(l)
+	}
 	l.logger.Debug("rolled segment", "topic", l.topic, "partition", l.partition, "base", ns.base)
 	return nil
 }
@@ -690,6 +702,8 @@ func parseOffsetName(name, ext string) (int64, bool) {
 // close flushes and closes the log. With remove, the caller deletes the
 // directory next and nothing is flushed.
 func (l *Log) close(remove bool) error {
+	l.segsMu.Lock()
+	defer l.segsMu.Unlock()
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
 	if l.closed {

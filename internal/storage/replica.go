@@ -451,9 +451,11 @@ func (l *Log) TruncateTo(offset int64, gen int64) error {
 	return l.followerOp(gen, func() error { return l.truncateLocked(offset) })
 }
 
-// followerOp runs fn under appendMu if the log is open and still follows
-// in role generation gen.
+// followerOp runs fn under segsMu and appendMu if the log is open and
+// still follows in role generation gen.
 func (l *Log) followerOp(gen int64, fn func() error) error {
+	l.segsMu.Lock()
+	defer l.segsMu.Unlock()
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
 	if l.closed {

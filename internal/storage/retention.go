@@ -9,7 +9,7 @@ import (
 // removeSegments drops the first n segments (n < len(segs)): unpublishes
 // them, moves the log start up to the new first segment and unlinks their
 // files. Readers holding a reference finish on the open file. Caller holds
-// appendMu (or is loading the log).
+// segsMu and appendMu (or is loading the log).
 func (l *Log) removeSegments(n int) {
 	l.mu.Lock()
 	removed := l.segs[:n]
@@ -38,6 +38,8 @@ func (l *Log) removeSegments(n int) {
 // the new log start offset, persisted in log-start-offset-checkpoint before
 // returning.
 func (l *Log) DeleteRecordsBefore(offset int64) (int64, error) {
+	l.segsMu.Lock()
+	defer l.segsMu.Unlock()
 	l.appendMu.Lock()
 	if l.closed {
 		l.appendMu.Unlock()
@@ -111,6 +113,8 @@ func (s *Store) EnforceRetention() error {
 // qualifies too unless it is empty, in which case a new empty active segment
 // is rolled first so the log always has one.
 func (l *Log) enforceRetention(now time.Time) (moved bool, err error) {
+	l.segsMu.Lock()
+	defer l.segsMu.Unlock()
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
 	if l.closed {
