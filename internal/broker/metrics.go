@@ -18,7 +18,10 @@ package broker
 // Deviations from the JMX names: request latency is one histogram per
 // request type, kafka_network_requestmetrics_totaltimems_bucket/_sum/_count
 // (milliseconds, as TotalTimeMs), where the JMX exporter gives percentiles
-// as gauges; its _count has the JMX exporter's name and meaning. Fetch
+// as gauges; its _count has the JMX exporter's name and meaning. Two
+// LogCleanerManager gauges are renamed so `promtool check metrics` passes:
+// time-since-last-run-ms is ..._time_since_last_run_seconds (in seconds)
+// and uncleanable-partitions-count is ..._uncleanable_partitions. Fetch
 // requests are counted as request="FetchConsumer", as Kafka names a
 // consumer's fetch in RequestMetrics.
 
@@ -220,6 +223,25 @@ var (
 // Collector returns the broker's metrics for a Prometheus registry. It is
 // unchecked (Describe sends nothing) because the series depend on the
 // topics and groups of the moment.
+// The log cleaner's, as the JMX exporter names Kafka's LogCleaner and
+// LogCleanerManager gauges, plus Gregor's running totals.
+var (
+	descCleanerBuffer   = prometheus.NewDesc("kafka_log_logcleaner_max_buffer_utilization_percent", "How full the offset map (log.cleaner.dedupe.buffer.size) was in the last pass that cleaned.", nil, nil)
+	descCleanerRecopy   = prometheus.NewDesc("kafka_log_logcleaner_cleaner_recopy_percent", "Bytes written per byte read, in percent, in the last pass that cleaned.", nil, nil)
+	descCleanerTime     = prometheus.NewDesc("kafka_log_logcleaner_max_clean_time_secs", "Duration of the last pass that cleaned.", nil, nil)
+	descCleanerDead     = prometheus.NewDesc("kafka_log_logcleaner_deadthreadcount", "Cleaner threads that died (0 or 1).", nil, nil)
+	descCleanerDirty    = prometheus.NewDesc("kafka_log_logcleanermanager_max_dirty_percent", "The largest dirty share of the cleanable part of a compacted log, in percent.", nil, nil)
+	descCleanerSince    = prometheus.NewDesc("kafka_log_logcleanermanager_time_since_last_run_seconds", "Seconds since the last pass that cleaned (since start if none).", nil, nil)
+	descUncleanable     = prometheus.NewDesc("kafka_log_logcleanermanager_uncleanable_partitions", "Partitions the cleaner failed on and skips until restart.", nil, nil)
+	descUncleanableSize = prometheus.NewDesc("kafka_log_logcleanermanager_uncleanable_bytes", "Bytes of the partitions the cleaner skips.", nil, nil)
+	descCleanerPasses   = prometheus.NewDesc("gregor_log_cleaner_passes_total", "Cleaning passes that rewrote a log.", nil, nil)
+	descCleanerRead     = prometheus.NewDesc("gregor_log_cleaner_read_bytes_total", "Bytes of segments the cleaner rewrote.", nil, nil)
+	descCleanerWritten  = prometheus.NewDesc("gregor_log_cleaner_written_bytes_total", "Bytes of the segments it wrote in their place.", nil, nil)
+	descCleanerRecsIn   = prometheus.NewDesc("gregor_log_cleaner_records_read_total", "Records in the segments the cleaner rewrote.", nil, nil)
+	descCleanerRecsKept = prometheus.NewDesc("gregor_log_cleaner_records_kept_total", "Records it kept.", nil, nil)
+	descCleanerMarkers  = prometheus.NewDesc("gregor_log_cleaner_markers_removed_total", "Transaction markers removed after delete.retention.ms.", nil, nil)
+)
+
 func (b *Broker) Collector() prometheus.Collector { return (*collector)(b) }
 
 type collector Broker
@@ -276,6 +298,31 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- m.fsync
 	ch <- m.roundLogs
 	ch <- m.released
+
+	if cm := b.store.CleanerMetrics(); cm.Enabled {
+		gauge(descCleanerBuffer, cm.BufferUtilizationPercent)
+		gauge(descCleanerRecopy, cm.RecopyPercent)
+		gauge(descCleanerTime, cm.CleanTime.Seconds())
+		dead := 0.0
+		if cm.Dead {
+			dead = 1
+		}
+		gauge(descCleanerDead, dead)
+		gauge(descCleanerDirty, cm.MaxDirtyPercent)
+		last := cm.LastRun
+		if last.IsZero() {
+			last = cm.Started
+		}
+		gauge(descCleanerSince, time.Since(last).Seconds())
+		gauge(descUncleanable, float64(cm.UncleanablePartitions))
+		gauge(descUncleanableSize, float64(cm.UncleanableBytes))
+		counter(descCleanerPasses, uint64(cm.Passes))
+		counter(descCleanerRead, uint64(cm.BytesRead))
+		counter(descCleanerWritten, uint64(cm.BytesWritten))
+		counter(descCleanerRecsIn, uint64(cm.RecordsRead))
+		counter(descCleanerRecsKept, uint64(cm.RecordsKept))
+		counter(descCleanerMarkers, uint64(cm.MarkersRemoved))
+	}
 
 	// Partitions and logs, from the catalog's published topics.
 	perPartition := b.cfg.MetricsPartitionLabels

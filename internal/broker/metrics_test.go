@@ -321,3 +321,63 @@ func TestSlowRequestLog(t *testing.T) {
 		t.Errorf("%d idle long polls logged as slow", n)
 	}
 }
+
+// The log cleaner's metrics, under the JMX exporter's names of Kafka's
+// LogCleaner and LogCleanerManager gauges: after a compacted topic with
+// many updates of few keys is cleaned, they show the pass.
+func TestMetricsLogCleaner(t *testing.T) {
+	b := fetchTestBroker(t, "log.cleaner.backoff.ms", "50")
+	ctx := fetchTestCtx(t)
+	cl := fetchTestClient(t, b, kgo.DefaultProduceTopic("c"))
+	cfg := map[string]*string{}
+	for k, v := range map[string]string{"cleanup.policy": "compact", "segment.bytes": "4096", "min.cleanable.dirty.ratio": "0.01"} {
+		cfg[k] = kadm.StringPtr(v)
+	}
+	if res, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, cfg, "c"); err != nil || res.Err != nil {
+		t.Fatalf("create: %v %v", err, res.Err)
+	}
+	mfs := scrape(t, b)
+	if v, ok := value(mfs, "kafka_log_logcleaner_deadthreadcount"); !ok || v != 0 {
+		t.Fatalf("deadthreadcount = %v, %v; want 0", v, ok)
+	}
+	if v, _ := value(mfs, "gregor_log_cleaner_passes_total"); v != 0 {
+		t.Fatalf("%v passes before anything was written", v)
+	}
+	for i := 0; i < 400; i++ {
+		r := &kgo.Record{Key: []byte(strings.Repeat("k", 1+i%4)), Value: bytes.Repeat([]byte("v"), 100)}
+		if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		mfs = scrape(t, b)
+		if v, _ := value(mfs, "gregor_log_cleaner_passes_total"); v >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no cleaning pass within 20 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	read, _ := value(mfs, "gregor_log_cleaner_records_read_total")
+	kept, _ := value(mfs, "gregor_log_cleaner_records_kept_total")
+	if read == 0 || kept == 0 || kept >= read {
+		t.Errorf("records read %v, kept %v: want some of many updates of 4 keys dropped", read, kept)
+	}
+	if v, ok := value(mfs, "kafka_log_logcleaner_cleaner_recopy_percent"); !ok || v <= 0 || v >= 100 {
+		t.Errorf("cleaner_recopy_percent = %v, %v; want between 0 and 100", v, ok)
+	}
+	if v, ok := value(mfs, "kafka_log_logcleaner_max_buffer_utilization_percent"); !ok || v <= 0 {
+		t.Errorf("max_buffer_utilization_percent = %v, %v; want > 0", v, ok)
+	}
+	if v, ok := value(mfs, "kafka_log_logcleanermanager_time_since_last_run_seconds"); !ok || v > 20 {
+		t.Errorf("time_since_last_run_seconds = %v, %v", v, ok)
+	}
+	if v, ok := value(mfs, "kafka_log_logcleanermanager_max_dirty_percent"); !ok || v < 0 || v > 100 {
+		t.Errorf("max_dirty_percent = %v, %v", v, ok)
+	}
+	if v, ok := value(mfs, "kafka_log_logcleanermanager_uncleanable_partitions"); !ok || v != 0 {
+		t.Errorf("uncleanable_partitions = %v, %v; want 0", v, ok)
+	}
+}

@@ -110,6 +110,7 @@ type CleanStats struct {
 	RecordsRead, RecordsKept   int64
 	SegmentsBefore, SegmentsIn int
 	MarkersRemoved             int64
+	MapEntries, MapCapacity    int // keys in the offset map, and its room
 	Duration                   time.Duration
 }
 
@@ -119,10 +120,39 @@ type cleaner struct {
 	stop   chan struct{}
 	done   chan struct{}
 	wake   chan struct{}
-	mu     sync.Mutex     // guards dirty (the checkpointed first dirty offsets)
+	mu     sync.Mutex     // guards dirty, uncleanable and stats
 	dirty  map[*Log]int64 // first dirty offset per log
 	ckpt   map[topicPartition]int64
 	thrott *ioThrottle
+	// uncleanable: logs a pass failed on (not a lost race with retention
+	// or a truncation), skipped from then on, as Kafka does.
+	uncleanable map[*Log]bool
+	stats       CleanerMetrics
+}
+
+// CleanerMetrics is the cleaner's state for monitoring (Kafka's LogCleaner
+// and LogCleanerManager metrics); see Store.CleanerMetrics.
+type CleanerMetrics struct {
+	Enabled bool
+	Dead    bool      // the cleaner's goroutine ended (Kafka's DeadThreadCount)
+	Started time.Time // when the cleaner started
+	LastRun time.Time // end of the last pass that cleaned, zero if none
+	// Of the last pass that cleaned: how full its offset map was (percent
+	// of what log.cleaner.dedupe.buffer.size holds), bytes written per
+	// byte read (percent) and how long it took.
+	BufferUtilizationPercent float64
+	RecopyPercent            float64
+	CleanTime                time.Duration
+	// Totals since start.
+	Passes                   int64
+	BytesRead, BytesWritten  int64
+	RecordsRead, RecordsKept int64
+	MarkersRemoved           int64
+	// Now: the logs passes failed on and their bytes, and the largest
+	// dirty share (percent) of the cleanable part of a compacted log.
+	UncleanablePartitions int
+	UncleanableBytes      int64
+	MaxDirtyPercent       float64
 }
 
 // StartCleaner starts the background cleaner (one goroutine, Kafka's
@@ -151,7 +181,72 @@ func (s *Store) StartCleaner(cfg CleanerConfig) {
 
 func (s *Store) newCleaner(cfg CleanerConfig) *cleaner {
 	return &cleaner{s: s, cfg: cfg, stop: make(chan struct{}), done: make(chan struct{}), wake: make(chan struct{}, 1),
-		dirty: map[*Log]int64{}, ckpt: s.readOffsets(cleanerCheckpointFile), thrott: newIOThrottle(cfg.IOMaxBytesPerSecond)}
+		dirty: map[*Log]int64{}, ckpt: s.readOffsets(cleanerCheckpointFile), thrott: newIOThrottle(cfg.IOMaxBytesPerSecond),
+		uncleanable: map[*Log]bool{}, stats: CleanerMetrics{Started: time.Now()}}
+}
+
+// CleanerMetrics reports the background cleaner's state; Enabled is false
+// when it was not started.
+func (s *Store) CleanerMetrics() CleanerMetrics {
+	s.mu.RLock()
+	c := s.cleaner
+	s.mu.RUnlock()
+	if c == nil {
+		return CleanerMetrics{}
+	}
+	c.mu.Lock()
+	m := c.stats
+	bad := make([]*Log, 0, len(c.uncleanable))
+	for l := range c.uncleanable {
+		bad = append(bad, l)
+	}
+	c.mu.Unlock()
+	m.Enabled = true
+	select {
+	case <-c.done:
+		select {
+		case <-c.stop:
+		default:
+			m.Dead = true
+		}
+	default:
+	}
+	for _, l := range bad {
+		if l.Offline() == nil {
+			m.UncleanablePartitions++
+			m.UncleanableBytes += l.Size()
+		}
+	}
+	for _, l := range s.Partitions() {
+		if d, ok := c.dirtyPercent(l); ok {
+			m.MaxDirtyPercent = max(m.MaxDirtyPercent, d)
+		}
+	}
+	return m
+}
+
+// dirtyPercent is the dirty share of l's cleanable part, as planFor
+// computes it, without planning a pass.
+func (c *cleaner) dirtyPercent(l *Log) (float64, bool) {
+	firstDirty := c.firstDirty(l)
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed || !l.cfg.Compact || len(l.segs) < 2 {
+		return 0, false
+	}
+	firstDirty = max(firstDirty, l.logStart)
+	var clean, dirty int64
+	for _, sg := range l.segs[:len(l.segs)-1] {
+		if sg.lastOff < firstDirty {
+			clean += sg.size
+		} else {
+			dirty += sg.size
+		}
+	}
+	if clean+dirty == 0 {
+		return 0, false
+	}
+	return 100 * float64(dirty) / float64(clean+dirty), true
 }
 
 // stopCleaner stops the cleaner and waits for its pass to end.
@@ -181,9 +276,18 @@ func (c *cleaner) run() {
 				return
 			default:
 			}
+			c.mu.Lock()
+			skip := c.uncleanable[l]
+			c.mu.Unlock()
+			if skip {
+				continue
+			}
 			if ok, err := c.maybeClean(l); err != nil {
 				if !errors.Is(err, errCleanAborted) && !errors.Is(err, ErrClosed) {
-					c.s.logger.Warn("log cleaner failed", "topic", l.topic, "partition", l.partition, "err", err)
+					c.s.logger.Warn("log cleaner failed; the partition is marked uncleanable until restart", "topic", l.topic, "partition", l.partition, "err", err)
+					c.mu.Lock()
+					c.uncleanable[l] = true
+					c.mu.Unlock()
 				}
 			} else if ok {
 				cleaned = true
@@ -259,6 +363,7 @@ func (c *cleaner) setFirstDirty(l *Log, off int64) {
 		// Deleted (or its store closed): a partition created again under
 		// the name starts clean of this checkpoint.
 		delete(c.dirty, lg)
+		delete(c.uncleanable, lg)
 		delete(c.ckpt, topicPartition{lg.topic, lg.partition})
 	}
 	m := make(map[topicPartition]int64, len(c.dirty))
@@ -305,6 +410,22 @@ func (c *cleaner) maybeClean(l *Log) (bool, error) {
 		return false, err
 	}
 	c.setFirstDirty(l, st.End)
+	c.mu.Lock()
+	m := &c.stats
+	m.LastRun = time.Now()
+	m.BufferUtilizationPercent = 100 * float64(st.MapEntries) / float64(st.MapCapacity)
+	m.RecopyPercent = 0
+	if st.BytesRead > 0 {
+		m.RecopyPercent = 100 * float64(st.BytesWritten) / float64(st.BytesRead)
+	}
+	m.CleanTime = st.Duration
+	m.Passes++
+	m.BytesRead += st.BytesRead
+	m.BytesWritten += st.BytesWritten
+	m.RecordsRead += st.RecordsRead
+	m.RecordsKept += st.RecordsKept
+	m.MarkersRemoved += st.MarkersRemoved
+	c.mu.Unlock()
 	mb := func(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/(1<<20)) }
 	red := 0.0
 	if st.BytesRead > 0 {
@@ -711,6 +832,7 @@ func (c *cleaner) clean(l *Log, p *plan) (CleanStats, error) {
 	}
 	_ = full
 	st.End = end
+	st.MapEntries, st.MapCapacity = len(om.m), om.max
 
 	// 3. and 4. Rewrite the segments below end, group by group.
 	var groups [][]*segment
