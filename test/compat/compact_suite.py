@@ -3,8 +3,10 @@
 
 One compacted topic (one partition, 1 MiB segments, the smallest Kafka 4
 accepts; segment.ms 2 s; min.cleanable.dirty.ratio 0.01; delete.retention.ms
-20 s) gets 200,000 records over 2,000 keys from confluent-kafka (lz4, value
-= key, sequence number and filler), then tombstones for every tenth key.
+20 s) gets 200,000 records over 2,000 keys (value = key, sequence number
+and filler), the first half from kafka-python (gzip), the second from
+confluent-kafka (lz4), then tombstones for every tenth key from
+kafka-python.
 Then, against the broker's cleaner:
 
   - the partition's size (DescribeLogDirs, a raw v1 request) falls to a
@@ -222,6 +224,36 @@ def check_against_produced(recs, high):
     return last
 
 
+def acked(offset, k, v):
+    state["produced"][offset] = (k, v)
+    prev = state["latest"].get(k)
+    if prev is None or prev[0] < offset:
+        state["latest"][k] = (offset, v)
+
+
+def produce_kafka_python(records, acks_cb=None):
+    """produce, with kafka-python's KafkaProducer (the seeds' client)."""
+    from kafka import KafkaProducer
+    p = KafkaProducer(bootstrap_servers=B, acks="all", linger_ms=20, compression_type="gzip",
+                      batch_size=256 << 10, max_in_flight_requests_per_connection=1, retries=5)
+    errors = []
+
+    def ok(k, v):
+        return lambda md: acked(md.offset, k, v)
+
+    try:
+        n = 0
+        for k, v in records:
+            p.send(T, key=key(k), value=v, partition=0).add_callback(ok(key(k), v)).add_errback(errors.append)
+            n += 1
+            if n % 20_000 == 0 and acks_cb:
+                acks_cb()
+        p.flush(60)
+    finally:
+        p.close(10)
+    expect(not errors, "produce errors: %s" % errors[:3])
+
+
 def produce(records, acks_cb=None):
     """records: iterable of (k, value or None). Records every acknowledged
     record by its offset."""
@@ -233,10 +265,7 @@ def produce(records, acks_cb=None):
         if err is not None:
             errors.append(err)
             return
-        state["produced"][m.offset()] = (m.key(), m.value())
-        prev = state["latest"].get(m.key())
-        if prev is None or prev[0] < m.offset():
-            state["latest"][m.key()] = (m.offset(), m.value())
+        acked(m.offset(), m.key(), m.value())
 
     n = 0
     for k, v in records:
@@ -267,17 +296,19 @@ def _():
 @S.check("compact_produce_200k_records_over_2k_keys_and_tombstones", timeout=180)
 def _():
     state["produce_started"] = time.monotonic()
-    produce(((seq % KEYS, value(seq % KEYS, seq)) for seq in range(RECORDS)), track_size)
+    half = RECORDS // 2
+    produce_kafka_python(((seq % KEYS, value(seq % KEYS, seq)) for seq in range(half)), track_size)
+    produce(((seq % KEYS, value(seq % KEYS, seq)) for seq in range(half, RECORDS)), track_size)
     track_size()
-    produce((k, None) for k in DELETED)
+    produce_kafka_python((k, None) for k in DELETED)
     # A record after segment.ms rolls the segment holding the tombstones,
     # so the cleaner may reach them (it never touches the active segment).
     time.sleep(SEGMENT_MS / 1000 + 0.5)
     produce([(0, value(0, RECORDS))])
     track_size()
     expect_eq(len(state["produced"]), RECORDS + len(DELETED) + 1, "acknowledged records")
-    print("  produced %d records, %d tombstones; partition size %d bytes (largest seen)"
-          % (RECORDS + 1, len(DELETED), state["max_size"]))
+    print("  produced %d records (%d from kafka-python), %d tombstones (kafka-python); partition size %d bytes (largest seen)"
+          % (RECORDS + 1, half, len(DELETED), state["max_size"]))
 
 
 @S.check("compact_min_compaction_lag_holds_cleaning_back", timeout=60)
