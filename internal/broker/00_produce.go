@@ -47,13 +47,12 @@ package broker
 // Compacted topics (cleanup.policy containing compact): a batch with any
 // record whose key is null is refused whole with INVALID_RECORD, with one
 // record error per keyless record, as Kafka's LogValidator does; compressed
-// batches are decompressed to read the keys (storage.KeylessRecords). Only
-// client produce is checked: the coordinators write their internal topics
-// with keys through storage directly, and followers copy what the leader
-// accepted.
+// batches are decompressed to read the keys while Append validates them
+// (storage.KeylessError). Followers copy what the leader accepted.
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -159,17 +158,13 @@ func handleProduce(c *conn, inf *inflight, kreq kmsg.Request) {
 				}
 			}
 			err := storage.CheckProducerBatch(rp.Records)
-			if err == nil && l.Config().Compact {
-				// A damaged batch (err != nil here) is left to Append,
-				// which refuses it for the same reason.
-				if keyless, keyErr := storage.KeylessRecords(rp.Records); keyErr == nil && len(keyless) > 0 {
-					refuseKeyless(sp, rt.Topic, rp.Partition, keyless)
-					continue
-				}
-			}
 			var res storage.AppendResult
 			if err == nil {
 				res, err = l.Append(rp.Records)
+			}
+			if ke := (*storage.KeylessError)(nil); errors.As(err, &ke) {
+				refuseKeyless(sp, rt.Topic, rp.Partition, ke.Positions)
+				continue
 			}
 			if err != nil {
 				sp.ErrorCode = errCode(err)

@@ -8,6 +8,30 @@ import (
 	"testing"
 )
 
+// keylessOf appends records to a new compacted log and returns the
+// positions Append refused as keyless (nil if it took them), or its other
+// error. A refusal stores nothing.
+func keylessOf(t *testing.T, records []byte) ([]int32, error) {
+	t.Helper()
+	s := newEnv(t).open()
+	defer s.Close()
+	cfg := testCfg()
+	cfg.Compact, cfg.Delete = true, false
+	l := mustCreate(t, s, "keys", cfg)
+	_, err := l.Append(records)
+	var ke *KeylessError
+	if errors.As(err, &ke) {
+		if !errors.Is(err, ErrInvalidRecord) {
+			t.Errorf("a KeylessError is not an ErrInvalidRecord")
+		}
+		if l.LogEndOffset() != 0 {
+			t.Errorf("log end %d after a refused append", l.LogEndOffset())
+		}
+		return ke.Positions, nil
+	}
+	return nil, err
+}
+
 // keyedBatch builds a v2 batch whose i-th record has keys[i] as its key
 // (nil: a null key, as a producer sends a record without one) and a small
 // value, compressed with codec.
@@ -51,7 +75,7 @@ func keyedBatch(t *testing.T, codec int, keys [][]byte) []byte {
 	return b
 }
 
-func TestKeylessRecords(t *testing.T) {
+func TestAppendCompactedRefusesKeyless(t *testing.T) {
 	k := func(s string) []byte { return []byte(s) }
 	cases := []struct {
 		name string
@@ -68,7 +92,7 @@ func TestKeylessRecords(t *testing.T) {
 	for _, c := range cases {
 		for cname, codec := range codecs {
 			t.Run(c.name+"/"+cname, func(t *testing.T) {
-				got, err := KeylessRecords(keyedBatch(t, codec, c.keys))
+				got, err := keylessOf(t, keyedBatch(t, codec, c.keys))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -80,9 +104,9 @@ func TestKeylessRecords(t *testing.T) {
 	}
 }
 
-func TestKeylessRecordsCountsAcrossBatches(t *testing.T) {
+func TestAppendCompactedCountsKeylessAcrossBatches(t *testing.T) {
 	two := append(keyedBatch(t, codecNone, [][]byte{[]byte("a"), nil}), keyedBatch(t, codecGzip, [][]byte{nil, []byte("d")})...)
-	got, err := KeylessRecords(two)
+	got, err := keylessOf(t, two)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,28 +115,26 @@ func TestKeylessRecordsCountsAcrossBatches(t *testing.T) {
 	}
 }
 
-func TestKeylessRecordsSkipsControlBatches(t *testing.T) {
-	b := keyedBatch(t, codecNone, [][]byte{nil})
-	binary.BigEndian.PutUint16(b[offAttributes:], attrControl)
-	binary.BigEndian.PutUint32(b[offCRC:], crc32.Checksum(b[offAttributes:], castagnoli))
-	got, err := KeylessRecords(b)
-	if err != nil || got != nil {
-		t.Fatalf("control batch: %v, %v; want nil, nil", got, err)
-	}
+// A log that does not compact takes keyless records.
+func TestAppendKeylessWithoutCompaction(t *testing.T) {
+	s := newEnv(t).open()
+	defer s.Close()
+	l := mustCreate(t, s, "del", testCfg())
+	mustAppend(t, l, keyedBatch(t, codecGzip, [][]byte{nil, []byte("b")}))
 }
 
-// A damaged batch is an error of the kind Append reports for it, never a
-// verdict about keys.
-func TestKeylessRecordsRefusesDamage(t *testing.T) {
+// A damaged batch is refused for its damage, never with a verdict about
+// keys.
+func TestAppendCompactedDamageIsNotAboutKeys(t *testing.T) {
 	good := keyedBatch(t, codecNone, [][]byte{nil, []byte("b")})
 
 	badCRC := slices.Clone(good)
 	badCRC[len(badCRC)-1] ^= 0xff
-	if _, err := KeylessRecords(badCRC); !errors.Is(err, ErrCorruptMessage) {
+	if _, err := keylessOf(t, badCRC); !errors.Is(err, ErrCorruptMessage) {
 		t.Errorf("bad CRC: %v, want ErrCorruptMessage", err)
 	}
 
-	if _, err := KeylessRecords(good[:len(good)-3]); !errors.Is(err, ErrCorruptMessage) {
+	if _, err := keylessOf(t, good[:len(good)-3]); !errors.Is(err, ErrCorruptMessage) {
 		t.Errorf("truncated batch: %v, want ErrCorruptMessage", err)
 	}
 
@@ -124,7 +146,7 @@ func TestKeylessRecordsRefusesDamage(t *testing.T) {
 	}
 	bad[i] = 0x03 // zigzag -2
 	binary.BigEndian.PutUint32(bad[offCRC:], crc32.Checksum(bad[offAttributes:], castagnoli))
-	if _, err := KeylessRecords(bad); !errors.Is(err, ErrInvalidRecord) {
+	if _, err := keylessOf(t, bad); !errors.Is(err, ErrInvalidRecord) {
 		t.Errorf("key length -2: %v, want ErrInvalidRecord", err)
 	}
 
@@ -133,7 +155,7 @@ func TestKeylessRecordsRefusesDamage(t *testing.T) {
 	zs := keyedBatch(t, codecZstd, [][]byte{nil, []byte("b")})
 	zs[len(zs)-2] ^= 0xff
 	binary.BigEndian.PutUint32(zs[offCRC:], crc32.Checksum(zs[offAttributes:], castagnoli))
-	if _, err := KeylessRecords(zs); !errors.Is(err, ErrInvalidRecord) {
+	if _, err := keylessOf(t, zs); !errors.Is(err, ErrInvalidRecord) {
 		t.Errorf("undecodable zstd: %v, want ErrInvalidRecord", err)
 	}
 }

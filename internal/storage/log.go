@@ -304,8 +304,10 @@ func (l *Log) append(records []byte, coordinator bool) (AppendResult, error) {
 		return AppendResult{}, fmt.Errorf("%w: empty record set", ErrInvalidRecord)
 	}
 	l.mu.RLock()
-	maxMsg, segBytes := l.cfg.MaxMessageBytes, l.cfg.SegmentBytes
+	maxMsg, segBytes, compact := l.cfg.MaxMessageBytes, l.cfg.SegmentBytes, l.cfg.Compact
 	l.mu.RUnlock()
+	var keyless []int32
+	var index int32
 
 	// Validate outside the lock: the CRC32C and the walk over the records
 	// (decompressing them) are the CPU work of the append path.
@@ -322,11 +324,19 @@ func (l *Log) append(records []byte, coordinator bool) (AppendResult, error) {
 		if err := checkShape(b, &h); err != nil {
 			return AppendResult{}, err
 		}
-		if err := validateRecords(b, &h); err != nil {
+		var kl *[]int32
+		if compact && !h.isControl() {
+			kl = &keyless
+		}
+		if err := validateRecords(b, &h, kl, index); err != nil {
 			return AppendResult{}, err
 		}
+		index += h.recordCount
 		hdrs = append(hdrs, h)
 		rest = rest[len(b):]
+	}
+	if len(keyless) > 0 {
+		return AppendResult{}, &KeylessError{Positions: keyless}
 	}
 	if int64(len(records)) > segBytes {
 		return AppendResult{}, fmt.Errorf("%w: %d bytes, segment.bytes is %d", ErrRecordListTooLarge, len(records), segBytes)

@@ -12,8 +12,10 @@ import (
 // payload does not decode, would otherwise be stored and stall every
 // consumer at that offset. Each record must fit its length exactly, carry
 // offset delta i at position i, and have well-formed key, value and
-// headers; nothing may follow the last record.
-func validateRecords(batch []byte, h *batchHeader) error {
+// headers; nothing may follow the last record. With keyless non-nil (a
+// compacted log), the positions of records without a key, counted from
+// first, are appended to *keyless.
+func validateRecords(batch []byte, h *batchHeader, keyless *[]int32, first int32) error {
 	s, release, err := openRecords(batch, h)
 	if err != nil {
 		return fmt.Errorf("%w: records do not decompress: %v", ErrInvalidRecord, err)
@@ -30,7 +32,15 @@ func validateRecords(batch []byte, h *batchHeader) error {
 		if delta := r.varint(); r.ok && delta != int64(i) {
 			return fmt.Errorf("%w: record %d has offset delta %d", ErrInvalidRecord, i, delta)
 		}
-		r.bytes(-1) // key
+		if keyLen := r.varint(); !r.ok || keyLen < -1 {
+			r.ok = false
+		} else if keyLen < 0 {
+			if keyless != nil {
+				*keyless = append(*keyless, first+i)
+			}
+		} else {
+			r.take(keyLen)
+		}
 		r.bytes(-1) // value
 		headers := r.varint()
 		if headers < 0 || headers > r.left {

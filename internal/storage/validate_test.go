@@ -85,7 +85,7 @@ func BenchmarkValidateBatch(b *testing.B) {
 					err = checkShape(batch, &h)
 				}
 				if err == nil {
-					err = validateRecords(batch, &h)
+					err = validateRecords(batch, &h, nil, 0)
 				}
 				if err != nil {
 					b.Fatal(err)
