@@ -405,11 +405,24 @@ func (c *conn) writeLoop() {
 			c.observe(inf)
 			continue
 		}
-		buf := wire.AppendResponse((*bp)[:0], inf.hdr.CorrelationID, inf.resp)
-		if inf.release != nil {
-			inf.release()
+		var buf []byte
+		var err error
+		if sp, ok := inf.resp.(splicer); ok {
+			// Records spliced from segment files: they stay referenced
+			// until written, so release comes after.
+			var pieces []responsePiece
+			buf, pieces = sp.appendSpliced((*bp)[:0], inf.hdr.CorrelationID)
+			err = c.writePieces(bw, pieces)
+			if inf.release != nil {
+				inf.release()
+			}
+		} else {
+			buf = wire.AppendResponse((*bp)[:0], inf.hdr.CorrelationID, inf.resp)
+			if inf.release != nil {
+				inf.release()
+			}
+			_, err = bw.Write(buf)
 		}
-		_, err := bw.Write(buf)
 		c.retire(inf)
 		c.observe(inf)
 		if err != nil {
@@ -439,6 +452,49 @@ func (c *conn) writeLoop() {
 	if !broken {
 		_ = bw.Flush()
 	}
+}
+
+// splicer is a response whose encoding leaves records in segment files,
+// to be sent from there (fetch_encode.go).
+type splicer interface {
+	appendSpliced(dst []byte, corr int32) ([]byte, []responsePiece)
+}
+
+// writePieces writes a spliced response: bytes through bw, file ranges
+// with sendfile after flushing bw (or copied through bw where sendfile
+// cannot be used).
+func (c *conn) writePieces(bw *bufio.Writer, pieces []responsePiece) error {
+	for _, pc := range pieces {
+		if pc.fr.Size == 0 {
+			if _, err := bw.Write(pc.b); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := bw.Flush(); err != nil {
+			return err
+		}
+		handled, err := sendFileRange(c.nc, pc.fr)
+		if handled {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		tmp := getBuf(pc.fr.Size)
+		b, err := pc.fr.AppendTo((*tmp)[:0])
+		if err == nil {
+			_, err = bw.Write(b)
+		}
+		if cap(b) > cap(*tmp) {
+			*tmp = b[:0]
+		}
+		putBuf(tmp)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // observe counts a finished request in the metrics and logs it if it was
