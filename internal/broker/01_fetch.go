@@ -230,8 +230,9 @@ func fetchReplicaID(req *kmsg.FetchRequest) int32 {
 }
 
 // newFetch prepares the fetch of topics: the request's own, or for an
-// incremental fetch its session's.
-func newFetch(b *Broker, ctx context.Context, req *kmsg.FetchRequest, listener string, topics []kmsg.FetchRequestTopic) *fetch {
+// incremental fetch its session's, which are unique (no partition listed
+// twice, so no need to look for duplicates).
+func newFetch(b *Broker, ctx context.Context, req *kmsg.FetchRequest, listener string, topics []kmsg.FetchRequestTopic, unique bool) *fetch {
 	f := &fetch{b: b, ctx: ctx, req: req, resp: req.ResponseKind().(*kmsg.FetchResponse), listener: listener, replicaID: fetchReplicaID(req)}
 	f.maxBytes = int(req.MaxBytes)
 	if f.maxBytes <= 0 {
@@ -241,7 +242,15 @@ func newFetch(b *Broker, ctx context.Context, req *kmsg.FetchRequest, listener s
 		f.maxBytes = limit
 	}
 	f.resp.Topics = make([]kmsg.FetchResponseTopic, 0, len(topics))
-	parts := map[fetchKey]int{}
+	n := 0
+	for i := range topics {
+		n += len(topics[i].Partitions)
+	}
+	f.parts = make([]fetchPart, 0, n)
+	var parts map[fetchKey]int // partition → index in f.parts
+	if !unique {
+		parts = make(map[fetchKey]int, n)
+	}
 	byTopic := map[fetchKey]int{} // topic (p = 0) → index in resp.Topics
 	for _, rt := range topics {
 		var t *topic
@@ -261,6 +270,7 @@ func newFetch(b *Broker, ctx context.Context, req *kmsg.FetchRequest, listener s
 		if !ok {
 			st := kmsg.NewFetchResponseTopic()
 			st.Topic, st.TopicID = rt.Topic, rt.TopicID
+			st.Partitions = make([]kmsg.FetchResponseTopicPartition, 0, len(rt.Partitions))
 			if t != nil {
 				st.Topic = t.Name
 			}
@@ -271,7 +281,7 @@ func newFetch(b *Broker, ctx context.Context, req *kmsg.FetchRequest, listener s
 		for _, rp := range rt.Partitions {
 			pk := tk
 			pk.p = rp.Partition
-			if i, dup := parts[pk]; dup {
+			if i, dup := parts[pk]; dup && !unique {
 				// Kafka keeps the last listing's parameters.
 				f.parts[i].offset, f.parts[i].maxBytes, f.parts[i].rp = rp.FetchOffset, int(rp.PartitionMaxBytes), rp
 				continue
@@ -283,6 +293,9 @@ func newFetch(b *Broker, ctx context.Context, req *kmsg.FetchRequest, listener s
 			sp.PreferredReadReplica = -1
 			sp.RecordBatches = noRecords
 			var l *storage.Log
+			if t != nil && t.partition(rp.Partition) != nil && b.leads(t, rp.Partition) {
+				l = b.store.Get(t.Name, rp.Partition)
+			}
 			switch {
 			case t == nil && req.Version >= 13:
 				sp.ErrorCode = kerr.UnknownTopicID.Code
@@ -290,7 +303,7 @@ func newFetch(b *Broker, ctx context.Context, req *kmsg.FetchRequest, listener s
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			case t.partition(rp.Partition) == nil:
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-			case !b.leads(t, rp.Partition) || b.store.Get(t.Name, rp.Partition) == nil:
+			case l == nil: // not the leader, or not here yet
 				sp.ErrorCode = kerr.NotLeaderForPartition.Code
 				if leader, epoch, ep, ok := b.leaderHint(t, rp.Partition, f.listener); ok {
 					sp.CurrentLeader.LeaderID, sp.CurrentLeader.LeaderEpoch = leader, epoch
@@ -298,15 +311,11 @@ func newFetch(b *Broker, ctx context.Context, req *kmsg.FetchRequest, listener s
 				}
 			case req.Version >= 9 && epochError(t, rp.Partition, rp.CurrentLeaderEpoch) != 0:
 				sp.ErrorCode = epochError(t, rp.Partition, rp.CurrentLeaderEpoch)
-			default:
-				l = b.store.Get(t.Name, rp.Partition)
-				if l == nil {
-					sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-				} else if l.Offline() != nil {
-					// Recovery found records missing (storage.Log.Offline).
-					sp.ErrorCode = kerr.KafkaStorageError.Code
-					l = nil
-				}
+				l = nil
+			case l.Offline() != nil:
+				// Recovery found records missing (storage.Log.Offline).
+				sp.ErrorCode = kerr.KafkaStorageError.Code
+				l = nil
 			}
 			replica := false
 			if l != nil && f.replicaID >= 0 {
@@ -319,7 +328,9 @@ func newFetch(b *Broker, ctx context.Context, req *kmsg.FetchRequest, listener s
 			if replica && l != nil {
 				throttled, _ = b.leaderThrottled(t.Name, rp.Partition)
 			}
-			parts[pk] = len(f.parts)
+			if !unique {
+				parts[pk] = len(f.parts)
+			}
 			f.parts = append(f.parts, fetchPart{l: l, offset: rp.FetchOffset, maxBytes: int(rp.PartitionMaxBytes),
 				ti: ti, pi: len(st.Partitions), rp: rp, hw: -1, replica: replica, throttled: throttled,
 				committed: !replica && f.req.IsolationLevel == 1})

@@ -439,7 +439,7 @@ func openFetch(b *Broker, ctx context.Context, req *kmsg.FetchRequest, listener 
 			mode = sessionIncremental
 		}
 	}
-	f := newFetch(b, ctx, req, listener, topics)
+	f := newFetch(b, ctx, req, listener, topics, mode == sessionIncremental)
 	f.sessionMode, f.session, f.sessionParts, f.sessionEpoch = mode, s, parts, nextSessionEpoch(epoch)
 	return f, 0
 }
