@@ -303,18 +303,44 @@ func sessionKeyOf(version int16, topic string, id [16]byte, p int32) sessionKey 
 // sessionless fetch of what the request lists, as in Kafka).
 func (c *fetchSessionCache) incremental(req *kmsg.FetchRequest) (s *fetchSession, topics []kmsg.FetchRequestTopic, parts []*sessionPart, code int16) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	s = c.sessions[req.SessionID]
 	if s == nil {
+		c.mu.Unlock()
 		return nil, nil, nil, kerr.FetchSessionIDNotFound.Code
 	}
 	s.mu.Lock()
+	code, open := c.updateLocked(s, req)
+	c.mu.Unlock()
 	defer s.mu.Unlock()
+	if code != 0 || !open {
+		return nil, nil, nil, code
+	}
+	// The copy is made under the session's lock only: the cache's is not
+	// needed, and a request that overtakes this one fails its epoch check.
+	parts = append([]*sessionPart(nil), s.parts...)
+	// One request topic per run of partitions of a topic.
+	rps := make([]kmsg.FetchRequestTopicPartition, len(parts))
+	for i, sp := range parts {
+		rps[i] = sp.request()
+		if i == 0 || sp.key.topic != parts[i-1].key.topic || sp.key.id != parts[i-1].key.id {
+			rt := kmsg.NewFetchRequestTopic()
+			rt.Topic, rt.TopicID = sp.key.topic, sp.key.id
+			topics = append(topics, rt)
+		}
+		rt := &topics[len(topics)-1]
+		rt.Partitions = rps[i-len(rt.Partitions) : i+1 : i+1]
+	}
+	return s, topics, parts, 0
+}
+
+// updateLocked checks and applies an incremental request to s (both locks
+// held) and reports whether s is still open.
+func (c *fetchSessionCache) updateLocked(s *fetchSession, req *kmsg.FetchRequest) (code int16, open bool) {
 	switch {
 	case s.epoch != req.SessionEpoch:
-		return nil, nil, nil, kerr.InvalidFetchSessionEpoch.Code
+		return kerr.InvalidFetchSessionEpoch.Code, false
 	case s.usesIDs != (req.Version >= 13):
-		return nil, nil, nil, kerr.FetchSessionTopicIDError.Code
+		return kerr.FetchSessionTopicIDError.Code, false
 	}
 	added := 0
 	for i := range req.Topics {
@@ -327,7 +353,7 @@ func (c *fetchSessionCache) incremental(req *kmsg.FetchRequest) (s *fetchSession
 	}
 	if c.partitions+added > c.maxParts {
 		c.removeLocked(s)
-		return nil, nil, nil, kerr.FetchSessionIDNotFound.Code
+		return kerr.FetchSessionIDNotFound.Code, false
 	}
 	for i := range req.Topics {
 		rt := &req.Topics[i]
@@ -365,29 +391,11 @@ func (c *fetchSessionCache) incremental(req *kmsg.FetchRequest) (s *fetchSession
 	}
 	if len(s.parts) == 0 {
 		c.removeLocked(s)
-		return nil, nil, nil, 0
+		return 0, false
 	}
 	c.touchLocked(s, c.now(), len(s.parts))
 	s.epoch = nextSessionEpoch(s.epoch)
-
-	parts = append([]*sessionPart(nil), s.parts...)
-	// One request topic per run of partitions of a topic.
-	rps := make([]kmsg.FetchRequestTopicPartition, len(parts))
-	for i, sp := range parts {
-		rps[i] = sp.request()
-		if i == 0 || sp.key.topic != parts[i-1].key.topic || sp.key.id != parts[i-1].key.id {
-			rt := kmsg.NewFetchRequestTopic()
-			rt.Topic, rt.TopicID = sp.key.topic, sp.key.id
-			topics = append(topics, rt)
-		}
-		rt := &topics[len(topics)-1]
-		if rt.Partitions == nil {
-			rt.Partitions = rps[i : i+1 : i+1]
-		} else {
-			rt.Partitions = rps[i-len(rt.Partitions) : i+1 : i+1]
-		}
-	}
-	return s, topics, parts, 0
+	return 0, true
 }
 
 // fetchSessionMode is what a Fetch does with sessions.

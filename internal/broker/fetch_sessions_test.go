@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"math"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -35,28 +37,42 @@ func dialSess(t *testing.T, b *Broker) *sessConn {
 
 func (c *sessConn) fetch(req *kmsg.FetchRequest) *kmsg.FetchResponse {
 	c.t.Helper()
+	resp, err := c.roundTrip(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return resp
+}
+
+// fetchNoFatal is fetch for other goroutines than the test's: nil on error.
+func (c *sessConn) fetchNoFatal(req *kmsg.FetchRequest) *kmsg.FetchResponse {
+	resp, _ := c.roundTrip(req)
+	return resp
+}
+
+func (c *sessConn) roundTrip(req *kmsg.FetchRequest) (*kmsg.FetchResponse, error) {
 	c.corr++
 	frame := kmsg.NewRequestFormatter(kmsg.FormatterClientID("sess")).AppendRequest(nil, req, c.corr)
 	_ = c.nc.SetDeadline(time.Now().Add(30 * time.Second))
 	if _, err := c.nc.Write(frame); err != nil {
-		c.t.Fatal(err)
+		return nil, err
 	}
 	var hdr [8]byte
 	if _, err := io.ReadFull(c.nc, hdr[:]); err != nil {
-		c.t.Fatal(err)
+		return nil, err
 	}
 	body := make([]byte, binary.BigEndian.Uint32(hdr[:])-4)
 	if _, err := io.ReadFull(c.nc, body); err != nil {
-		c.t.Fatal(err)
+		return nil, err
 	}
 	if req.IsFlexible() {
 		body = body[1:] // no tagged fields in the response header
 	}
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
 	if err := resp.ReadFrom(body); err != nil {
-		c.t.Fatalf("decoding fetch v%d response: %v", req.Version, err)
+		return nil, fmt.Errorf("decoding fetch v%d response: %w", req.Version, err)
 	}
-	return resp
+	return resp, nil
 }
 
 // sessReq is a Fetch of version v with the given session id and epoch,
@@ -403,4 +419,145 @@ func (c *fetchSessionCache) get(id int32) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.sessions[id] != nil
+}
+
+// A session keyed by topic id keeps a deleted topic's partition, answered
+// UNKNOWN_TOPIC_ID at every fetch until the client forgets it; the other
+// partitions are not answered while nothing changes.
+func TestFetchSessionDeletedTopic(t *testing.T) {
+	b, cl := sessTopic(t)
+	fetchCreateTopic(t, cl, "gone", 1)
+	goneID := b.catalog.get("gone").ID
+	c := dialSess(t, b)
+	req := sessReq(b, 17, 0, 0, "s", map[int32]int64{0: 0})
+	req.Topics = append(req.Topics, sessReq(b, 17, 0, 0, "gone", map[int32]int64{0: 0}).Topics...)
+	resp := c.fetch(req)
+	id := resp.SessionID
+	if id == 0 || len(resp.Topics) != 2 {
+		t.Fatalf("session %d, %d topics", id, len(resp.Topics))
+	}
+	if _, err := kadm.NewClient(cl).DeleteTopics(fetchTestCtx(t), "gone"); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); b.catalog.getByID(goneID) != nil; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("topic not deleted")
+		}
+	}
+	for epoch := int32(1); epoch <= 2; epoch++ {
+		resp = c.fetch(sessReq(b, 17, id, epoch, "s", nil))
+		if len(resp.Topics) != 1 || resp.Topics[0].TopicID != goneID || len(resp.Topics[0].Partitions) != 1 ||
+			resp.Topics[0].Partitions[0].ErrorCode != kerr.UnknownTopicID.Code {
+			t.Fatalf("epoch %d after the delete: error %d, %+v", epoch, resp.ErrorCode, resp.Topics)
+		}
+	}
+	req = sessReq(b, 17, id, 3, "s", nil)
+	ft := kmsg.NewFetchRequestForgottenTopic()
+	ft.TopicID, ft.Partitions = goneID, []int32{0}
+	req.ForgottenTopics = append(req.ForgottenTopics, ft)
+	if resp = c.fetch(req); resp.ErrorCode != 0 || len(resp.Topics) != 0 {
+		t.Fatalf("after forgetting the deleted topic: error %d, %+v", resp.ErrorCode, answered(resp))
+	}
+}
+
+func TestNextSessionEpoch(t *testing.T) {
+	for in, want := range map[int32]int32{0: 1, 1: 2, math.MaxInt32: 1, -1: -1, -7: -1} {
+		if got := nextSessionEpoch(in); got != want {
+			t.Errorf("next epoch after %d: %d, want %d", in, got, want)
+		}
+	}
+}
+
+// Several connections race on one session, with duplicate epochs, adds,
+// forgets, and closes that recreate it: every answer is a session answer
+// or one of the session errors, and (under -race) the cache is safe.
+func TestFetchSessionConcurrentUse(t *testing.T) {
+	b, cl := sessTopic(t)
+	produceN(t, cl, "s", 0, 5, 10)
+	var (
+		mu    sync.Mutex
+		id    int32
+		epoch int32
+	)
+	resp := dialSess(t, b).fetch(sessReq(b, 17, 0, 0, "s", map[int32]int64{0: 0, 1: 0}))
+	id, epoch = resp.SessionID, 1
+	var wg sync.WaitGroup
+	for w := range 4 {
+		c := dialSess(t, b)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 100 {
+				mu.Lock()
+				sid, e := id, epoch
+				mu.Unlock()
+				var req *kmsg.FetchRequest
+				switch (i + w) % 7 {
+				case 0:
+					req = sessReq(b, 17, sid, 0, "s", map[int32]int64{0: 0, 1: 0, 2: 0})
+				case 1:
+					req = sessReq(b, 17, sid, e, "s", nil)
+					forget(b, req, "s", int32(i%3))
+				default:
+					req = sessReq(b, 17, sid, e, "s", map[int32]int64{int32(i % 3): int64(i % 6)})
+				}
+				resp := c.fetchNoFatal(req)
+				if resp == nil {
+					t.Error("fetch failed")
+					return
+				}
+				switch resp.ErrorCode {
+				case 0:
+					mu.Lock()
+					if req.SessionEpoch == 0 && resp.SessionID != 0 {
+						id, epoch = resp.SessionID, 1
+					} else if resp.SessionID == sid && sid == id && e == epoch {
+						epoch = nextSessionEpoch(e)
+					}
+					mu.Unlock()
+				case kerr.InvalidFetchSessionEpoch.Code, kerr.FetchSessionIDNotFound.Code:
+				default:
+					t.Errorf("error %d", resp.ErrorCode)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	// Racing recreations leave orphan sessions (as in Kafka); the books
+	// must still balance.
+	c := b.fetchSessions
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	sum := 0
+	for _, s := range c.sessions {
+		s.mu.Lock()
+		if s.size != len(s.parts) || len(s.index) != len(s.parts) {
+			t.Errorf("session %d: size %d, %d parts, %d indexed", s.id, s.size, len(s.parts), len(s.index))
+		}
+		s.mu.Unlock()
+		sum += s.size
+	}
+	if sum != c.partitions || c.lru.Len() != len(c.sessions) {
+		t.Fatalf("%d partitions counted, %d cached; %d in the LRU list, %d sessions", c.partitions, sum, c.lru.Len(), len(c.sessions))
+	}
+}
+
+// The bound on cached partitions: a full fetch over it gets no session; an
+// incremental fetch that would pass it loses its session.
+func TestFetchSessionPartitionBound(t *testing.T) {
+	b, _ := sessTopic(t)
+	b.fetchSessions.mu.Lock()
+	b.fetchSessions.maxParts = 3
+	b.fetchSessions.mu.Unlock()
+	c := dialSess(t, b)
+	if resp := c.fetch(sessReq(b, 17, 0, 0, "s", map[int32]int64{0: 0, 1: 0, 2: 0, 3: 0})); resp.SessionID != 0 || len(answered(resp)) != 4 {
+		t.Fatalf("over the bound: session %d, %+v", resp.SessionID, answered(resp))
+	}
+	resp := c.fetch(sessReq(b, 17, 0, 0, "s", map[int32]int64{0: 0, 1: 0}))
+	if resp.SessionID == 0 {
+		t.Fatal("no session under the bound")
+	}
+	if resp := c.fetch(sessReq(b, 17, resp.SessionID, 1, "s", map[int32]int64{2: 0, 3: 0})); resp.ErrorCode != kerr.FetchSessionIDNotFound.Code || b.fetchSessions.len() != 0 {
+		t.Fatalf("growing past the bound: error %d, %d sessions", resp.ErrorCode, b.fetchSessions.len())
+	}
 }
