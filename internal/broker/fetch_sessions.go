@@ -174,6 +174,14 @@ func (c *fetchSessionCache) len() int {
 	return len(c.sessions)
 }
 
+// stats is the sessions and partitions cached, and the evictions so far
+// (the FetchSessionCache metrics).
+func (c *fetchSessionCache) stats() (sessions, partitions int, evictions uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.sessions), c.partitions, c.evictions
+}
+
 // remove closes session id, if there is one.
 func (c *fetchSessionCache) remove(id int32) {
 	c.mu.Lock()

@@ -300,6 +300,16 @@ func TestFetchSessionCacheFull(t *testing.T) {
 	if resp.SessionID == 0 || resp.SessionID == idA {
 		t.Fatalf("after two idle minutes the second client got session %d", resp.SessionID)
 	}
+	mfs := scrape(t, b)
+	if n, _ := value(mfs, "kafka_server_fetchsessioncache_numincrementalfetchsessions"); n != 1 {
+		t.Errorf("sessions gauge %v, want 1", n)
+	}
+	if n, _ := value(mfs, "kafka_server_fetchsessioncache_numincrementalfetchpartitionscached"); n != 1 {
+		t.Errorf("cached partitions gauge %v, want 1", n)
+	}
+	if n, _ := value(mfs, "kafka_server_fetchsessioncache_incrementalfetchsessionevictions_total"); n != 1 {
+		t.Errorf("evictions %v, want 1", n)
+	}
 	if resp = a.fetch(sessReq(b, 17, idA, 2, "s", nil)); resp.ErrorCode != kerr.FetchSessionIDNotFound.Code {
 		t.Fatalf("evicted session: error %d", resp.ErrorCode)
 	}
