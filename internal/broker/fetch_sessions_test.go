@@ -371,10 +371,15 @@ func TestFetchSessionEvictionRules(t *testing.T) {
 	}
 }
 
-// franz-go consumes through sessions (its default) and without them.
+// franz-go consumes through sessions (its default), without them, and
+// from a broker that creates none (slots 0: it answers session id 0).
 func TestFetchSessionKgoConsumer(t *testing.T) {
-	for _, sessions := range []bool{true, false} {
-		b := fetchTestBroker(t)
+	for _, tc := range []struct {
+		sessions bool
+		slots    string
+	}{{true, "1000"}, {false, "1000"}, {true, "0"}} {
+		sessions := tc.sessions
+		b := fetchTestBroker(t, "max.incremental.fetch.session.cache.slots", tc.slots)
 		prod := fetchTestClient(t, b, kgo.RecordPartitioner(kgo.ManualPartitioner()))
 		const parts, per = 8, 25
 		fetchCreateTopic(t, prod, "many", parts)
@@ -419,8 +424,8 @@ func TestFetchSessionKgoConsumer(t *testing.T) {
 		// A second round while the consumer long-polls its session.
 		produce(1)
 		consume(2 * parts * per)
-		if n := b.fetchSessions.len(); sessions != (n > 0) {
-			t.Fatalf("sessions %v: %d sessions cached", sessions, n)
+		if n := b.fetchSessions.len(); (sessions && tc.slots != "0") != (n > 0) {
+			t.Fatalf("sessions %v, slots %s: %d sessions cached", sessions, tc.slots, n)
 		}
 	}
 }
