@@ -55,7 +55,7 @@ const (
 	// min.incremental.fetch.session.eviction.ms default.
 	fetchSessionEvictAfter = 2 * time.Minute
 	// maxSessionPartitions bounds the partitions cached over all sessions
-	// (about 150 bytes each).
+	// (about 200 bytes each, with the index).
 	maxSessionPartitions = 1_000_000
 
 	// Kafka's FetchMetadata: session id 0 is no session; epoch 0 asks for
