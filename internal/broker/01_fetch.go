@@ -26,18 +26,39 @@ package broker
 //
 // A partition of an offline log dir answers KAFKA_STORAGE_ERROR.
 //
-// Fetch sessions (KIP-227): Gregor is sessionless. A full fetch that asks
-// for a new session (session_id 0, epoch 0) is answered with session_id 0,
-// which tells the client no session was created, so it keeps sending full
-// fetches. A request naming a session id is answered with
-// FETCH_SESSION_ID_NOT_FOUND, an incremental epoch without a session with
-// INVALID_FETCH_SESSION_EPOCH; clients then fall back to full fetches.
+// Fetch sessions (KIP-227, fetch_sessions.go) from v7, read as Kafka's
+// FetchManager reads session id and epoch: epoch -1 is a sessionless full
+// fetch (kafka-go's Client.Fetch sends id -1, epoch -1), epoch 0 a full
+// fetch that asks for a session (answered with its id, or 0 when the cache
+// has no room), and either closes the session the id names. Any other
+// epoch is an incremental fetch of session id: FETCH_SESSION_ID_NOT_FOUND
+// when there is none (also for id 0), INVALID_FETCH_SESSION_EPOCH when the
+// epoch is not the one the session expects, FETCH_SESSION_TOPIC_ID_ERROR
+// when the session was made with topic ids (v13+) and the request is
+// older, or the other way round; these answers carry no partitions. An
+// incremental request's partitions update or join the session (fetch
+// offset, partition_max_bytes, epochs), forgotten_topics_data leaves it,
+// and every partition of the session is fetched, long polls parking on
+// all of them; the answer holds only the partitions with records, an
+// error or a diverging epoch, or whose high watermark, last stable offset
+// or log start changed since the session last answered them (Kafka
+// compares the high watermark and log start, not the LSO; the LSO only
+// moves with a marker, which moves the high watermark too). Partitions
+// that returned records move to the end of the session's order, as in
+// Kafka. A session that forgets its last partition is closed and that
+// fetch answered sessionless. Should a second request of a session
+// overtake the first, the first is answered INVALID_FETCH_SESSION_EPOCH.
 //
 // Topics are named until v12 and identified by topic id from v13
-// (UNKNOWN_TOPIC_ID when the id is not known). read_committed (isolation
-// level 1) reads below the last stable offset only and gets the aborted
-// transactions of what it read (from the segments' transaction indexes),
-// so the consumer can drop aborted batches; every answer carries the LSO.
+// (UNKNOWN_TOPIC_ID when the id is not known, also for a session's
+// partition whose topic was deleted: it is answered with the error until
+// the client forgets it). The log is found through the id, so Gregor never
+// answers INCONSISTENT_TOPIC_ID.
+//
+// read_committed (isolation level 1) reads below the last stable offset
+// only and gets the aborted transactions of what it read (from the
+// segments' transaction indexes), so the consumer can drop aborted
+// batches; every answer carries the LSO.
 
 import (
 	"context"
@@ -58,29 +79,28 @@ func init() {
 
 func handleFetch(c *conn, inf *inflight, kreq kmsg.Request) {
 	req := kreq.(*kmsg.FetchRequest)
-	resp := req.ResponseKind().(*kmsg.FetchResponse)
 	inf.wait = time.Duration(max(req.MaxWaitMillis, 0)) * time.Millisecond
-	switch {
-	case req.SessionID != 0:
-		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
-		inf.reply(resp)
-		return
-	case req.SessionEpoch > 0:
-		resp.ErrorCode = kerr.InvalidFetchSessionEpoch.Code
+	f, code := openFetch(c.b, c.ctx, req, c.listener)
+	if code != 0 {
+		// A session error: no partitions, no session (Kafka's
+		// SessionErrorContext).
+		resp := req.ResponseKind().(*kmsg.FetchResponse)
+		resp.ErrorCode = code
 		inf.reply(resp)
 		return
 	}
-	f := newFetch(c.b, c.ctx, req, c.listener)
 	inf.release = func() {
 		f.count()
 		f.releaseBuffers()
 	}
 	if f.fill() || req.MaxWaitMillis <= 0 {
+		f.finishSession()
 		inf.reply(f.resp)
 		return
 	}
 	c.goAsync(inf, func() kmsg.Response {
 		f.wait(time.Duration(req.MaxWaitMillis) * time.Millisecond)
+		f.finishSession()
 		return f.resp
 	})
 }
@@ -94,11 +114,13 @@ type fetchPart struct {
 	l        *storage.Log // nil: answered with the error already set
 	offset   int64
 	maxBytes int
-	ti, pi   int     // its place in resp.Topics[ti].Partitions[pi]
-	n        int     // bytes of records currently in the response
-	buf      *[]byte // pooled buffer holding them, or nil
-	hw       int64   // high watermark (a replica's: log end) seen by the last read
-	replica  bool    // a follower's fetch: read up to the log end
+	ti, pi   int // its place in resp.Topics[ti].Partitions[pi]
+	// rp is what the request (or the session) asked for the partition.
+	rp      kmsg.FetchRequestTopicPartition
+	n       int     // bytes of records currently in the response
+	buf     *[]byte // pooled buffer holding them, or nil
+	hw      int64   // high watermark (a replica's: log end) seen by the last read
+	replica bool    // a follower's fetch: read up to the log end
 	// committed: a read_committed consumer's fetch, read up to the LSO
 	// (hw then holds the LSO seen).
 	committed bool
@@ -118,6 +140,14 @@ type fetch struct {
 	listener string // the connection's listener, for leader hints
 	// replicaID is the fetching follower's broker id, -1 for a consumer.
 	replicaID int32
+
+	// The fetch session (fetch_sessions.go): what finishSession does with
+	// the response. Incremental: session and its parts, parallel to parts,
+	// and the epoch the session must still have when the answer is made.
+	sessionMode  fetchSessionMode
+	session      *fetchSession
+	sessionParts []*sessionPart
+	sessionEpoch int32
 
 	// Long poll. Wake (any goroutine) marks the parts whose log moved and
 	// signals wake; the fetch goroutine re-reads only those.
@@ -187,14 +217,23 @@ type fetchKey struct {
 	p     int32
 }
 
-func newFetch(b *Broker, ctx context.Context, req *kmsg.FetchRequest, listener string) *fetch {
-	f := &fetch{b: b, ctx: ctx, req: req, resp: req.ResponseKind().(*kmsg.FetchResponse), listener: listener, replicaID: -1}
+// fetchReplicaID is the broker id of the follower sending req, or -1 for a
+// consumer.
+func fetchReplicaID(req *kmsg.FetchRequest) int32 {
 	switch {
 	case req.Version >= 15 && req.ReplicaState.ID >= 0:
-		f.replicaID = req.ReplicaState.ID
+		return req.ReplicaState.ID
 	case req.Version < 15 && req.ReplicaID >= 0:
-		f.replicaID = req.ReplicaID
+		return req.ReplicaID
 	}
+	return -1
+}
+
+// newFetch prepares the fetch of topics: the request's own, or for an
+// incremental fetch its session's, which are unique (no partition listed
+// twice, so no need to look for duplicates).
+func newFetch(b *Broker, ctx context.Context, req *kmsg.FetchRequest, listener string, topics []kmsg.FetchRequestTopic, unique bool) *fetch {
+	f := &fetch{b: b, ctx: ctx, req: req, resp: req.ResponseKind().(*kmsg.FetchResponse), listener: listener, replicaID: fetchReplicaID(req)}
 	f.maxBytes = int(req.MaxBytes)
 	if f.maxBytes <= 0 {
 		f.maxBytes = 1 << 30 // as before the cap: no client limit
@@ -202,10 +241,18 @@ func newFetch(b *Broker, ctx context.Context, req *kmsg.FetchRequest, listener s
 	if limit := b.cfg.FetchMaxBytes; limit > 0 && f.maxBytes > limit {
 		f.maxBytes = limit
 	}
-	f.resp.Topics = make([]kmsg.FetchResponseTopic, 0, len(req.Topics))
-	parts := map[fetchKey]int{}
-	topics := map[fetchKey]int{} // topic (p = 0) → index in resp.Topics
-	for _, rt := range req.Topics {
+	f.resp.Topics = make([]kmsg.FetchResponseTopic, 0, len(topics))
+	n := 0
+	for i := range topics {
+		n += len(topics[i].Partitions)
+	}
+	f.parts = make([]fetchPart, 0, n)
+	var parts map[fetchKey]int // partition → index in f.parts
+	if !unique {
+		parts = make(map[fetchKey]int, n)
+	}
+	byTopic := map[fetchKey]int{} // topic (p = 0) → index in resp.Topics
+	for _, rt := range topics {
 		var t *topic
 		if req.Version >= 13 {
 			t = b.catalog.getByID(rt.TopicID)
@@ -219,23 +266,24 @@ func newFetch(b *Broker, ctx context.Context, req *kmsg.FetchRequest, listener s
 		if t != nil {
 			tk = fetchKey{topic: t.Name}
 		}
-		ti, ok := topics[tk]
+		ti, ok := byTopic[tk]
 		if !ok {
 			st := kmsg.NewFetchResponseTopic()
 			st.Topic, st.TopicID = rt.Topic, rt.TopicID
+			st.Partitions = make([]kmsg.FetchResponseTopicPartition, 0, len(rt.Partitions))
 			if t != nil {
 				st.Topic = t.Name
 			}
 			ti = len(f.resp.Topics)
-			topics[tk] = ti
+			byTopic[tk] = ti
 			f.resp.Topics = append(f.resp.Topics, st)
 		}
 		for _, rp := range rt.Partitions {
 			pk := tk
 			pk.p = rp.Partition
-			if i, dup := parts[pk]; dup {
+			if i, dup := parts[pk]; dup && !unique {
 				// Kafka keeps the last listing's parameters.
-				f.parts[i].offset, f.parts[i].maxBytes = rp.FetchOffset, int(rp.PartitionMaxBytes)
+				f.parts[i].offset, f.parts[i].maxBytes, f.parts[i].rp = rp.FetchOffset, int(rp.PartitionMaxBytes), rp
 				continue
 			}
 			st := &f.resp.Topics[ti]
@@ -245,6 +293,9 @@ func newFetch(b *Broker, ctx context.Context, req *kmsg.FetchRequest, listener s
 			sp.PreferredReadReplica = -1
 			sp.RecordBatches = noRecords
 			var l *storage.Log
+			if t != nil && t.partition(rp.Partition) != nil && b.leads(t, rp.Partition) {
+				l = b.store.Get(t.Name, rp.Partition)
+			}
 			switch {
 			case t == nil && req.Version >= 13:
 				sp.ErrorCode = kerr.UnknownTopicID.Code
@@ -252,7 +303,7 @@ func newFetch(b *Broker, ctx context.Context, req *kmsg.FetchRequest, listener s
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			case t.partition(rp.Partition) == nil:
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-			case !b.leads(t, rp.Partition) || b.store.Get(t.Name, rp.Partition) == nil:
+			case l == nil: // not the leader, or not here yet
 				sp.ErrorCode = kerr.NotLeaderForPartition.Code
 				if leader, epoch, ep, ok := b.leaderHint(t, rp.Partition, f.listener); ok {
 					sp.CurrentLeader.LeaderID, sp.CurrentLeader.LeaderEpoch = leader, epoch
@@ -260,15 +311,11 @@ func newFetch(b *Broker, ctx context.Context, req *kmsg.FetchRequest, listener s
 				}
 			case req.Version >= 9 && epochError(t, rp.Partition, rp.CurrentLeaderEpoch) != 0:
 				sp.ErrorCode = epochError(t, rp.Partition, rp.CurrentLeaderEpoch)
-			default:
-				l = b.store.Get(t.Name, rp.Partition)
-				if l == nil {
-					sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-				} else if l.Offline() != nil {
-					// Recovery found records missing (storage.Log.Offline).
-					sp.ErrorCode = kerr.KafkaStorageError.Code
-					l = nil
-				}
+				l = nil
+			case l.Offline() != nil:
+				// Recovery found records missing (storage.Log.Offline).
+				sp.ErrorCode = kerr.KafkaStorageError.Code
+				l = nil
 			}
 			replica := false
 			if l != nil && f.replicaID >= 0 {
@@ -281,9 +328,11 @@ func newFetch(b *Broker, ctx context.Context, req *kmsg.FetchRequest, listener s
 			if replica && l != nil {
 				throttled, _ = b.leaderThrottled(t.Name, rp.Partition)
 			}
-			parts[pk] = len(f.parts)
+			if !unique {
+				parts[pk] = len(f.parts)
+			}
 			f.parts = append(f.parts, fetchPart{l: l, offset: rp.FetchOffset, maxBytes: int(rp.PartitionMaxBytes),
-				ti: ti, pi: len(st.Partitions), hw: -1, replica: replica, throttled: throttled,
+				ti: ti, pi: len(st.Partitions), rp: rp, hw: -1, replica: replica, throttled: throttled,
 				committed: !replica && f.req.IsolationLevel == 1})
 			st.Partitions = append(st.Partitions, sp)
 		}

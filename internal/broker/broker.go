@@ -47,6 +47,9 @@ type Broker struct {
 	// replicas is this broker's part in replication (replication.go).
 	replicas *replicaManager
 	metrics  *brokerMetrics // counters the request path updates (metrics.go)
+	// fetchSessions is the incremental fetch session cache
+	// (fetch_sessions.go), shared by every connection.
+	fetchSessions *fetchSessionCache
 
 	// The cluster (cluster.go): this node's quorum voter, the metadata
 	// state it applies, and the controller deciding through it.
@@ -140,6 +143,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Broker, error) {
 		conns:     map[*conn]struct{}{},
 		metrics:   newBrokerMetrics(),
 	}
+	b.fetchSessions = newFetchSessionCache(cfg.FetchSessionCacheSlots)
 	b.registerNow = make(chan struct{}, 1)
 	b.incarnation = metadata.NewUUID()
 	b.fenced.Store(true)

@@ -24,7 +24,7 @@ import (
 
 // fetchTestBroker starts an in-process broker on a free loopback port with
 // the given server properties and closes it when the test ends.
-func fetchTestBroker(t *testing.T, props ...string) *Broker {
+func fetchTestBroker(t testing.TB, props ...string) *Broker {
 	t.Helper()
 	ld := config.NewLoader()
 	ld.Set("listeners", "PLAINTEXT://127.0.0.1:0", config.SourceFlag)
@@ -48,7 +48,7 @@ func fetchTestBroker(t *testing.T, props ...string) *Broker {
 	return b
 }
 
-func fetchTestClient(t *testing.T, b *Broker, opts ...kgo.Opt) *kgo.Client {
+func fetchTestClient(t testing.TB, b *Broker, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(b.AdvertisedAddr())}, opts...)...)
 	if err != nil {
@@ -58,13 +58,13 @@ func fetchTestClient(t *testing.T, b *Broker, opts ...kgo.Opt) *kgo.Client {
 	return cl
 }
 
-func fetchTestCtx(t *testing.T) context.Context {
+func fetchTestCtx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return ctx
 }
 
-func fetchCreateTopic(t *testing.T, cl *kgo.Client, name string, partitions int32) {
+func fetchCreateTopic(t testing.TB, cl *kgo.Client, name string, partitions int32) {
 	t.Helper()
 	res, err := kadm.NewClient(cl).CreateTopic(fetchTestCtx(t), partitions, 1, nil, name)
 	if err != nil || res.Err != nil {

@@ -201,6 +201,11 @@ var (
 	descGlobalTopics      = prometheus.NewDesc("kafka_controller_kafkacontroller_globaltopiccount", "Topics in the cluster.", nil, nil)
 	descGlobalPartitions  = prometheus.NewDesc("kafka_controller_kafkacontroller_globalpartitioncount", "Partitions in the cluster.", nil, nil)
 
+	// Kafka's kafka.server:type=FetchSessionCache MBeans.
+	descFetchSessions       = prometheus.NewDesc("kafka_server_fetchsessioncache_numincrementalfetchsessions", "Incremental fetch sessions cached (KIP-227).", nil, nil)
+	descFetchSessionParts   = prometheus.NewDesc("kafka_server_fetchsessioncache_numincrementalfetchpartitionscached", "Partitions cached over all incremental fetch sessions.", nil, nil)
+	descFetchSessionEvicted = prometheus.NewDesc("kafka_server_fetchsessioncache_incrementalfetchsessionevictions_total", "Incremental fetch sessions evicted to make room for new ones (IncrementalFetchSessionEvictionsPerSec count).", nil, nil)
+
 	descLogSize      = prometheus.NewDesc("kafka_log_log_size", "Bytes of a partition's log on disk (Log Size).", []string{"topic", "partition"}, nil)
 	descLogEnd       = prometheus.NewDesc("kafka_log_log_logendoffset", "A partition's log end offset.", []string{"topic", "partition"}, nil)
 	descLogStart     = prometheus.NewDesc("kafka_log_log_logstartoffset", "A partition's log start offset.", []string{"topic", "partition"}, nil)
@@ -390,6 +395,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		state = 3 // RUNNING
 	}
 	gauge(descBrokerState, state)
+	sessions, cached, evicted := b.fetchSessions.stats()
+	gauge(descFetchSessions, float64(sessions))
+	gauge(descFetchSessionParts, float64(cached))
+	counter(descFetchSessionEvicted, evicted)
 	if b.qnode.IsLeader() {
 		gauge(descActiveController, 1)
 		gauge(descOfflinePartitions, float64(max(leaderless, offline)))

@@ -91,6 +91,10 @@ type Config struct {
 	// MaxPartitions is gregor.max.partitions, the broker-wide partition cap;
 	// 0 derives it from the file descriptor limit.
 	MaxPartitions int32
+	// FetchSessionCacheSlots is max.incremental.fetch.session.cache.slots:
+	// how many incremental fetch sessions (KIP-227) the broker keeps; 0
+	// disables them.
+	FetchSessionCacheSlots int
 	// KRaft: the cluster's roles and quorum, Kafka's property names.
 	ProcessRoles []string // process.roles: "broker", "controller" or both (default both)
 	// QuorumVoters is controller.quorum.voters (id@host:port,...): the
@@ -254,6 +258,8 @@ var defaults = map[string]string{
 	"gregor.request.log.slow.ms":          "5000",
 	"gregor.console.admin.enable":         "false",
 	"gregor.console.sample.interval.ms":   "5000",
+	// Fetch sessions (KIP-227), Kafka's default.
+	"max.incremental.fetch.session.cache.slots": "1000",
 	// Zero configuration is a combined broker and controller, a cluster
 	// of one; Kafka has no default for process.roles.
 	"process.roles":                           "broker,controller",
@@ -497,6 +503,7 @@ func (l *Loader) Resolve() (*Config, error) {
 	c.ConnectionsMaxIdleMs = geti("connections.max.idle.ms")
 	c.QueuedMaxRequestBytes = geti("queued.max.request.bytes")
 	c.FetchMaxBytes = int(geti("fetch.max.bytes"))
+	c.FetchSessionCacheSlots = int(geti("max.incremental.fetch.session.cache.slots"))
 	c.GroupMaxSize = int(geti("group.max.size"))
 	c.MaxPartitionsPerReq = int32(geti("gregor.max.partitions.per.request"))
 	c.MaxPartitions = int32(geti("gregor.max.partitions"))
@@ -609,6 +616,9 @@ func (c *Config) Validate() error {
 	}
 	if c.FetchMaxBytes < 0 {
 		errs = append(errs, errors.New("fetch.max.bytes must be >= 0"))
+	}
+	if c.FetchSessionCacheSlots < 0 || c.FetchSessionCacheSlots > 1<<20 {
+		errs = append(errs, errors.New("max.incremental.fetch.session.cache.slots must be between 0 and 1048576"))
 	}
 	if c.GroupMaxSize < 1 {
 		errs = append(errs, errors.New("group.max.size must be >= 1"))

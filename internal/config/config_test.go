@@ -114,6 +114,14 @@ func TestLimitProperties(t *testing.T) {
 	if c.FetchMaxBytes != 55<<20 || c.ConnectionsMaxIdleMs != 600000 || c.QueuedMaxRequestBytes != 256<<20 || c.MaxPartitionsPerReq != 10000 {
 		t.Errorf("defaults: fetch.max.bytes %d, idle %d, queued %d, per request %d", c.FetchMaxBytes, c.ConnectionsMaxIdleMs, c.QueuedMaxRequestBytes, c.MaxPartitionsPerReq)
 	}
+	if c.FetchSessionCacheSlots != 1000 {
+		t.Errorf("max.incremental.fetch.session.cache.slots default %d, want Kafka's 1000", c.FetchSessionCacheSlots)
+	}
+	l.Set("max.incremental.fetch.session.cache.slots", "-1", SourceFile)
+	if _, err := l.Resolve(); err == nil {
+		t.Error("a negative max.incremental.fetch.session.cache.slots was accepted")
+	}
+	l.Set("max.incremental.fetch.session.cache.slots", "0", SourceFile)
 	l.Set("max.connections.per.ip.overrides", "nocount", SourceFile)
 	if _, err := l.Resolve(); err == nil {
 		t.Error("an override without a count was accepted")
