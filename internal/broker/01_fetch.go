@@ -2,6 +2,16 @@ package broker
 
 // Fetch (key 1), versions 4-17.
 //
+// Zero-copy: a partition's records of at least spliceMin (32 KiB) are not
+// read by the broker at all. The response is encoded around them
+// (fetch_encode.go) and the connection's writer sends them from the
+// segment file to the socket with sendfile at an explicit offset, holding
+// the segment's reference until then; smaller runs are copied into the
+// response, which costs less than the extra system calls. Where sendfile
+// cannot be used (not a TCP socket, not an OS file) they are copied at
+// write time. gregor_fetch_sendfile_bytes_total and
+// gregor_fetch_copied_bytes_total count both ways.
+//
 // Reads whole record batches, byte for byte as stored, below the high
 // watermark only (with gregor.durability=fsync that is the fsynced offset,
 // so a consumer never sees a record a crash can take back). Limits follow
@@ -95,13 +105,56 @@ func handleFetch(c *conn, inf *inflight, kreq kmsg.Request) {
 	}
 	if f.fill() || req.MaxWaitMillis <= 0 {
 		f.finishSession()
-		inf.reply(f.resp)
+		inf.reply(f.answer())
 		return
 	}
 	c.goAsync(inf, func() kmsg.Response {
 		f.wait(time.Duration(req.MaxWaitMillis) * time.Millisecond)
 		f.finishSession()
-		return f.resp
+		return f.answer()
+	})
+}
+
+// spliceMin is the smallest run of records a fetch sends from the segment
+// file with sendfile (zero-copy) rather than copying it into the response:
+// below it the copy costs less than the two extra system calls.
+const spliceMin = 32 << 10
+
+// splicedFetch is a Fetch response some of whose records are still in
+// segment files (fetch_encode.go): the connection's writer encodes it with
+// appendSpliced and sends those records with sendfile.
+type splicedFetch struct {
+	*kmsg.FetchResponse
+	f *fetch
+}
+
+// answer is the response to reply with: the bare response when nothing
+// is spliced.
+func (f *fetch) answer() kmsg.Response {
+	for i := range f.parts {
+		if f.parts[i].fr.Size > 0 {
+			return splicedFetch{f.resp, f}
+		}
+	}
+	return f.resp
+}
+
+func (s splicedFetch) appendSpliced(dst []byte, corr int32) ([]byte, []responsePiece) {
+	f := s.f
+	// A spliced partition's RecordBatches is its part's marker byte;
+	// sessions may have moved the partitions since.
+	byMarker := make(map[*byte]storage.FileRange)
+	for i := range f.parts {
+		if p := &f.parts[i]; p.fr.Size > 0 {
+			byMarker[&p.marker[0]] = p.fr
+		}
+	}
+	return appendFetchResponse(dst, corr, s.FetchResponse, func(ti, pi int) storage.FileRange {
+		rb := s.Topics[ti].Partitions[pi].RecordBatches
+		if len(rb) != 1 {
+			return storage.FileRange{}
+		}
+		return byMarker[&rb[0]]
 	})
 }
 
@@ -116,11 +169,16 @@ type fetchPart struct {
 	maxBytes int
 	ti, pi   int // its place in resp.Topics[ti].Partitions[pi]
 	// rp is what the request (or the session) asked for the partition.
-	rp      kmsg.FetchRequestTopicPartition
-	n       int     // bytes of records currently in the response
-	buf     *[]byte // pooled buffer holding them, or nil
-	hw      int64   // high watermark (a replica's: log end) seen by the last read
-	replica bool    // a follower's fetch: read up to the log end
+	rp  kmsg.FetchRequestTopicPartition
+	n   int     // bytes of records currently in the response
+	buf *[]byte // pooled buffer holding them, or nil
+	// fr: the records, when they are sent from the segment file
+	// (spliced); the response's RecordBatches is then marker[:], which
+	// identifies the part wherever sessions move the partition.
+	fr      storage.FileRange
+	marker  [1]byte
+	hw      int64 // high watermark (a replica's: log end) seen by the last read
+	replica bool  // a follower's fetch: read up to the log end
 	// committed: a read_committed consumer's fetch, read up to the LSO
 	// (hw then holds the LSO seen).
 	committed bool
@@ -177,12 +235,21 @@ func putFetchBuf(bp *[]byte) {
 // used afterwards (the connection calls it once the response is encoded).
 func (f *fetch) releaseBuffers() {
 	for i := range f.parts {
-		if p := &f.parts[i]; p.buf != nil {
-			putFetchBuf(p.buf)
-			p.buf, p.n = nil, 0
-		}
+		f.parts[i].dropRecords()
 	}
 	f.total = 0
+}
+
+// dropRecords gives back what holds the part's records: the pooled
+// buffer, or the spliced range's segment reference.
+func (p *fetchPart) dropRecords() {
+	if p.buf != nil {
+		putFetchBuf(p.buf)
+		p.buf = nil
+	}
+	p.fr.Release()
+	p.fr = storage.FileRange{}
+	p.n = 0
 }
 
 // count adds the response's records to the topics' bytes-out counters,
@@ -190,13 +257,18 @@ func (f *fetch) releaseBuffers() {
 // buffers).
 func (f *fetch) count() {
 	m := f.b.metrics
+	for i := range f.parts {
+		if p := &f.parts[i]; p.buf != nil {
+			m.copiedOut.Add(uint64(p.n))
+		}
+	}
 	for ti := range f.resp.Topics {
 		rt := &f.resp.Topics[ti]
 		var n uint64
 		known, failed := false, false
 		for pi := range rt.Partitions {
 			sp := &rt.Partitions[pi]
-			n += uint64(len(sp.RecordBatches))
+			n += uint64(f.recordBytes(sp.RecordBatches))
 			failed = failed || sp.ErrorCode != 0
 			// Unknown topics get no series, as in Kafka (and cannot
 			// grow the label set).
@@ -206,6 +278,19 @@ func (f *fetch) count() {
 			m.fetched(m.topic(rt.Topic), n, failed)
 		}
 	}
+}
+
+// recordBytes is the size of a response partition's records, spliced or
+// not.
+func (f *fetch) recordBytes(rb []byte) int {
+	if len(rb) == 1 {
+		for i := range f.parts {
+			if p := &f.parts[i]; p.fr.Size > 0 && &p.marker[0] == &rb[0] {
+				return p.fr.Size
+			}
+		}
+	}
+	return len(rb)
 }
 
 // fetchKey identifies a partition of the request: by topic name when the
@@ -365,12 +450,8 @@ func (f *fetch) read(i int) (urgent bool) {
 	if p.l == nil {
 		return true
 	}
-	if p.buf != nil {
-		putFetchBuf(p.buf)
-		p.buf = nil
-	}
 	f.total -= p.n
-	p.n = 0
+	p.dropRecords()
 	sp.RecordBatches = noRecords
 
 	limit := max(min(p.maxBytes, f.maxBytes-f.total), 0)
@@ -387,7 +468,12 @@ func (f *fetch) read(i int) (urgent bool) {
 	default:
 		fr, res, err = p.l.ReadRange(p.offset, limit)
 	}
-	defer fr.Release()
+	kept := false // the range is spliced: the part holds its reference
+	defer func() {
+		if !kept {
+			fr.Release()
+		}
+	}()
 	sp.ErrorCode = errCode(err)
 	if err != nil && sp.ErrorCode != kerr.OffsetOutOfRange.Code {
 		// Kafka answers an error with unknown (-1) offsets.
@@ -422,6 +508,19 @@ func (f *fetch) read(i int) (urgent bool) {
 		}
 		q.record(int64(fr.Size), now)
 	}
+	if fr.Size >= spliceMin && fr.File != nil {
+		kept = true
+		p.fr, p.n = fr, fr.Size
+		f.total += p.n
+		sp.RecordBatches = p.marker[:]
+		if p.committed {
+			// The records are not read here: the aborted transactions
+			// up to the read's bound, a superset as Kafka's (up to the
+			// segment's end) is; consumers skip entries they never reach.
+			sp.AbortedTransactions = abortedTxns(p.l.AbortedTxns(p.offset, res.LastStableOffset))
+		}
+		return false
+	}
 	bp := fetchBufs.Get().(*[]byte)
 	recs, err := fr.AppendTo((*bp)[:0])
 	if cap(recs) > 0 {
@@ -454,7 +553,11 @@ func abortedIn(l *storage.Log, offset int64, recs []byte) []kmsg.FetchResponseTo
 		end = int64(binary.BigEndian.Uint64(rest)) + int64(int32(binary.BigEndian.Uint32(rest[23:]))) + 1
 		rest = rest[n:]
 	}
-	list := l.AbortedTxns(offset, end)
+	return abortedTxns(l.AbortedTxns(offset, end))
+}
+
+// abortedTxns converts storage's aborted transactions to the response's.
+func abortedTxns(list []storage.AbortedTxn) []kmsg.FetchResponseTopicPartitionAbortedTransaction {
 	out := make([]kmsg.FetchResponseTopicPartitionAbortedTransaction, len(list))
 	for i, a := range list {
 		out[i] = kmsg.FetchResponseTopicPartitionAbortedTransaction{ProducerID: a.ProducerID, FirstOffset: a.FirstOffset}

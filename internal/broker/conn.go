@@ -479,8 +479,10 @@ func (c *conn) writePieces(bw *bufio.Writer, pieces []responsePiece) error {
 			if err != nil {
 				return err
 			}
+			c.b.metrics.sentFromFile.Add(uint64(pc.fr.Size))
 			continue
 		}
+		c.b.metrics.copiedOut.Add(uint64(pc.fr.Size))
 		tmp := getBuf(pc.fr.Size)
 		b, err := pc.fr.AppendTo((*tmp)[:0])
 		if err == nil {

@@ -6,7 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregorhq/gregor/internal/storage"
@@ -115,5 +117,56 @@ func TestAppendFetchResponseMatchesKmsg(t *testing.T) {
 				t.Fatalf("v%d case %d: %d spliced bytes differ from kmsg's %d", v, i, len(got), len(want))
 			}
 		}
+	}
+}
+
+// Consumers get large reads from the segment files with sendfile and
+// small ones copied, and every byte arrives as produced, whichever way
+// it went; kgo's fetch sessions move partitions around in between.
+func TestFetchSendsLargeReadsFromTheFile(t *testing.T) {
+	b := fetchTestBroker(t)
+	ctx := fetchTestCtx(t)
+	cl := fetchTestClient(t, b, kgo.DefaultProduceTopic("big"), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()),
+		kgo.ProducerBatchMaxBytes(1<<20), kgo.ProducerLinger(20*time.Millisecond))
+	fetchCreateTopic(t, cl, "big", 3)
+	r := rand.New(rand.NewSource(2))
+	want := map[string]bool{}
+	var recs []*kgo.Record
+	for i := 0; i < 300; i++ {
+		v := make([]byte, 1+r.Intn(20000))
+		r.Read(v)
+		if i%50 == 0 {
+			v = v[:10] // some small records
+		}
+		want[string(v)] = true
+		recs = append(recs, &kgo.Record{Value: v})
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	before := scrape(t, b)
+	sent0, _ := value(before, "gregor_fetch_sendfile_bytes_total")
+
+	c := fetchTestClient(t, b, kgo.ConsumeTopics("big"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	got := 0
+	for got < len(recs) {
+		fs := c.PollFetches(ctx)
+		if err := fs.Err(); err != nil {
+			t.Fatal(err)
+		}
+		fs.EachRecord(func(rec *kgo.Record) {
+			if !want[string(rec.Value)] {
+				t.Fatalf("record at %d/%d was not produced (%d bytes)", rec.Partition, rec.Offset, len(rec.Value))
+			}
+			got++
+		})
+	}
+	after := scrape(t, b)
+	sent, _ := value(after, "gregor_fetch_sendfile_bytes_total")
+	if sent-sent0 < 1<<20 {
+		t.Errorf("%v bytes went with sendfile for about 3 MB of records", sent-sent0)
+	}
+	if v, _ := value(after, "kafka_server_brokertopicmetrics_bytesout_total", "topic", "big"); v < sent-sent0 {
+		t.Errorf("bytes out %v, less than the %v sent from files", v, sent-sent0)
 	}
 }

@@ -64,6 +64,10 @@ type brokerMetrics struct {
 	requests []*requestStats
 	all      topicStats // the same counters without a topic label
 
+	// sentFromFile counts record bytes sent with sendfile (zero-copy
+	// fetch), copied those sent through the response buffer.
+	sentFromFile, copiedOut atomic.Uint64
+
 	fsync     prometheus.Histogram // seconds per log fsync
 	roundLogs prometheus.Histogram // logs fsynced per group-commit round
 	released  prometheus.Histogram // durability waits released per round
@@ -187,6 +191,9 @@ var (
 	descFetchReqs     = descTopic("totalfetchrequests_total", "Fetch requests per topic (TotalFetchRequestsPerSec); topic=\"\" is the broker total.")
 	descFailedFetch   = descTopic("failedfetchrequests_total", "Fetch requests with a failed partition (FailedFetchRequestsPerSec).")
 
+	descSentFromFile = prometheus.NewDesc("gregor_fetch_sendfile_bytes_total", "Record bytes fetched that went from segment files to sockets with sendfile (zero-copy).", nil, nil)
+	descCopiedOut    = prometheus.NewDesc("gregor_fetch_copied_bytes_total", "Record bytes fetched that were copied into the response (small reads).", nil, nil)
+
 	descRequests = prometheus.NewDesc("kafka_network_requestmetrics_requests_total",
 		"Requests answered, by request type and version (RequestsPerSec).", []string{"request", "version"}, nil)
 
@@ -300,6 +307,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- rs.latency
 		}
 	}
+	counter(descSentFromFile, m.sentFromFile.Load())
+	counter(descCopiedOut, m.copiedOut.Load())
 	ch <- m.fsync
 	ch <- m.roundLogs
 	ch <- m.released
