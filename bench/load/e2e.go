@@ -94,7 +94,7 @@ func e2e(ctx context.Context, c config) (*result, error) {
 		P := int64(len(prods))
 		s := &sender{cl: cl, topic: c.topic, p: pools[i], h: ahist[i], k: ks[i], start: m.start,
 			limit: share(n, i, len(prods)), every: every * time.Duration(P), first: every * time.Duration(i),
-			warmup: c.warmup,
+			warmup: c.warmup, drain: c.drain,
 			stamp: func(v []byte, j int64, due time.Duration) {
 				binary.BigEndian.PutUint64(v[0:8], uint64(due))
 				binary.BigEndian.PutUint64(v[8:16], uint64(j*P+int64(i)))
@@ -102,7 +102,9 @@ func e2e(ctx context.Context, c config) (*result, error) {
 		pwg.Add(1)
 		go func() {
 			defer pwg.Done()
-			s.run()
+			if err := s.run(); err != nil {
+				ks[i].fail(err)
+			}
 		}()
 	}
 	pwg.Wait()

@@ -49,6 +49,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -159,10 +160,11 @@ func main() {
 	flag.Int64Var(&c.records, "records", 0, "records to produce / consume in total (0: by -duration, or the end offsets when consuming)")
 	flag.Float64Var(&c.rate, "rate", 0, "records per second in total (0: unlimited; e2e: required)")
 	flag.DurationVar(&c.warmup, "warmup", c.warmup, "e2e: records due in this leading part are left out of the percentiles")
-	flag.DurationVar(&c.drain, "drain", c.drain, "e2e: wait this long after the last send for the rest to arrive")
+	flag.DurationVar(&c.drain, "drain", c.drain, "wait this long after the last send for the last acks (e2e: records) to arrive")
 	flag.IntVar(&c.fetchMaxBytes, "fetch-max-bytes", c.fetchMaxBytes, "kgo.FetchMaxBytes")
 	flag.IntVar(&c.fetchMaxPartitionBytes, "fetch-max-partition-bytes", c.fetchMaxPartitionBytes, "kgo.FetchMaxPartitionBytes")
 	flag.DurationVar(&c.fetchMaxWait, "fetch-max-wait", c.fetchMaxWait, "kgo.FetchMaxWait")
+	cpuProfile := flag.String("cpuprofile", "", "write this process's CPU profile to this file")
 	flag.Var(pidList{&c.brokerPIDs}, "broker-pid", "broker process id whose CPU to measure (repeatable, or comma separated)")
 	flag.Parse()
 	c.brokers = strings.Split(*brokers, ",")
@@ -174,7 +176,19 @@ func main() {
 	if c.mode == "e2e" && !set["linger"] {
 		c.linger = 0
 	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "load:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if err := run(context.Background(), c, os.Stdout); err != nil {
+		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "load:", err)
 		os.Exit(1)
 	}

@@ -229,13 +229,15 @@ func produce(ctx context.Context, c config) (*result, error) {
 		go func() {
 			defer wg.Done()
 			s := &sender{cl: cl, topic: c.topic, p: pools[i], h: hists[i], k: ks[i], start: m.start,
-				limit: share(c.records, i, len(cls)), until: deadline}
+				limit: share(c.records, i, len(cls)), until: deadline, drain: c.drain}
 			if c.rate > 0 {
 				// Producer i takes every len(cls)-th slot of the schedule.
 				every := time.Duration(float64(time.Second) / c.rate)
 				s.every, s.first = every*time.Duration(len(cls)), every*time.Duration(i)
 			}
-			s.run()
+			if err := s.run(); err != nil {
+				ks[i].fail(err)
+			}
 		}()
 	}
 	wg.Wait()
@@ -265,6 +267,7 @@ type sender struct {
 	start  time.Time
 	limit  int64         // records to send; -1: until deadline
 	until  time.Time     // zero: no deadline
+	drain  time.Duration // how long to wait for the last acks
 	every  time.Duration // schedule: record j is due at start+first+j*every; 0: as fast as slots come back
 	first  time.Duration
 	warmup time.Duration // records due before start+warmup are left out of h
@@ -273,8 +276,14 @@ type sender struct {
 	stamp func(v []byte, j int64, due time.Duration)
 }
 
-// run sends, then waits for every slot to come back.
-func (s *sender) run() {
+// run sends, then waits for every slot to come back, for at most drain.
+func (s *sender) run() error {
+	var stop <-chan time.Time
+	if !s.until.IsZero() {
+		t := time.NewTimer(time.Until(s.until))
+		defer t.Stop()
+		stop = t.C
+	}
 	cut := s.start.Add(s.warmup)
 	promise := func(r *kgo.Record, err error) {
 		sl := r.Context.(*slot)
@@ -295,10 +304,21 @@ func (s *sender) run() {
 				time.Sleep(wait)
 			}
 		}
-		sl := <-s.p
-		now := time.Now()
-		if !s.until.IsZero() && now.After(s.until) || s.k.err.Load() != nil {
-			s.p <- sl
+		var sl *slot
+		select { // a free slot without a timer in the common case
+		case sl = <-s.p:
+		default:
+			select {
+			case sl = <-s.p:
+			case <-stop:
+			}
+		}
+		// Monotonic clock only: cheaper than time.Now's wall clock too.
+		now := s.start.Add(time.Since(s.start))
+		if sl == nil || !s.until.IsZero() && now.After(s.until) || s.k.err.Load() != nil {
+			if sl != nil {
+				s.p <- sl
+			}
 			break
 		}
 		if s.stamp != nil {
@@ -308,7 +328,14 @@ func (s *sender) run() {
 		s.cl.Produce(context.Background(), sl.take(s.topic, now), promise)
 	}
 	// Every slot back means every promise has run.
-	for range cap(s.p) {
-		<-s.p
+	t := time.NewTimer(s.drain)
+	defer t.Stop()
+	for i := range cap(s.p) {
+		select {
+		case <-s.p:
+		case <-t.C:
+			return fmt.Errorf("%d records unacknowledged %v after the last send", cap(s.p)-i, s.drain)
+		}
 	}
+	return nil
 }
