@@ -4,7 +4,7 @@
 # EndToEndLatency) and small franz-go programs (bench/load, bench/e2e,
 # bench/startup).
 #
-#   bash bench/run.sh                          # builds ./cmd/gregor; ~15 minutes
+#   bash bench/run.sh                          # builds ./cmd/gregor; ~20 minutes
 #   GREGOR_BIN=/tmp/gregor BENCH_RECORDS=20000 BENCH_ROUNDS=3 bash bench/run.sh
 #
 # Two durability profiles, each with both brokers started fresh:
