@@ -156,7 +156,7 @@ func main() {
 	flag.StringVar(&c.compression, "compression", c.compression, "none, gzip, snappy, lz4 or zstd")
 	flag.IntVar(&c.maxInflight, "max-inflight", c.maxInflight, "produce requests in flight per broker when not idempotent")
 	flag.IntVar(&c.bufferBytes, "buffer-bytes", c.bufferBytes, "record bytes each producer may have unacknowledged")
-	flag.DurationVar(&c.duration, "duration", c.duration, "how long to run (0: until -records, or the end offsets when consuming)")
+	flag.DurationVar(&c.duration, "duration", c.duration, "how long to run (0: until -records; consume defaults to 0, reading to the end offsets)")
 	flag.Int64Var(&c.records, "records", 0, "records to produce / consume in total (0: by -duration, or the end offsets when consuming)")
 	flag.Float64Var(&c.rate, "rate", 0, "records per second in total (0: unlimited; e2e: required)")
 	flag.DurationVar(&c.warmup, "warmup", c.warmup, "e2e: records due in this leading part are left out of the percentiles")
@@ -175,6 +175,9 @@ func main() {
 	}
 	if c.mode == "e2e" && !set["linger"] {
 		c.linger = 0
+	}
+	if c.mode == "consume" && !set["duration"] {
+		c.duration = 0
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
