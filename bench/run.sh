@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Gregor against Apache Kafka (the release bench/kafka pins, 4.4.0), side by side on this machine, with Kafka's
 # own load generators (ProducerPerformance, ConsumerPerformance,
-# EndToEndLatency) and two small franz-go programs (bench/e2e, bench/startup).
+# EndToEndLatency) and small franz-go programs (bench/load, bench/e2e,
+# bench/startup).
 #
-#   bash bench/run.sh                          # builds ./cmd/gregor; ~15 minutes
+#   bash bench/run.sh                          # builds ./cmd/gregor; ~20 minutes
 #   GREGOR_BIN=/tmp/gregor BENCH_RECORDS=20000 BENCH_ROUNDS=3 bash bench/run.sh
 #
 # Two durability profiles, each with both brokers started fresh:
@@ -26,6 +27,17 @@
 #                the worst of the four
 #   consume      ConsumerPerformance over the round's acks1 topic (its fetch
 #                rate, which leaves out the group join)
+#   go-acks1 go-acksall
+#                bench/load (franz-go, a fraction of the Java tools' CPU per
+#                byte, so the broker is what limits it): BENCH_GO_PRODUCERS
+#                producers for BENCH_GO_SECONDS, acks=1 (5 requests in flight)
+#                or acks=all (idempotent), batch 1 MiB, linger 5 ms. Besides
+#                MB/s and ack p99 it records the broker's CPU (utime+stime of
+#                its process, for Kafka its JVM) per GiB of record values, and
+#                bench/load's own: CPU per GiB is the figure that holds still
+#                on a busy machine
+#   go-consume   bench/load, BENCH_GO_CONSUMERS consumers (no group) reading the
+#                round's go-acks1 topic to its end: MB/s and CPU per GiB
 # Then the latency phase, at a fixed rate of half of Kafka's maximum: the
 # median records/s Kafka reached in this invocation's acks1 / acksall
 # single-producer runs of the same profile (BENCH_LATENCY_RATE overrides):
@@ -64,6 +76,7 @@
 #                                acks1 acks1-batch1m acksall
 #                                acksall-batch1m acks1-x4 acksall-x4
 #                                acks1-batch1m-x4 acksall-batch1m-x4 consume
+#                                go-acks1 go-acksall go-consume
 #                                lat-pp-acks1 lat-pp-acksall lat-go-acks1
 #                                lat-go-acksall lat-e2e-acks1 lat-e2e-acksall
 #                                startup
@@ -71,6 +84,11 @@
 #   BENCH_LATENCY_RATE           records/s for the fixed-rate runs, instead of
 #                                half of Kafka's measured maximum
 #   BENCH_E2E_MESSAGES [1000]    round trips per EndToEndLatency run
+#   BENCH_GO_SECONDS [10]        length of each go-acks* run
+#   BENCH_GO_PRODUCERS [4], BENCH_GO_CONSUMERS [2]
+#                                bench/load clients (each its own connections)
+#   BENCH_GO_ARGS                more bench/load flags for the go-* runs, e.g.
+#                                "-compression lz4 -buffer-bytes 4194304"
 #   BENCH_STARTUP_RUNS [3]       cold starts per broker
 #   BENCH_PARTITIONS [8], BENCH_RECORD_SIZE [1024]
 #   BENCH_KAFKA_PORT [19192]     (and +1 for its controller), BENCH_GREGOR_PORT [19292],
@@ -99,11 +117,15 @@ RECORDS=${BENCH_RECORDS:-50000}
 X4_RECORDS=${BENCH_X4_RECORDS:-$((RECORDS / 2))}
 ROUNDS=${BENCH_ROUNDS:-3}
 PROFILES=${BENCH_PROFILES:-os fsync}
-DEFAULT_WORKLOADS="acks1 acks1-batch1m acksall acksall-batch1m acks1-x4 acks1-batch1m-x4 acksall-x4 acksall-batch1m-x4 consume lat-pp-acksall lat-go-acksall lat-e2e-acksall startup"
+DEFAULT_WORKLOADS="acks1 acks1-batch1m acksall acksall-batch1m acks1-x4 acks1-batch1m-x4 acksall-x4 acksall-batch1m-x4 consume go-acks1 go-acksall go-consume lat-pp-acksall lat-go-acksall lat-e2e-acksall startup"
 WORKLOADS=${BENCH_WORKLOADS:-$DEFAULT_WORKLOADS}
 LAT_SECONDS=${BENCH_LATENCY_SECONDS:-6}
 LAT_RATE=${BENCH_LATENCY_RATE:-}
 E2E_MESSAGES=${BENCH_E2E_MESSAGES:-1000}
+GO_SECONDS=${BENCH_GO_SECONDS:-10}
+GO_PRODUCERS=${BENCH_GO_PRODUCERS:-4}
+GO_CONSUMERS=${BENCH_GO_CONSUMERS:-2}
+GO_ARGS=${BENCH_GO_ARGS:-}
 STARTUP_RUNS=${BENCH_STARTUP_RUNS:-3}
 PARTITIONS=${BENCH_PARTITIONS:-8}
 RECORD_SIZE=${BENCH_RECORD_SIZE:-1024}
@@ -123,8 +145,9 @@ log() { echo "bench: $*" >&2; }
 
 PRODUCE_WORKLOADS="acks1 acks1-batch1m acksall acksall-batch1m acks1-x4 acksall-x4 acks1-batch1m-x4 acksall-batch1m-x4"
 LATENCY_WORKLOADS="lat-pp-acks1 lat-pp-acksall lat-go-acks1 lat-go-acksall lat-e2e-acks1 lat-e2e-acksall"
+GO_WORKLOADS="go-acks1 go-acksall go-consume"
 for w in $WORKLOADS; do
-	case " $PRODUCE_WORKLOADS $LATENCY_WORKLOADS consume startup " in
+	case " $PRODUCE_WORKLOADS $LATENCY_WORKLOADS $GO_WORKLOADS consume startup " in
 	*" $w "*) ;;
 	*)
 		log "unknown workload $w"
@@ -193,7 +216,8 @@ else
 	log "building gregor"
 	(cd "$ROOT" && go build -o "$BIN" ./cmd/gregor) || exit 1
 fi
-(cd "$ROOT" && go build -o "$WORK/e2e" ./bench/e2e && go build -o "$WORK/startup" ./bench/startup) || exit 1
+(cd "$ROOT" && go build -o "$WORK/e2e" ./bench/e2e && go build -o "$WORK/startup" ./bench/startup &&
+	go build -o "$WORK/load" ./bench/load) || exit 1
 KAFKA_VERSION=$(cat "$HERE/kafka/.cache/libs/.version")
 GREGOR_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "no commit")
 if [[ -n "$(git -C "$ROOT" status --porcelain -- cmd internal gregor.go go.mod go.sum 2>/dev/null)" ]]; then
@@ -201,7 +225,7 @@ if [[ -n "$(git -C "$ROOT" status --porcelain -- cmd internal gregor.go go.mod g
 fi
 {
 	echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-	echo "command: BENCH_RECORDS=$RECORDS BENCH_X4_RECORDS=$X4_RECORDS BENCH_ROUNDS=$ROUNDS BENCH_PROFILES=\"$PROFILES\" BENCH_WORKLOADS=\"$WORKLOADS\" BENCH_LATENCY_SECONDS=$LAT_SECONDS${LAT_RATE:+ BENCH_LATENCY_RATE=$LAT_RATE} BENCH_E2E_MESSAGES=$E2E_MESSAGES BENCH_STARTUP_RUNS=$STARTUP_RUNS bash bench/run.sh"
+	echo "command: BENCH_RECORDS=$RECORDS BENCH_X4_RECORDS=$X4_RECORDS BENCH_ROUNDS=$ROUNDS BENCH_PROFILES=\"$PROFILES\" BENCH_WORKLOADS=\"$WORKLOADS\" BENCH_LATENCY_SECONDS=$LAT_SECONDS${LAT_RATE:+ BENCH_LATENCY_RATE=$LAT_RATE} BENCH_E2E_MESSAGES=$E2E_MESSAGES BENCH_GO_SECONDS=$GO_SECONDS BENCH_GO_PRODUCERS=$GO_PRODUCERS BENCH_GO_CONSUMERS=$GO_CONSUMERS${GO_ARGS:+ BENCH_GO_ARGS=\"$GO_ARGS\"} BENCH_STARTUP_RUNS=$STARTUP_RUNS bash bench/run.sh"
 	echo "kafka: $KAFKA_VERSION (KRaft, one node, -Xms1g -Xmx1g, G1)"
 	echo "gregor: $GREGOR_REV ($BIN)"
 	echo "machine: $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB, $(uname -sr), $(java -version 2>&1 | head -1), load average $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -489,6 +513,67 @@ latency() {
 	log "$profile $w $broker round $round: $(tail -n 1 <<<"$out")"
 }
 
+# broker_pid BROKER: the broker's process id (Kafka: its JVM, from kafka.sh's
+# pid file), or nothing.
+broker_pid() {
+	if [[ $1 == kafka ]]; then cat "$WORK/kafka/kafka.pid" 2>/dev/null; else echo "$GREGOR_PID"; fi
+}
+
+# load_field LINE KEY: the value of KEY=VALUE in bench/load's final line.
+load_field() {
+	awk -v k="$2" '$1 == "load:" {for (i = 2; i <= NF; i++) if (index($i, k "=") == 1) print substr($i, length(k) + 2)}' <<<"$1"
+}
+
+# go_load PROFILE WORKLOAD BROKER ROUND: one bench/load run (go-acks1,
+# go-acksall: produce for GO_SECONDS; go-consume: read the round's go-acks1
+# topic to its end), with the broker's CPU over the same interval.
+go_load() {
+	local profile=$1 w=$2 broker=$3 round=$4 bs t pid out args
+	bs=$(bootstrap_of "$broker")
+	pid=$(broker_pid "$broker")
+	local log_file="$OUT/runs/$profile-$w-$broker-r$round.log"
+	if [[ -z "$pid" ]] || [[ ! -r /proc/$pid/stat ]]; then
+		failed "$profile" "$w" "$broker" "$round" no-broker-pid "$OUT/env.txt"
+		return 0
+	fi
+	case $w in
+	go-consume)
+		args=(-mode consume -topic "bench-$profile-go-acks1-r$round" -consumers "$GO_CONSUMERS")
+		;;
+	*)
+		t="bench-$profile-$w-r$round"
+		if ! create_topic "$bs" "$t" 2>"$log_file"; then
+			failed "$profile" "$w" "$broker" "$round" create-failed "$log_file"
+			return 0
+		fi
+		args=(-mode produce -topic "$t" -acks "${w#go-acks}" -producers "$GO_PRODUCERS"
+			-record-size "$RECORD_SIZE" -linger 5ms -batch-bytes 1048576 -duration "${GO_SECONDS}s")
+		;;
+	esac
+	# shellcheck disable=SC2086 # BENCH_GO_ARGS is separate words
+	out=$(timeout -k 10 "$RUN_TIMEOUT" "$WORK/load" -brokers "$bs" "${args[@]}" -broker-pid "$pid" $GO_ARGS 2>>"$log_file")
+	local rc=$?
+	printf '%s\n' "$out" >>"$log_file"
+	local rate mb cpu lcpu
+	rate=$(load_field "$out" records_per_sec)
+	mb=$(load_field "$out" mib_per_sec)
+	cpu=$(load_field "$out" broker_cpu_seconds_per_gib)
+	lcpu=$(load_field "$out" cpu_seconds_per_gib)
+	if ((rc != 0)) || [[ -z "$rate" || -z "$mb" || -z "$cpu" || -z "$lcpu" ]]; then
+		failed "$profile" "$w" "$broker" "$round" "exit-$rc" "$log_file"
+		return 0
+	fi
+	record "$profile" "$w" "$broker" "$round" rec_s "$rate"
+	record "$profile" "$w" "$broker" "$round" mb_s "$mb"
+	record "$profile" "$w" "$broker" "$round" cpu_s_gib "$cpu"
+	record "$profile" "$w" "$broker" "$round" load_cpu_s_gib "$lcpu"
+	if [[ $w != go-consume ]]; then
+		record "$profile" "$w" "$broker" "$round" p50_ms "$(load_field "$out" ack_p50_ms)"
+		record "$profile" "$w" "$broker" "$round" p99_ms "$(load_field "$out" ack_p99_ms)"
+	fi
+	log "$profile $w $broker (pid $pid) round $round: $out"
+}
+
 # kafka_max PROFILE WORKLOAD: Kafka's median records/s in this invocation.
 kafka_max() {
 	python3 - "$OUT/raw.csv" "$1" "$2" <<'EOF'
@@ -505,7 +590,7 @@ EOF
 rss() {
 	local profile=$1 broker pid
 	for broker in kafka gregor; do
-		if [[ $broker == kafka ]]; then pid=$(cat "$WORK/kafka/kafka.pid" 2>/dev/null); else pid=$GREGOR_PID; fi
+		pid=$(broker_pid "$broker")
 		if [[ -z "$pid" ]] || [[ ! -r /proc/$pid/status ]]; then
 			failed "$profile" rss "$broker" 1 no-process "$OUT/env.txt"
 			continue
@@ -554,7 +639,7 @@ want() { [[ " $WORKLOADS " == *" $1 "* ]]; }
 
 # The profiles start brokers only for workloads that need them.
 need_brokers=
-for w in $PRODUCE_WORKLOADS $LATENCY_WORKLOADS consume; do
+for w in $PRODUCE_WORKLOADS $LATENCY_WORKLOADS $GO_WORKLOADS consume; do
 	want "$w" && need_brokers=1
 done
 [[ -n "$need_brokers" ]] || PROFILES=""
@@ -586,6 +671,13 @@ for profile in $PROFILES; do
 				consume "$profile" "$broker" "$round"
 			done
 		fi
+		for w in $GO_WORKLOADS; do
+			# go-consume reads the go-acks1 topics.
+			want "$w" || { [[ $w == go-acks1 ]] && want go-consume; } || continue
+			for broker in $order; do
+				go_load "$profile" "$w" "$broker" "$round"
+			done
+		done
 	done
 	# Latency at half of Kafka's maximum for the same acks, measured above.
 	declare -A rate_of=()

@@ -29,6 +29,15 @@ ROWS = [
     ("acksall-batch1m-x4", "4 producers acks=all batch 1 MiB linger 5", X4),
     ("consume", "consume (fetch rate)", [("mb_s", "MB/s", "{:.1f}", HIGHER)]),
 ]
+# bench/load (franz-go): the broker's CPU per GiB of values is the headline.
+GO_CPU = [("cpu_s_gib", "broker CPU s/GiB", "{:.2f}", LOWER),
+          ("load_cpu_s_gib", "load CPU s/GiB", "{:.2f}", LOWER)]
+GO_PRODUCE = [("mb_s", "MB/s", "{:.1f}", HIGHER), ("p99_ms", "ack p99 ms", "{:.0f}", LOWER)] + GO_CPU
+ROWS += [
+    ("go-acks1", "bench/load produce acks=1", GO_PRODUCE),
+    ("go-acksall", "bench/load produce acks=all (idempotent)", GO_PRODUCE),
+    ("go-consume", "bench/load consume", [("mb_s", "MB/s", "{:.1f}", HIGHER)] + GO_CPU),
+]
 for acks, name in (("acks1", "acks=1"), ("acksall", "acks=all")):
     ROWS += [
         (f"lat-pp-{acks}", f"ProducerPerformance {name} at {{rate}}/s: send to ack",
@@ -83,7 +92,7 @@ def main(path):
     rows = list(csv.DictReader(open(path)))
     ok = [r for r in rows if r["status"] == "ok"]
     profiles = list(dict.fromkeys(r["profile"] for r in rows))
-    head = (f"{'workload':54} {'metric':13} {'kafka median [min-max]':24} "
+    head = (f"{'workload':54} {'metric':16} {'kafka median [min-max]':24} "
             f"{'gregor median [min-max]':24} {'g/k':>5} {'favours':7}")
     for p in profiles:
         print(f"\n## {p}: {PAIR.get(p, p)}")
@@ -98,14 +107,16 @@ def main(path):
                 k = [float(r["value"]) for r in sel if r["broker"] == "kafka" and r["metric"] == m]
                 g = [float(r["value"]) for r in sel if r["broker"] == "gregor" and r["metric"] == m]
                 ratio, who = verdict(k, g, higher)
-                print(f"{label if i == 0 else '':54} {name:13} {cell(k, fmt):24} {cell(g, fmt):24} {ratio:>5} {who:7}")
+                print(f"{label if i == 0 else '':54} {name:16} {cell(k, fmt):24} {cell(g, fmt):24} {ratio:>5} {who:7}")
     failed = [r for r in rows if r["status"] != "ok"]
     if failed:
         print(f"\n{len(failed)} run(s) failed:")
         for r in failed:
             print(f"  {r['profile']} {r['workload']} {r['broker']} round {r['round']}: {r['status']}")
     print("\ng/k: Gregor's median over Kafka's. Throughput (MB/s): above 1 is Gregor faster;"
-          " latency, RSS, start-up: below 1 is Gregor better.")
+          " latency, RSS, start-up, CPU s/GiB: below 1 is Gregor better.")
+    print("broker CPU s/GiB: CPU seconds (user+system) the broker process used per GiB of record"
+          " values moved; load CPU s/GiB: bench/load's own, driving that broker.")
 
 
 if __name__ == "__main__":

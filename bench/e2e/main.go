@@ -36,6 +36,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/gregorhq/gregor/bench/internal/kopt"
 )
 
 func main() {
@@ -74,17 +76,20 @@ func run(brokers []string, topic string, rate float64, duration, warmup time.Dur
 	if n <= skip {
 		return fmt.Errorf("-duration %v at -rate %v leaves nothing after -warmup %v", duration, rate, warmup)
 	}
-	// No compression, like the Java producer's default (franz-go's is snappy).
-	popts := []kgo.Opt{kgo.SeedBrokers(brokers...), kgo.ProducerLinger(linger), kgo.MaxBufferedRecords(1 << 20),
-		kgo.ProducerBatchCompression(kgo.NoCompression())}
-	switch acks {
-	case "all", "-1":
-		popts = append(popts, kgo.RequiredAcks(kgo.AllISRAcks()))
-	case "1":
-		popts = append(popts, kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite())
-	default:
+	if acks != "1" && acks != "all" && acks != "-1" {
 		return fmt.Errorf("-acks %q: want 1 or all", acks)
 	}
+	// acks=all idempotent, acks=1 one request in flight; no compression,
+	// like the Java producer's default (franz-go's is snappy).
+	aopts, _, err := kopt.Acks(acks, true, 1)
+	if err != nil {
+		return err
+	}
+	comp, err := kopt.Compression("none")
+	if err != nil {
+		return err
+	}
+	popts := append([]kgo.Opt{kgo.SeedBrokers(brokers...), kgo.ProducerLinger(linger), kgo.MaxBufferedRecords(1 << 20), comp}, aopts...)
 	prod, err := kgo.NewClient(popts...)
 	if err != nil {
 		return err
