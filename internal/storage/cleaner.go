@@ -13,6 +13,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -78,8 +79,10 @@ import (
 // and directory fsyncs: appendMu is taken only to publish the new segment
 // list. Readers of a replaced segment keep reading their open file. The
 // cleaner's goroutine runs on a thread of the lowest CPU priority
-// (priority_linux.go), so a pass uses the cores produce and fetch leave
-// idle.
+// (priority_linux.go), gives its P to waiting goroutines every
+// cleanerSlice (passBufs.yield), and reuses its buffers and compressors
+// across batches (passBufs), so a pass neither delays nor drives the
+// garbage collector for the appends running beside it.
 
 const (
 	cleanerCheckpointFile = "cleaner-offset-checkpoint"
@@ -565,6 +568,14 @@ func parseRecords(b []byte, h *batchHeader, dst []record) ([]record, error) {
 
 // decompressRecords returns the batch's records section, decompressed.
 func decompressRecords(batch []byte, h *batchHeader) ([]byte, error) {
+	return decompressInto(nil, batch, h)
+}
+
+// decompressInto is decompressRecords writing into dst's storage (grown
+// as needed), so a pass reuses one buffer: the result is valid until the
+// next call with the same dst. An uncompressed batch's records are
+// returned in place.
+func decompressInto(dst []byte, batch []byte, h *batchHeader) ([]byte, error) {
 	if h.compression() == codecNone {
 		return batch[batchHeaderSize:], nil
 	}
@@ -574,72 +585,151 @@ func decompressRecords(batch []byte, h *batchHeader) ([]byte, error) {
 	}
 	defer release()
 	if ss, ok := s.(*sliceStream); ok {
-		return slices.Clone(ss.b), nil
+		return append(dst[:0], ss.b...), nil
 	}
-	return io.ReadAll(s.(io.Reader))
+	r := s.(io.Reader)
+	dst = dst[:0]
+	for {
+		if len(dst) == cap(dst) {
+			dst = append(dst, 0)[:len(dst)]
+		}
+		n, err := r.Read(dst[len(dst):cap(dst)])
+		dst = dst[:len(dst)+n]
+		if errors.Is(err, io.EOF) {
+			return dst, nil
+		}
+		if err != nil {
+			return dst, err
+		}
+	}
 }
 
 // compressRecords compresses a records section with codec.
 func compressRecords(codec int, raw []byte) ([]byte, error) {
-	var buf bytes.Buffer
+	return new(codecs).compress(nil, codec, raw)
+}
+
+// codecs are a pass's compressors, made once and reset per batch.
+type codecs struct {
+	buf bytes.Buffer
+	gz  *gzip.Writer
+	lz  *lz4.Writer
+	zs  *zstd.Encoder
+}
+
+func (cs *codecs) close() {
+	if cs.zs != nil {
+		cs.zs.Close()
+	}
+}
+
+// compress appends raw compressed with codec to dst (for codecNone, raw
+// itself is returned).
+func (cs *codecs) compress(dst []byte, codec int, raw []byte) ([]byte, error) {
+	buf := &cs.buf
+	buf.Reset()
 	switch codec {
 	case codecNone:
 		return raw, nil
 	case codecGzip:
-		w := gzip.NewWriter(&buf)
-		if _, err := w.Write(raw); err != nil {
+		if cs.gz == nil {
+			cs.gz = gzip.NewWriter(buf)
+		} else {
+			cs.gz.Reset(buf)
+		}
+		if _, err := cs.gz.Write(raw); err != nil {
 			return nil, err
 		}
-		if err := w.Close(); err != nil {
+		if err := cs.gz.Close(); err != nil {
 			return nil, err
 		}
 	case codecSnappy:
-		return xerial.Encode(nil, raw), nil
+		return xerial.Encode(dst, raw), nil
 	case codecLZ4:
-		w := lz4.NewWriter(&buf)
-		if _, err := w.Write(raw); err != nil {
+		if cs.lz == nil {
+			cs.lz = lz4.NewWriter(buf)
+		} else {
+			cs.lz.Reset(buf)
+		}
+		if _, err := cs.lz.Write(raw); err != nil {
 			return nil, err
 		}
-		if err := w.Close(); err != nil {
+		if err := cs.lz.Close(); err != nil {
 			return nil, err
 		}
 	case codecZstd:
-		enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
-		if err != nil {
-			return nil, err
+		if cs.zs == nil {
+			enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
+			if err != nil {
+				return nil, err
+			}
+			cs.zs = enc
 		}
-		defer enc.Close()
-		return enc.EncodeAll(raw, nil), nil
+		return cs.zs.EncodeAll(raw, dst), nil
 	default:
 		return nil, fmt.Errorf("unknown codec %d", codec)
 	}
-	return buf.Bytes(), nil
+	return append(dst, buf.Bytes()...), nil
 }
 
 // rebuildBatch writes a batch holding only kept, with the original
 // header (base offset, last offset delta, timestamps, producer fields).
-func rebuildBatch(orig []byte, h *batchHeader, kept []record) ([]byte, error) {
-	var raw []byte
+func (pb *passBufs) rebuildBatch(orig []byte, h *batchHeader, kept []record) ([]byte, error) {
+	raw := pb.kept[:0]
 	for _, r := range kept {
 		raw = append(raw, r.raw...)
 	}
+	pb.kept = raw
 	codec := h.compression()
 	if len(kept) == 0 {
 		codec = codecNone
 	}
-	body, err := compressRecords(codec, raw)
+	body, err := pb.compress(pb.body[:0], codec, raw)
 	if err != nil {
 		return nil, err
 	}
-	b := make([]byte, batchHeaderSize, batchHeaderSize+len(body))
-	copy(b, orig[:batchHeaderSize])
+	if codec != codecNone {
+		pb.body = body
+	}
+	b := append(pb.batch[:0], orig[:batchHeaderSize]...)
 	b = append(b, body...)
+	pb.batch = b
 	attrs := uint16(h.attributes)&^attrCompressionMask | uint16(codec)
 	binary.BigEndian.PutUint16(b[offAttributes:], attrs)
 	binary.BigEndian.PutUint32(b[offBatchLength:], uint32(len(b)-logOverhead))
 	binary.BigEndian.PutUint32(b[offRecordCount:], uint32(len(kept)))
 	binary.BigEndian.PutUint32(b[offCRC:], crc32.Checksum(b[offAttributes:], castagnoli))
 	return b, nil
+}
+
+// cleanerSlice is how long a pass runs before it lets other goroutines
+// have its P (yield).
+const cleanerSlice = 100 * time.Microsecond
+
+// yield gives the pass's P to any goroutine waiting for one, once the pass
+// has run for cleanerSlice. Go's scheduler would otherwise let the pass
+// run 10 ms before preempting it, and a produce or fetch that became
+// runnable meanwhile on a busy machine would wait that long.
+func (pb *passBufs) yield() {
+	if now := time.Now(); now.Sub(pb.ran) >= cleanerSlice {
+		runtime.Gosched()
+		pb.ran = time.Now()
+	}
+}
+
+// passBufs are one pass's buffers and compressors, reused batch after
+// batch: a pass allocates next to nothing per batch, so it does not drive
+// the garbage collector (whose assists would slow the appends running
+// beside it).
+type passBufs struct {
+	window []byte    // eachBatch's read window
+	raw    []byte    // a batch's decompressed records
+	recs   []record  // its records
+	kept   []byte    // the kept records of a rebuilt batch
+	body   []byte    // their compressed form
+	batch  []byte    // the rebuilt batch
+	ran    time.Time // when the pass last yielded
+	codecs
 }
 
 // offsetMap is the dedupe buffer: key hash -> offset of its last record.
@@ -729,10 +819,13 @@ func (t *txnTracker) marker(h *batchHeader, m txnMarker) bool {
 var cleanerReadWindow = 1 << 20
 
 // eachBatch reads sg's batches in order, throttled.
-func (c *cleaner) eachBatch(sg *segment, fn func(b []byte, h *batchHeader) error) error {
+func (c *cleaner) eachBatch(pb *passBufs, sg *segment, fn func(b []byte, h *batchHeader) error) error {
 	size := sg.size
 	window := cleanerReadWindow
-	buf := make([]byte, 0, window)
+	if cap(pb.window) < window {
+		pb.window = make([]byte, 0, window)
+	}
+	buf := pb.window[:0]
 	for pos := int64(0); pos < size; {
 		n := min(int64(window), size-pos)
 		buf = buf[:n]
@@ -756,6 +849,7 @@ func (c *cleaner) eachBatch(sg *segment, fn func(b []byte, h *batchHeader) error
 				return err
 			}
 			p += h.size()
+			pb.yield()
 		}
 		if p == 0 { // a batch larger than the window
 			if n < batchHeaderSize {
@@ -786,26 +880,30 @@ func (c *cleaner) clean(l *Log, p *plan) (CleanStats, error) {
 	// 2. The offset map of the dirty part.
 	om := &offsetMap{m: map[[16]byte]int64{}, max: max(int(float64(c.cfg.DedupeBufferSize)*0.9/offsetMapEntry), 1), h: fnv.New128a()}
 	end := p.end
-	var recs []record
+	pb := &passBufs{}
+	defer pb.close()
 	full := false
 	for _, sg := range p.segs {
 		if sg.lastOff < p.firstDirty {
 			continue
 		}
 		segFull := false
-		err := c.eachBatch(sg, func(b []byte, h *batchHeader) error {
+		err := c.eachBatch(pb, sg, func(b []byte, h *batchHeader) error {
 			if segFull || h.lastOffset() < p.firstDirty || h.isControl() ||
 				(h.isTransactional() && p.abortedAt(h.producerID, h.baseOffset)) {
 				return nil
 			}
-			raw, err := decompressRecords(b, h)
+			raw, err := decompressInto(pb.raw, b, h)
 			if err != nil {
 				return err
 			}
-			if recs, err = parseRecords(raw, h, recs[:0]); err != nil {
+			if h.compression() != codecNone {
+				pb.raw = raw
+			}
+			if pb.recs, err = parseRecords(raw, h, pb.recs[:0]); err != nil {
 				return err
 			}
-			for _, r := range recs {
+			for _, r := range pb.recs {
 				if r.nullKey || r.offset < p.firstDirty {
 					continue
 				}
@@ -855,7 +953,7 @@ func (c *cleaner) clean(l *Log, p *plan) (CleanStats, error) {
 	horizon := p.now.UnixMilli() - p.cfg.DeleteRetentionMs
 	tt := newTxnTracker(p.aborted)
 	for _, g := range groups {
-		if err := c.cleanGroup(l, p, g, om, tt, end, horizon, &st); err != nil {
+		if err := c.cleanGroup(l, p, pb, g, om, tt, end, horizon, &st); err != nil {
 			return st, err
 		}
 		st.SegmentsIn++
@@ -875,7 +973,7 @@ func (c *cleaner) clean(l *Log, p *plan) (CleanStats, error) {
 }
 
 // cleanGroup rewrites one group of segments into one and swaps it in.
-func (c *cleaner) cleanGroup(l *Log, p *plan, g []*segment, om *offsetMap, tt *txnTracker, end, horizon int64, st *CleanStats) error {
+func (c *cleaner) cleanGroup(l *Log, p *plan, pb *passBufs, g []*segment, om *offsetMap, tt *txnTracker, end, horizon int64, st *CleanStats) error {
 	base := g[0].base
 	dir := l.dir
 	cleanedPath := segmentPath(dir, base, extLog) + extCleaned
@@ -894,7 +992,6 @@ func (c *cleaner) cleanGroup(l *Log, p *plan, g []*segment, om *offsetMap, tt *t
 	var pos int64
 	var aborted []AbortedTxn
 	var modified time.Time
-	var recs []record
 	lastOff := g[len(g)-1].lastOff
 	for _, a := range p.aborted { // the group's, as planned (under the log's locks)
 		if a.LastOffset >= base && a.LastOffset <= lastOff {
@@ -904,7 +1001,7 @@ func (c *cleaner) cleanGroup(l *Log, p *plan, g []*segment, om *offsetMap, tt *t
 	for _, sg := range g {
 		modified = maxTime(modified, sg.modified)
 		oldSeg := sg.modified.UnixMilli() <= horizon
-		err := c.eachBatch(sg, func(b []byte, h *batchHeader) error {
+		err := c.eachBatch(pb, sg, func(b []byte, h *batchHeader) error {
 			st.BytesRead += int64(len(b))
 			keep := b
 			if h.isControl() {
@@ -918,13 +1015,17 @@ func (c *cleaner) cleanGroup(l *Log, p *plan, g []*segment, om *offsetMap, tt *t
 				tt.data(h)
 			}
 			if !h.isControl() && h.baseOffset < end {
-				raw, err := decompressRecords(b, h)
+				raw, err := decompressInto(pb.raw, b, h)
 				if err != nil {
 					return err
 				}
-				if recs, err = parseRecords(raw, h, recs[:0]); err != nil {
+				if h.compression() != codecNone {
+					pb.raw = raw
+				}
+				if pb.recs, err = parseRecords(raw, h, pb.recs[:0]); err != nil {
 					return err
 				}
+				recs := pb.recs
 				st.RecordsRead += int64(len(recs))
 				abortedData := h.isTransactional() && p.abortedAt(h.producerID, h.baseOffset)
 				kept := recs[:0]
@@ -953,7 +1054,7 @@ func (c *cleaner) cleanGroup(l *Log, p *plan, g []*segment, om *offsetMap, tt *t
 				case len(kept) == 0 && !(h.producerID >= 0 && p.lastOfPID[h.producerID] == h.lastOffset()):
 					keep = nil
 				default:
-					nb, err := rebuildBatch(b, h, kept)
+					nb, err := pb.rebuildBatch(b, h, kept)
 					if err != nil {
 						return err
 					}
