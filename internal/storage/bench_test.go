@@ -142,3 +142,33 @@ func BenchmarkRead(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkOpenEmptyPartitions is start-up of a log dir of 2,000 empty
+// partitions after a clean shutdown: ns/op is one whole Open.
+func BenchmarkOpenEmptyPartitions(b *testing.B) {
+	dir := b.TempDir()
+	s, err := Open(Options{Dir: dir})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for p := int32(0); p < 2000; p++ {
+		if _, err := s.Create("many", p, [16]byte{1}, DefaultLogConfig()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		s, err := Open(Options{Dir: dir})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if err := s.Close(); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+}

@@ -420,8 +420,8 @@ func (l *Log) appendLocked(records []byte, hdrs []batchHeader, coordinator bool)
 	epoch := max(l.leaderEpoch, 0)
 	if n := len(l.epochs); n == 0 || l.epochs[n-1].epoch < epoch {
 		l.assignEpoch(epoch, base)
-		l.writeEpochs(false)
 	}
+	l.writeEpochs(false) // if an epoch was assigned since the last write
 	off, pos := base, 0
 	maxTs := int64(-1)
 	for i := range hdrs {

@@ -259,8 +259,12 @@ func (s *Store) loadLog(dir string, tp topicPartition, clean bool, recoveryPoint
 			}
 		}
 	}
+	// What loadEpochs changed (entries past the log end dropped, or the
+	// cache rebuilt) is written with the next epoch change or append, not
+	// here: with thousands of partitions, a write (and fsync) each made
+	// start-up take seconds. Until then the file may hold entries past the
+	// log end, which the next load drops again.
 	l.loadEpochs()
-	l.writeEpochsLocked()
 	return l, nil
 }
 

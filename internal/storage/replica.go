@@ -47,10 +47,10 @@ func (l *Log) BecomeLeader(epoch int32) int64 {
 		l.leaderEpoch = epoch
 	}
 	l.assignEpoch(epoch, l.leo)
-	// No fsync (thousands of partitions change leader at once): an entry
-	// with no data yet is not needed after a crash, and one that data was
-	// appended under is recovered at load from the batches (loadEpochs).
-	l.writeEpochs(false)
+	// Not written here (thousands of partitions change leader at once, and
+	// at every start): an entry with no data yet is not needed after a
+	// crash. The first append under it writes the file (appendLocked), and
+	// one lost in a crash is rebuilt at load from the batches (loadEpochs).
 	l.mu.Lock()
 	l.roleGen++
 	l.following = false
