@@ -336,26 +336,14 @@ func TestCleanerDropsAbortedTransactions(t *testing.T) {
 		t.Fatal(err)
 	}
 	markers := 0
-	for off := l.LogStartOffset(); off < l.HighWatermark(); {
-		res, err := l.Read(off, 1<<20)
-		if err != nil {
-			t.Fatal(err)
+	storedBatches(t, l, func(_ []byte, h *batchHeader) {
+		if h.isControl() {
+			markers++
 		}
-		for rest := res.Records; len(rest) > 0; {
-			b, h, err := nextBatch(rest)
-			if err != nil {
-				t.Fatal(err)
-			}
-			rest = rest[len(b):]
-			if h.isControl() {
-				markers++
-			}
-			if h.producerID == 5 && !h.isControl() && h.recordCount != 0 {
-				t.Errorf("aborted batch at %d kept %d records", h.baseOffset, h.recordCount)
-			}
-			off = h.lastOffset() + 1
+		if h.producerID == 5 && !h.isControl() && h.recordCount != 0 {
+			t.Errorf("aborted batch at %d kept %d records", h.baseOffset, h.recordCount)
 		}
-	}
+	})
 	if markers != 1 {
 		t.Errorf("%d markers after cleaning, want the 1 kept", markers)
 	}
@@ -423,9 +411,10 @@ func keyedTxnBatch(t *testing.T, pid int64, seq int32, keys []string, val string
 	return b
 }
 
-// markersIn lists the offsets of the control batches of l.
-func markersIn(t *testing.T, l *Log) []int64 {
-	var out []int64
+// storedBatches calls fn with every batch of l below its high watermark,
+// in order.
+func storedBatches(t *testing.T, l *Log, fn func(b []byte, h *batchHeader)) {
+	t.Helper()
 	for off := l.LogStartOffset(); off < l.HighWatermark(); {
 		res, err := l.Read(off, 1<<20)
 		if err != nil {
@@ -437,12 +426,20 @@ func markersIn(t *testing.T, l *Log) []int64 {
 				t.Fatal(err)
 			}
 			rest = rest[len(b):]
-			if h.isControl() {
-				out = append(out, h.baseOffset)
-			}
+			fn(b, &h)
 			off = h.lastOffset() + 1
 		}
 	}
+}
+
+// markersIn lists the offsets of the control batches of l.
+func markersIn(t *testing.T, l *Log) []int64 {
+	var out []int64
+	storedBatches(t, l, func(_ []byte, h *batchHeader) {
+		if h.isControl() {
+			out = append(out, h.baseOffset)
+		}
+	})
 	return out
 }
 
