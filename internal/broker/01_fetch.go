@@ -140,15 +140,7 @@ func (f *fetch) answer() kmsg.Response {
 }
 
 func (s splicedFetch) appendSpliced(dst []byte, corr int32) ([]byte, []responsePiece) {
-	f := s.f
-	// A spliced partition's RecordBatches is its part's marker byte;
-	// sessions may have moved the partitions since.
-	byMarker := make(map[*byte]storage.FileRange)
-	for i := range f.parts {
-		if p := &f.parts[i]; p.fr.Size > 0 {
-			byMarker[&p.marker[0]] = p.fr
-		}
-	}
+	byMarker := s.f.splicedByMarker()
 	return appendFetchResponse(dst, corr, s.FetchResponse, func(ti, pi int) storage.FileRange {
 		rb := s.Topics[ti].Partitions[pi].RecordBatches
 		if len(rb) != 1 {
@@ -257,6 +249,7 @@ func (p *fetchPart) dropRecords() {
 // buffers).
 func (f *fetch) count() {
 	m := f.b.metrics
+	spliced := f.splicedByMarker()
 	for i := range f.parts {
 		if p := &f.parts[i]; p.buf != nil {
 			m.copiedOut.Add(uint64(p.n))
@@ -268,7 +261,7 @@ func (f *fetch) count() {
 		known, failed := false, false
 		for pi := range rt.Partitions {
 			sp := &rt.Partitions[pi]
-			n += uint64(f.recordBytes(sp.RecordBatches))
+			n += uint64(recordBytes(sp.RecordBatches, spliced))
 			failed = failed || sp.ErrorCode != 0
 			// Unknown topics get no series, as in Kafka (and cannot
 			// grow the label set).
@@ -281,16 +274,30 @@ func (f *fetch) count() {
 }
 
 // recordBytes is the size of a response partition's records, spliced or
-// not.
-func (f *fetch) recordBytes(rb []byte) int {
+// not (spliced: splicedByMarker's).
+func recordBytes(rb []byte, spliced map[*byte]storage.FileRange) int {
 	if len(rb) == 1 {
-		for i := range f.parts {
-			if p := &f.parts[i]; p.fr.Size > 0 && &p.marker[0] == &rb[0] {
-				return p.fr.Size
-			}
+		if fr, ok := spliced[&rb[0]]; ok {
+			return fr.Size
 		}
 	}
 	return len(rb)
+}
+
+// splicedByMarker maps the marker of each spliced part to its range (nil
+// if none is spliced). A spliced partition's RecordBatches is its part's
+// marker byte, wherever sessions have moved the partition since.
+func (f *fetch) splicedByMarker() map[*byte]storage.FileRange {
+	var m map[*byte]storage.FileRange
+	for i := range f.parts {
+		if p := &f.parts[i]; p.fr.Size > 0 {
+			if m == nil {
+				m = make(map[*byte]storage.FileRange)
+			}
+			m[&p.marker[0]] = p.fr
+		}
+	}
+	return m
 }
 
 // fetchKey identifies a partition of the request: by topic name when the
