@@ -320,14 +320,7 @@ func TestCleanerDropsAbortedTransactions(t *testing.T) {
 	l := mustCreate(t, s, "txc", compactCfg())
 	fill(t, l, 2, 10)
 	// Producer 5 writes k0..k2 in a transaction it aborts.
-	b := kvBatch(t, codecNone, []string{"k0", "k1", "k2"}, []*string{sp("aborted"), sp("aborted"), sp("aborted")})
-	be := binary.BigEndian
-	be.PutUint64(b[offProducerID:], 5)
-	be.PutUint16(b[offProducerEpoch:], 0)
-	be.PutUint32(b[offBaseSequence:], 0)
-	be.PutUint16(b[offAttributes:], attrTransactional)
-	be.PutUint32(b[offCRC:], crc32.Checksum(b[offAttributes:], castagnoli))
-	mustAppend(t, l, b)
+	mustAppend(t, l, keyedTxnBatch(t, 5, 0, []string{"k0", "k1", "k2"}, "aborted"))
 	if _, err := l.AppendMarker(5, 0, false, 0); err != nil {
 		t.Fatal(err)
 	}

@@ -2,10 +2,15 @@ package storage
 
 // Concurrency: who owns what, and the lock order.
 //
-// A Log has three locks, always taken in this order:
+// A Log's locks, always taken in this order:
 //
-//	appendMu  →  syncMu  →  mu  →  notifyMu
+//	cleanMu  →  segsMu  →  appendMu  →  syncMu  →  mu  →  notifyMu
 //
+//   - cleanMu: one log cleaner pass at a time (cleaner.go).
+//   - segsMu: held by whatever removes or replaces segments other than the
+//     active one (retention, DeleteRecords, truncation, close, the
+//     cleaner's swap), so that a cleaner swap committed on disk is never
+//     overtaken by another removal; appends do not take it.
 //   - appendMu serializes everything that changes the log's contents or
 //     shape: Append, roll, retention and DeleteRecords, SetConfig, close. It
 //     owns the producer state (producers), the appender fields of the active
