@@ -10,10 +10,12 @@
 // one topic, and produces -rate records a second to its partition 0 for
 // the whole run. Each phase runs a fresh consumer of every partition for a
 // warm-up and then -duration, and reads the broker process's CPU time
-// (utime+stime from /proc) and the Fetch responses the consumer read (a
-// franz-go hook) over that time. The "produce only" phase is the producer
-// alone, to subtract. The broker is stopped (SIGTERM, waited for) at the
-// end.
+// (the scheduler's nanosecond account of its threads) and the Fetch
+// responses the consumer read (a franz-go hook) over that time. The
+// "produce only" phase is the producer alone, to subtract. -rounds repeats
+// the three phases, interleaved, and the last line is the median CPU per
+// fetch with and without sessions, and their ratio. The broker is stopped
+// (SIGTERM, waited for) at the end.
 package main
 
 import (
@@ -24,6 +26,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -41,15 +44,16 @@ func main() {
 	rate := flag.Int("rate", 100, "records a second produced to partition 0")
 	dur := flag.Duration("duration", 10*time.Second, "measured time of each phase")
 	warm := flag.Duration("warmup", 3*time.Second, "unmeasured time before each phase")
+	rounds := flag.Int("rounds", 3, "rounds of the three phases, interleaved; the summary is their median")
 	extra := flag.String("broker-args", "", "more arguments for gregor serve, space-separated (e.g. --debug-addr 127.0.0.1:19393 to profile it)")
 	flag.Parse()
-	if err := run(*bin, *addr, strings.Fields(*extra), *parts, *rate, *dur, *warm); err != nil {
+	if err := run(*bin, *addr, strings.Fields(*extra), *parts, *rate, *dur, *warm, *rounds); err != nil {
 		fmt.Fprintln(os.Stderr, "fetchsessions:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin, addr string, extra []string, parts, rate int, dur, warm time.Duration) error {
+func run(bin, addr string, extra []string, parts, rate int, dur, warm time.Duration, rounds int) error {
 	dir, err := os.MkdirTemp("", "fetchsessions")
 	if err != nil {
 		return err
@@ -128,29 +132,45 @@ func run(bin, addr string, extra []string, parts, rate int, dur, warm time.Durat
 		}
 	}()
 
-	fmt.Printf("%d partitions, %d records/s to one, %v per phase\n", parts, rate, dur)
-	base, err := phase(cmd.Process.Pid, addr, topic, false, nil, dur, warm)
-	if err != nil {
-		return err
-	}
-	fmt.Printf("%-13s broker CPU %6.0f ms (%d records produced)\n", "produce only", base.cpu.Seconds()*1000, produced.Load())
-	if p := produceErr.Load(); p != nil {
-		return fmt.Errorf("produce: %w", *p)
-	}
-	for _, mode := range []struct {
-		name string
-		opts []kgo.Opt
-	}{{"sessions", nil}, {"no sessions", []kgo.Opt{kgo.DisableFetchSessions()}}} {
-		r, err := phase(cmd.Process.Pid, addr, topic, true, mode.opts, dur, warm)
+	fmt.Printf("%d partitions, %d records/s to one, %v per phase, %d rounds\n", parts, rate, dur, rounds)
+	var perFetch [2][]float64 // µs over produce only: sessions, no sessions
+	for round := 1; round <= rounds; round++ {
+		base, err := phase(cmd.Process.Pid, addr, topic, false, nil, dur, warm)
 		if err != nil {
 			return err
 		}
-		extra := r.cpu - base.cpu
-		fmt.Printf("%-13s broker CPU %6.0f ms, %6d fetches, %5.1f µs CPU per fetch over produce only, %7.0f response bytes per fetch, %6d records\n",
-			mode.name, r.cpu.Seconds()*1000, r.fetches, float64(extra.Microseconds())/float64(max(r.fetches, 1)),
-			float64(r.bytes)/float64(max(r.fetches, 1)), r.records)
+		fmt.Printf("round %d %-13s broker CPU %8.1f ms (%d records produced so far)\n", round, "produce only", base.ms(), produced.Load())
+		if p := produceErr.Load(); p != nil {
+			return fmt.Errorf("produce: %w", *p)
+		}
+		for m, mode := range []struct {
+			name string
+			opts []kgo.Opt
+		}{{"sessions", nil}, {"no sessions", []kgo.Opt{kgo.DisableFetchSessions()}}} {
+			r, err := phase(cmd.Process.Pid, addr, topic, true, mode.opts, dur, warm)
+			if err != nil {
+				return err
+			}
+			extra := float64((r.cpu - base.cpu).Nanoseconds()) / 1000 / float64(max(r.fetches, 1))
+			perFetch[m] = append(perFetch[m], extra)
+			fmt.Printf("round %d %-13s broker CPU %8.1f ms, %6d fetches, %7.1f µs CPU per fetch over produce only, %7.0f response bytes per fetch, %6d records\n",
+				round, mode.name, r.ms(), r.fetches, extra, float64(r.bytes)/float64(max(r.fetches, 1)), r.records)
+		}
 	}
+	with, without := median(perFetch[0]), median(perFetch[1])
+	fmt.Printf("median µs CPU per fetch over produce only: sessions %.1f, no sessions %.1f (%.1fx less with sessions)\n",
+		with, without, without/with)
 	return nil
+}
+
+// median of xs (sorted in place).
+func median(xs []float64) float64 {
+	slices.Sort(xs)
+	if n := len(xs); n%2 == 1 {
+		return xs[n/2]
+	} else {
+		return (xs[n/2-1] + xs[n/2]) / 2
+	}
 }
 
 var (
@@ -162,6 +182,8 @@ type result struct {
 	cpu                     time.Duration
 	fetches, bytes, records int64
 }
+
+func (r result) ms() float64 { return float64(r.cpu.Microseconds()) / 1000 }
 
 // fetchCounter counts the Fetch responses a client reads.
 type fetchCounter struct{ n, bytes atomic.Int64 }
@@ -229,20 +251,32 @@ func phase(pid int, addr, topic string, consume bool, opts []kgo.Opt, dur, warm 
 	return r, nil
 }
 
-// procCPU is the user and system CPU time of process pid.
+// procCPU is the time process pid's threads have run on a CPU, in
+// nanoseconds: the sum of their /proc/PID/task/TID/schedstat (the
+// scheduler's own account, where /proc/PID/stat counts 10 ms ticks, too
+// coarse for a few hundred fetches). A thread that exited since the last
+// call is missed, which the Go runtime's long-lived threads make rare.
 func procCPU(pid int) (time.Duration, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	dir := "/proc/" + strconv.Itoa(pid) + "/task"
+	tasks, err := os.ReadDir(dir)
 	if err != nil {
 		return 0, err
 	}
-	// Fields after the command (which may hold spaces) in parentheses.
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	utime, err1 := strconv.ParseInt(f[11], 10, 64)
-	stime, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, err
+	var total int64
+	for _, t := range tasks {
+		b, err := os.ReadFile(dir + "/" + t.Name() + "/schedstat")
+		if err != nil {
+			continue // exited meanwhile
+		}
+		f := strings.Fields(string(b))
+		if len(f) == 0 {
+			continue
+		}
+		ns, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return 0, err
+		}
+		total += ns
 	}
-	const ticks = 100 // USER_HZ
-	return time.Duration(utime+stime) * time.Second / ticks, nil
+	return time.Duration(total), nil
 }

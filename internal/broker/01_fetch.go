@@ -48,10 +48,13 @@ package broker
 // older, or the other way round; these answers carry no partitions. An
 // incremental request's partitions update or join the session (fetch
 // offset, partition_max_bytes, epochs), forgotten_topics_data leaves it,
-// and every partition of the session is fetched, long polls parking on
-// all of them; the answer holds only the partitions with records, an
-// error or a diverging epoch, or whose high watermark, last stable offset
-// or log start changed since the session last answered them (Kafka
+// and the session's partitions are fetched: a follower's all of them,
+// long polls parking on all of them; a consumer's only those that may
+// answer something new, long polls parking on the session (change
+// tracking, fetch_sessions.go). The answer holds only the partitions with
+// records, an error or a diverging epoch, or whose high watermark, last
+// stable offset or log start changed since the session last answered
+// them (Kafka
 // compares the high watermark and log start, not the LSO; the LSO only
 // moves with a marker, which moves the high watermark too). Partitions
 // that returned records move to the end of the session's order, as in
@@ -165,10 +168,11 @@ type fetchPart struct {
 	n   int     // bytes of records currently in the response
 	buf *[]byte // pooled buffer holding them, or nil
 	// fr: the records, when they are sent from the segment file
-	// (spliced); the response's RecordBatches is then marker[:], which
-	// identifies the part wherever sessions move the partition.
+	// (spliced); the response's RecordBatches is then marker[:], a byte
+	// of its own, which identifies the part wherever sessions move the
+	// partition (and wherever f.parts is copied to when it grows).
 	fr      storage.FileRange
-	marker  [1]byte
+	marker  *[1]byte
 	hw      int64 // high watermark (a replica's: log end) seen by the last read
 	replica bool  // a follower's fetch: read up to the log end
 	// committed: a read_committed consumer's fetch, read up to the LSO
@@ -198,6 +202,8 @@ type fetch struct {
 	session      *fetchSession
 	sessionParts []*sessionPart
 	sessionEpoch int32
+	// byTopic: topic → index in resp.Topics (responseTopic).
+	byTopic map[fetchKey]int
 
 	// Long poll. Wake (any goroutine) marks the parts whose log moved and
 	// signals wake; the fetch goroutine re-reads only those.
@@ -343,33 +349,9 @@ func newFetch(b *Broker, ctx context.Context, req *kmsg.FetchRequest, listener s
 	if !unique {
 		parts = make(map[fetchKey]int, n)
 	}
-	byTopic := map[fetchKey]int{} // topic (p = 0) → index in resp.Topics
+	f.byTopic = map[fetchKey]int{}
 	for _, rt := range topics {
-		var t *topic
-		if req.Version >= 13 {
-			t = b.catalog.getByID(rt.TopicID)
-		} else {
-			t = b.catalog.get(rt.Topic)
-		}
-		tk := fetchKey{topic: rt.Topic, id: rt.TopicID}
-		if req.Version >= 13 {
-			tk.topic = ""
-		}
-		if t != nil {
-			tk = fetchKey{topic: t.Name}
-		}
-		ti, ok := byTopic[tk]
-		if !ok {
-			st := kmsg.NewFetchResponseTopic()
-			st.Topic, st.TopicID = rt.Topic, rt.TopicID
-			st.Partitions = make([]kmsg.FetchResponseTopicPartition, 0, len(rt.Partitions))
-			if t != nil {
-				st.Topic = t.Name
-			}
-			ti = len(f.resp.Topics)
-			byTopic[tk] = ti
-			f.resp.Topics = append(f.resp.Topics, st)
-		}
+		t, tk, ti := f.responseTopic(rt.Topic, rt.TopicID)
 		for _, rp := range rt.Partitions {
 			pk := tk
 			pk.p = rp.Partition
@@ -378,58 +360,96 @@ func newFetch(b *Broker, ctx context.Context, req *kmsg.FetchRequest, listener s
 				f.parts[i].offset, f.parts[i].maxBytes, f.parts[i].rp = rp.FetchOffset, int(rp.PartitionMaxBytes), rp
 				continue
 			}
-			st := &f.resp.Topics[ti]
-			sp := kmsg.NewFetchResponseTopicPartition()
-			sp.Partition = rp.Partition
-			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
-			sp.PreferredReadReplica = -1
-			sp.RecordBatches = noRecords
-			var l *storage.Log
-			if t != nil && t.partition(rp.Partition) != nil && b.leads(t, rp.Partition) {
-				l = b.store.Get(t.Name, rp.Partition)
-			}
-			switch {
-			case t == nil && req.Version >= 13:
-				sp.ErrorCode = kerr.UnknownTopicID.Code
-			case t == nil:
-				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-			case t.partition(rp.Partition) == nil:
-				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-			case l == nil: // not the leader, or not here yet
-				sp.ErrorCode = kerr.NotLeaderForPartition.Code
-				if leader, epoch, ep, ok := b.leaderHint(t, rp.Partition, f.listener); ok {
-					sp.CurrentLeader.LeaderID, sp.CurrentLeader.LeaderEpoch = leader, epoch
-					f.addBroker(leader, ep)
-				}
-			case req.Version >= 9 && epochError(t, rp.Partition, rp.CurrentLeaderEpoch) != 0:
-				sp.ErrorCode = epochError(t, rp.Partition, rp.CurrentLeaderEpoch)
-				l = nil
-			case l.Offline() != nil:
-				// Recovery found records missing (storage.Log.Offline).
-				sp.ErrorCode = kerr.KafkaStorageError.Code
-				l = nil
-			}
-			replica := false
-			if l != nil && f.replicaID >= 0 {
-				replica = true
-				if f.divergedOrTrack(t.Name, rp, &sp, l) {
-					l = nil
-				}
-			}
-			throttled := false
-			if replica && l != nil {
-				throttled, _ = b.leaderThrottled(t.Name, rp.Partition)
-			}
 			if !unique {
 				parts[pk] = len(f.parts)
 			}
-			f.parts = append(f.parts, fetchPart{l: l, offset: rp.FetchOffset, maxBytes: int(rp.PartitionMaxBytes),
-				ti: ti, pi: len(st.Partitions), rp: rp, hw: -1, replica: replica, throttled: throttled,
-				committed: !replica && f.req.IsolationLevel == 1})
-			st.Partitions = append(st.Partitions, sp)
+			f.addPart(t, ti, rp)
 		}
 	}
 	return f
+}
+
+// responseTopic finds the topic a request names (by id from v13, else by
+// name; nil when unknown) and its entry in the response, made if new.
+func (f *fetch) responseTopic(name string, id [16]byte) (*topic, fetchKey, int) {
+	var t *topic
+	if f.req.Version >= 13 {
+		t = f.b.catalog.getByID(id)
+	} else {
+		t = f.b.catalog.get(name)
+	}
+	tk := fetchKey{topic: name, id: id}
+	if f.req.Version >= 13 {
+		tk.topic = ""
+	}
+	if t != nil {
+		tk = fetchKey{topic: t.Name}
+	}
+	ti, ok := f.byTopic[tk]
+	if !ok {
+		st := kmsg.NewFetchResponseTopic()
+		st.Topic, st.TopicID = name, id
+		if t != nil {
+			st.Topic = t.Name
+		}
+		ti = len(f.resp.Topics)
+		f.byTopic[tk] = ti
+		f.resp.Topics = append(f.resp.Topics, st)
+	}
+	return t, tk, ti
+}
+
+// addPart adds partition rp of topic t (nil: unknown), answered in
+// resp.Topics[ti], to the fetch: it finds the partition's log if this
+// broker leads it, or sets the error to answer.
+func (f *fetch) addPart(t *topic, ti int, rp kmsg.FetchRequestTopicPartition) {
+	b, req := f.b, f.req
+	st := &f.resp.Topics[ti]
+	sp := kmsg.NewFetchResponseTopicPartition()
+	sp.Partition = rp.Partition
+	sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
+	sp.PreferredReadReplica = -1
+	sp.RecordBatches = noRecords
+	var l *storage.Log
+	if t != nil && t.partition(rp.Partition) != nil && b.leads(t, rp.Partition) {
+		l = b.store.Get(t.Name, rp.Partition)
+	}
+	switch {
+	case t == nil && req.Version >= 13:
+		sp.ErrorCode = kerr.UnknownTopicID.Code
+	case t == nil:
+		sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+	case t.partition(rp.Partition) == nil:
+		sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+	case l == nil: // not the leader, or not here yet
+		sp.ErrorCode = kerr.NotLeaderForPartition.Code
+		if leader, epoch, ep, ok := b.leaderHint(t, rp.Partition, f.listener); ok {
+			sp.CurrentLeader.LeaderID, sp.CurrentLeader.LeaderEpoch = leader, epoch
+			f.addBroker(leader, ep)
+		}
+	case req.Version >= 9 && epochError(t, rp.Partition, rp.CurrentLeaderEpoch) != 0:
+		sp.ErrorCode = epochError(t, rp.Partition, rp.CurrentLeaderEpoch)
+		l = nil
+	case l.Offline() != nil:
+		// Recovery found records missing (storage.Log.Offline).
+		sp.ErrorCode = kerr.KafkaStorageError.Code
+		l = nil
+	}
+	replica := false
+	if l != nil && f.replicaID >= 0 {
+		replica = true
+		if f.divergedOrTrack(t.Name, rp, &sp, l) {
+			l = nil
+		}
+	}
+	throttled := false
+	if replica && l != nil {
+		throttled, _ = b.leaderThrottled(t.Name, rp.Partition)
+	}
+	f.parts = append(f.parts, fetchPart{l: l, offset: rp.FetchOffset, maxBytes: int(rp.PartitionMaxBytes),
+		ti: ti, pi: len(st.Partitions), rp: rp, hw: -1, replica: replica, throttled: throttled,
+		committed: !replica && req.IsolationLevel == 1})
+	st.Partitions = append(st.Partitions, sp)
 }
 
 // fill reads every partition and reports whether the response is ready:
@@ -519,6 +539,9 @@ func (f *fetch) read(i int) (urgent bool) {
 		kept = true
 		p.fr, p.n = fr, fr.Size
 		f.total += p.n
+		if p.marker == nil {
+			p.marker = new([1]byte)
+		}
 		sp.RecordBatches = p.marker[:]
 		if p.committed {
 			// The records are not read here: the aborted transactions
@@ -596,6 +619,10 @@ func (f *fetch) Wake(l *storage.Log) {
 // first, then marks the ones whose high watermark moved since fill read
 // them, so an append between the read and the park is never missed.
 func (f *fetch) wait(maxWait time.Duration) {
+	if f.sessionMode == sessionIncremental && f.session.tracked {
+		f.waitSession(maxWait)
+		return
+	}
 	timer := time.NewTimer(maxWait)
 	defer timer.Stop()
 	f.wake = make(chan struct{}, 1)
@@ -641,6 +668,65 @@ func (f *fetch) wait(maxWait time.Duration) {
 			}
 		}
 		if f.ready(urgent) {
+			return
+		}
+	}
+}
+
+// waitSession is wait for an incremental fetch of a tracked session
+// (fetch_sessions.go): it parks on the session rather than on its logs,
+// and reads the partitions marked since the fetch took them, adding those
+// it did not hold. A mark between the take and the park is found by the
+// first look, which comes before the first wait.
+func (f *fetch) waitSession(maxWait time.Duration) {
+	s := f.session
+	timer := time.NewTimer(maxWait)
+	defer timer.Stop()
+	wake := make(chan struct{}, 1)
+	defer s.park(wake)()
+	in := make(map[*sessionPart]int, len(f.sessionParts))
+	for i, sp := range f.sessionParts {
+		in[sp] = i
+	}
+	type marked struct {
+		sp *sessionPart
+		rp kmsg.FetchRequestTopicPartition
+	}
+	var todo []marked
+	for {
+		todo = todo[:0]
+		s.mu.Lock()
+		if s.epoch == f.sessionEpoch { // else overtaken: answered with an error
+			for _, sp := range s.parts {
+				if sp.dirty.Load() {
+					sp.dirty.Store(false)
+					todo = append(todo, marked{sp, sp.request()})
+				}
+			}
+		}
+		s.mu.Unlock()
+		urgent := false
+		for _, m := range todo {
+			i, ok := in[m.sp]
+			if !ok {
+				t, _, ti := f.responseTopic(m.sp.key.topic, m.sp.key.id)
+				i = len(f.parts)
+				f.addPart(t, ti, m.rp)
+				f.sessionParts = append(f.sessionParts, m.sp)
+				in[m.sp] = i
+			}
+			if f.read(i) {
+				urgent = true
+			}
+		}
+		if f.ready(urgent) {
+			return
+		}
+		select {
+		case <-wake:
+		case <-timer.C:
+			return
+		case <-f.ctx.Done():
 			return
 		}
 	}

@@ -35,8 +35,24 @@ package broker
 // closes its session and is answered FETCH_SESSION_ID_NOT_FOUND, so the
 // client starts over with a full fetch.
 //
-// Locks: fetchSessionCache.mu, then fetchSession.mu (never the other way);
-// neither is held while reading a log or waiting.
+// A consumer's session is tracked: it watches the logs of its partitions
+// for as long as it lives (storage.Log.Watch, each cached partition its own
+// Waker), and a log's wake marks its partition dirty. An incremental fetch
+// of a tracked session reads only the partitions that may answer something
+// new: those marked since they were last read, those its request lists,
+// those that answered an error or have records below the bound the client
+// has not asked for yet; and all of them after a metadata change, a change
+// of the broker's serving state or of the isolation level. A long poll
+// parks on the session, not on every log, and reads what wakes it. So a
+// consumer of 1,000 partitions of which one is active costs the broker
+// about what a consumer of one does. A follower's session is not tracked:
+// every fetch of a follower reports its progress on every partition (the
+// ISR and the high watermark follow it), so all of them are read.
+//
+// Locks: fetchSessionCache.mu, then fetchSession.mu, then
+// fetchSession.watchMu, then a log's notify lock (Watch, Unwatch, and the
+// Wake calls it makes), then fetchSession.wmu. None is held while reading a
+// log or waiting.
 
 import (
 	"container/list"
@@ -44,10 +60,13 @@ import (
 	"math"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregorhq/gregor/internal/storage"
 )
 
 const (
@@ -99,6 +118,19 @@ type sessionPart struct {
 	// rotate marks the partition to move to the end of the session
 	// (answerIncremental, under the session's mu).
 	rotate bool
+
+	// s is the session; dirty (tracked sessions) marks the partition to
+	// read at the next fetch of the session, or now if one is parked.
+	s     *fetchSession
+	dirty atomic.Bool
+}
+
+// Wake implements storage.Waker for a tracked session's partition: its
+// log's high watermark or log start may have moved, or the log closed or
+// failed. It runs under the log's notify lock.
+func (sp *sessionPart) Wake(*storage.Log) {
+	sp.dirty.Store(true)
+	sp.s.signal()
 }
 
 func (sp *sessionPart) setRequest(rp *kmsg.FetchRequestTopicPartition) {
@@ -146,6 +178,96 @@ type fetchSession struct {
 	epoch int32          // mu; the epoch the next request must carry
 	parts []*sessionPart // mu; in fetch order
 	index map[sessionKey]*sessionPart
+
+	// tracked: a consumer's session, which reads only what changed (see
+	// the top of the file). state (mu) is what its partitions were last
+	// all read under.
+	tracked bool
+	state   sessionState
+
+	// watchMu guards watched, the log each partition of a tracked session
+	// watches, and unwatched, set when the session is gone.
+	watchMu   sync.Mutex
+	watched   map[*sessionPart]*storage.Log
+	unwatched bool
+
+	// wmu guards waiters, the parked fetches of the session (normally one).
+	wmu     sync.Mutex
+	waiters []chan struct{}
+}
+
+// sessionState is what a tracked session's cached answers depend on
+// besides its logs: when it changes, every partition is read again.
+type sessionState struct {
+	metadata  uint64 // the catalog's image offset: leaders, epochs, topics
+	serving   bool
+	isolation int8
+}
+
+// signal wakes the session's parked fetches.
+func (s *fetchSession) signal() {
+	s.wmu.Lock()
+	for _, ch := range s.waiters {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	s.wmu.Unlock()
+}
+
+// park registers ch to be signalled when a partition of the session is
+// marked; the returned func unregisters it.
+func (s *fetchSession) park(ch chan struct{}) func() {
+	s.wmu.Lock()
+	s.waiters = append(s.waiters, ch)
+	s.wmu.Unlock()
+	return func() {
+		s.wmu.Lock()
+		for i, w := range s.waiters {
+			if w == ch {
+				s.waiters = append(s.waiters[:i], s.waiters[i+1:]...)
+				break
+			}
+		}
+		s.wmu.Unlock()
+	}
+}
+
+// watch makes sp watch l (nil: nothing) instead of what it watched, and
+// reports whether that changed to a log: the caller must then compare the
+// log with what it read, as a wake before the watch is lost.
+func (s *fetchSession) watch(sp *sessionPart, l *storage.Log) bool {
+	s.watchMu.Lock()
+	defer s.watchMu.Unlock()
+	old := s.watched[sp]
+	if s.unwatched || old == l {
+		return false
+	}
+	if old != nil {
+		old.Unwatch(sp)
+		delete(s.watched, sp)
+	}
+	if l == nil {
+		return false
+	}
+	if s.watched == nil {
+		s.watched = map[*sessionPart]*storage.Log{}
+	}
+	l.Watch(sp)
+	s.watched[sp] = l
+	return true
+}
+
+// unwatchAll stops every watch of the session, for good.
+func (s *fetchSession) unwatchAll() {
+	s.watchMu.Lock()
+	defer s.watchMu.Unlock()
+	s.unwatched = true
+	for sp, l := range s.watched {
+		l.Unwatch(sp)
+	}
+	s.watched = nil
 }
 
 // fetchSessionCache is the broker's sessions (Broker.fetchSessions).
@@ -198,6 +320,7 @@ func (c *fetchSessionCache) removeLocked(s *fetchSession) {
 	delete(c.sessions, s.id)
 	c.lru.Remove(s.lru)
 	c.partitions -= s.size
+	s.unwatchAll()
 }
 
 // touchLocked marks s used now, with n partitions (s.mu held too).
@@ -216,29 +339,32 @@ func (c *fetchSessionCache) touchLocked(s *fetchSession, now time.Time, n int) {
 }
 
 // create adds a session of n partitions, made by build, if the cache has
-// room or can make some, and returns its id, or 0.
-func (c *fetchSessionCache) create(privileged, usesIDs bool, n int, build func() []*sessionPart) int32 {
+// room or can make some, and returns it, or nil. A consumer's session
+// (not privileged) is tracked, in state.
+func (c *fetchSessionCache) create(privileged, usesIDs bool, n int, state sessionState, build func() []*sessionPart) *fetchSession {
 	if c.slots <= 0 {
-		return 0
+		return nil
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.partitions+n > c.maxParts {
-		return 0
+		return nil
 	}
 	now := c.now()
 	if len(c.sessions) >= c.slots && !c.tryEvictLocked(privileged, n, now) {
-		return 0
+		return nil
 	}
 	parts := build()
 	s := &fetchSession{id: c.newIDLocked(), privileged: privileged, usesIDs: usesIDs, created: now,
-		epoch: nextSessionEpoch(initialSessionEpoch), parts: parts, index: make(map[sessionKey]*sessionPart, len(parts))}
+		epoch: nextSessionEpoch(initialSessionEpoch), parts: parts, index: make(map[sessionKey]*sessionPart, len(parts)),
+		tracked: !privileged, state: state}
 	for _, sp := range parts {
 		s.index[sp.key] = sp
+		sp.s = s
 	}
 	c.sessions[s.id] = s
 	c.touchLocked(s, now, len(parts))
-	return s.id
+	return s
 }
 
 func (c *fetchSessionCache) newIDLocked() int32 {
@@ -308,8 +434,10 @@ func sessionKeyOf(version int16, topic string, id [16]byte, p int32) sessionKey 
 // partitions to fetch (a copy, in the session's order) as request topics,
 // with the cached parts in the same order; or a session error code; or,
 // when no partition is left, closes the session and returns neither (a
-// sessionless fetch of what the request lists, as in Kafka).
-func (c *fetchSessionCache) incremental(req *kmsg.FetchRequest) (s *fetchSession, topics []kmsg.FetchRequestTopic, parts []*sessionPart, code int16) {
+// sessionless fetch of what the request lists, as in Kafka). A tracked
+// session fetches only its dirty partitions, or all of them when state is
+// not what they were last read in.
+func (c *fetchSessionCache) incremental(req *kmsg.FetchRequest, state sessionState) (s *fetchSession, topics []kmsg.FetchRequestTopic, parts []*sessionPart, code int16) {
 	c.mu.Lock()
 	s = c.sessions[req.SessionID]
 	if s == nil {
@@ -325,8 +453,41 @@ func (c *fetchSessionCache) incremental(req *kmsg.FetchRequest) (s *fetchSession
 	}
 	// The copy is made under the session's lock only: the cache's is not
 	// needed, and a request that overtakes this one fails its epoch check.
-	parts = append([]*sessionPart(nil), s.parts...)
-	// One request topic per run of partitions of a topic.
+	switch {
+	case !s.tracked:
+		parts = append([]*sessionPart(nil), s.parts...)
+	case s.state != state:
+		s.state = state
+		parts = append([]*sessionPart(nil), s.parts...)
+		for _, sp := range parts {
+			sp.dirty.Store(false)
+		}
+	default:
+		parts = s.takeDirtyLocked(nil, nil)
+	}
+	return s, requestTopics(parts), parts, 0
+}
+
+// takeDirtyLocked appends to parts the session's partitions marked dirty,
+// in the session's order, unmarking them, skipping those in skip (s.mu
+// held).
+func (s *fetchSession) takeDirtyLocked(parts []*sessionPart, skip map[*sessionPart]int) []*sessionPart {
+	for _, sp := range s.parts {
+		if sp.dirty.Load() {
+			if _, ok := skip[sp]; ok {
+				continue
+			}
+			sp.dirty.Store(false)
+			parts = append(parts, sp)
+		}
+	}
+	return parts
+}
+
+// requestTopics lists parts as request topics, one per run of partitions
+// of a topic.
+func requestTopics(parts []*sessionPart) []kmsg.FetchRequestTopic {
+	var topics []kmsg.FetchRequestTopic
 	rps := make([]kmsg.FetchRequestTopicPartition, len(parts))
 	for i, sp := range parts {
 		rps[i] = sp.request()
@@ -338,7 +499,7 @@ func (c *fetchSessionCache) incremental(req *kmsg.FetchRequest) (s *fetchSession
 		rt := &topics[len(topics)-1]
 		rt.Partitions = rps[i-len(rt.Partitions) : i+1 : i+1]
 	}
-	return s, topics, parts, 0
+	return topics
 }
 
 // updateLocked checks and applies an incremental request to s (both locks
@@ -370,19 +531,21 @@ func (c *fetchSessionCache) updateLocked(s *fetchSession, req *kmsg.FetchRequest
 			k := sessionKeyOf(req.Version, rt.Topic, rt.TopicID, rp.Partition)
 			sp := s.index[k]
 			if sp == nil {
-				sp = &sessionPart{key: k, hw: -1, lso: -1, logStart: -1}
+				sp = &sessionPart{key: k, hw: -1, lso: -1, logStart: -1, s: s}
 				s.index[k] = sp
 				s.parts = append(s.parts, sp)
 			}
 			sp.setRequest(rp)
+			sp.dirty.Store(true)
 		}
 	}
 	forgot := false
 	for _, ft := range req.ForgottenTopics {
 		for _, p := range ft.Partitions {
 			k := sessionKeyOf(req.Version, ft.Topic, ft.TopicID, p)
-			if s.index[k] != nil {
+			if sp := s.index[k]; sp != nil {
 				delete(s.index, k)
+				s.watch(sp, nil)
 				forgot = true
 			}
 		}
@@ -445,7 +608,7 @@ func openFetch(b *Broker, ctx context.Context, req *kmsg.FetchRequest, listener 
 		}
 	default:
 		var code int16
-		s, topics, parts, code = b.fetchSessions.incremental(req)
+		s, topics, parts, code = b.fetchSessions.incremental(req, b.sessionState(req))
 		switch {
 		case code != 0:
 			return nil, code
@@ -460,6 +623,12 @@ func openFetch(b *Broker, ctx context.Context, req *kmsg.FetchRequest, listener 
 	return f, 0
 }
 
+// sessionState is the state a tracked session's answers to req depend on
+// besides its logs.
+func (b *Broker) sessionState(req *kmsg.FetchRequest) sessionState {
+	return sessionState{metadata: b.catalog.offset(), serving: b.serving(), isolation: req.IsolationLevel}
+}
+
 // finishSession makes the final response a session's: for a full fetch,
 // it creates the session (if the cache takes it) of the answered
 // partitions; for an incremental one, it keeps only the partitions whose
@@ -467,7 +636,18 @@ func openFetch(b *Broker, ctx context.Context, req *kmsg.FetchRequest, listener 
 func (f *fetch) finishSession() {
 	switch f.sessionMode {
 	case sessionNew:
-		f.resp.SessionID = f.b.fetchSessions.create(f.replicaID >= 0, f.req.Version >= 13, len(f.parts), f.newSessionParts)
+		s := f.b.fetchSessions.create(f.replicaID >= 0, f.req.Version >= 13, len(f.parts), f.b.sessionState(f.req), f.newSessionParts)
+		if s == nil {
+			return
+		}
+		f.resp.SessionID = s.id
+		if s.tracked {
+			s.mu.Lock()
+			for i, sp := range s.parts {
+				f.track(sp, i)
+			}
+			s.mu.Unlock()
+		}
 	case sessionIncremental:
 		f.answerIncremental()
 	}
@@ -490,6 +670,20 @@ func (f *fetch) newSessionParts() []*sessionPart {
 	return out
 }
 
+// track keeps a tracked session's partition sp, read as f.parts[i], on the
+// log it was read from, and leaves it marked when the next fetch must read
+// it whatever happens to the log: it answered an error (or has no log
+// here), or the client has not yet asked for all its records, or the log
+// moved before the watch began (s.mu held).
+func (f *fetch) track(sp *sessionPart, i int) {
+	p := &f.parts[i]
+	newWatch := sp.s.watch(sp, p.l)
+	r := &f.resp.Topics[p.ti].Partitions[p.pi]
+	if p.l == nil || r.ErrorCode != 0 || p.offset < p.hw || newWatch && p.bound() != p.hw {
+		sp.dirty.Store(true)
+	}
+}
+
 func (f *fetch) answerIncremental() {
 	s := f.session
 	s.mu.Lock()
@@ -497,10 +691,21 @@ func (f *fetch) answerIncremental() {
 	f.resp.SessionID = s.id
 	if s.epoch != f.sessionEpoch {
 		// Another request of the session got in between (a duplicate):
-		// this one is answered with nothing, as in Kafka.
+		// this one is answered with nothing, as in Kafka. What it read
+		// is read again by the next.
 		f.resp.ErrorCode = kerr.InvalidFetchSessionEpoch.Code
 		f.resp.Topics = f.resp.Topics[:0]
+		for _, sp := range f.sessionParts {
+			sp.dirty.Store(true)
+		}
 		return
+	}
+	if s.tracked {
+		for i, sp := range f.sessionParts {
+			if s.index[sp.key] == sp {
+				f.track(sp, i)
+			}
+		}
 	}
 	keep := make([]int, len(f.resp.Topics)) // partitions kept per topic
 	withRecords := 0

@@ -332,41 +332,47 @@ func TestFetchSessionEvictionRules(t *testing.T) {
 			return out
 		}
 	}
+	create := func(privileged bool, n int) int32 {
+		if s := c.create(privileged, false, n, sessionState{}, mk(n)); s != nil {
+			return s.id
+		}
+		return 0
+	}
 	touch := func(id int32) {
 		c.mu.Lock()
 		s := c.sessions[id]
 		c.touchLocked(s, now, s.size)
 		c.mu.Unlock()
 	}
-	small := c.create(false, false, 2, mk(2))
-	big := c.create(false, false, 5, mk(5))
+	small := create(false, 2)
+	big := create(false, 5)
 	if small == 0 || big == 0 {
 		t.Fatal("no room in an empty cache")
 	}
-	if id := c.create(false, false, 3, mk(3)); id != 0 {
+	if id := create(false, 3); id != 0 {
 		t.Fatal("a consumer session evicted a session younger than the eviction time")
 	}
 	now = now.Add(time.Minute)
 	touch(small)
 	touch(big)
-	if id := c.create(true, false, 1, mk(1)); id == 0 || c.get(small) {
+	if id := create(true, 1); id == 0 || c.get(small) {
 		t.Fatalf("a follower's session did not evict the smallest consumer session (got %d)", id)
 	}
 	// big and the follower's session: big, now older than two minutes
 	// at its last use, may go for a bigger consumer session only.
 	now = now.Add(2 * time.Minute)
 	touch(big)
-	if id := c.create(false, false, 5, mk(5)); id != 0 {
+	if id := create(false, 5); id != 0 {
 		t.Fatal("a session of the same size was evicted")
 	}
-	if id := c.create(false, false, 6, mk(6)); id == 0 || c.get(big) {
+	if id := create(false, 6); id == 0 || c.get(big) {
 		t.Fatal("a bigger consumer session did not evict an old smaller one")
 	}
 	if c.len() != 2 || c.partitions != 7 {
 		t.Fatalf("%d sessions, %d partitions", c.len(), c.partitions)
 	}
 	c.maxParts = 10
-	if id := c.create(true, false, 4, mk(4)); id != 0 {
+	if id := create(true, 4); id != 0 {
 		t.Fatal("the partition bound was exceeded")
 	}
 }
@@ -574,5 +580,102 @@ func TestFetchSessionPartitionBound(t *testing.T) {
 	}
 	if resp := c.fetch(sessReq(b, 17, resp.SessionID, 1, "s", map[int32]int64{2: 0, 3: 0})); resp.ErrorCode != kerr.FetchSessionIDNotFound.Code || b.fetchSessions.len() != 0 {
 		t.Fatalf("growing past the bound: error %d, %d sessions", resp.ErrorCode, b.fetchSessions.len())
+	}
+}
+
+// A consumer's session reads only what changed (fetch_sessions.go), yet
+// answers everything a full read would: records a response limit held
+// back come in the next fetches with nothing produced meanwhile, a log
+// start moved by DeleteRecords is answered, a long poll wakes for a
+// partition it did not hold, and the session's watches end with it.
+func TestFetchSessionTrackedAnswersWhatChanged(t *testing.T) {
+	b, cl := sessTopic(t)
+	for p := int32(0); p < 3; p++ {
+		produceN(t, cl, "s", p, 5, 1000)
+	}
+	c := dialSess(t, b)
+	const v = 17
+
+	// max_bytes 1: each response holds one partition's first batch.
+	req := sessReq(b, v, 0, 0, "s", map[int32]int64{0: 0, 1: 0, 2: 0})
+	req.MaxBytes = 1
+	resp := c.fetch(req)
+	id := resp.SessionID
+	offsets := map[int32]int64{}
+	note := func(resp *kmsg.FetchResponse) {
+		for _, rt := range resp.Topics {
+			for _, rp := range rt.Partitions {
+				if len(rp.RecordBatches) > 0 {
+					var batch kmsg.RecordBatch
+					if err := batch.ReadFrom(rp.RecordBatches); err != nil {
+						t.Fatal(err)
+					}
+					offsets[rp.Partition] = batch.FirstOffset + int64(batch.LastOffsetDelta) + 1
+				}
+			}
+		}
+	}
+	note(resp)
+	if id == 0 || len(offsets) != 1 {
+		t.Fatalf("full fetch: session %d, records from %v", id, offsets)
+	}
+	epoch := int32(0)
+	for offsets[0]+offsets[1]+offsets[2] < 15 {
+		if epoch++; epoch == 20 {
+			t.Fatalf("records held back by max_bytes never came: read up to %v", offsets)
+		}
+		req := sessReq(b, v, id, epoch, "s", offsets)
+		req.MaxBytes = 1
+		note(c.fetch(req))
+	}
+	next := func() *kmsg.FetchResponse {
+		epoch++
+		return c.fetch(sessReq(b, v, id, epoch, "s", nil))
+	}
+	epoch++
+	if resp := c.fetch(sessReq(b, v, id, epoch, "s", offsets)); len(resp.Topics) != 0 {
+		t.Fatalf("caught up: %+v", answered(resp))
+	}
+	if resp := next(); len(resp.Topics) != 0 {
+		t.Fatalf("caught up, nothing changed: %+v", answered(resp))
+	}
+
+	// DeleteRecords on an idle partition: its new log start is answered.
+	if _, err := b.store.Get("s", 2).DeleteRecordsBefore(3); err != nil {
+		t.Fatal(err)
+	}
+	resp = next()
+	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 || resp.Topics[0].Partitions[0].Partition != 2 ||
+		resp.Topics[0].Partitions[0].LogStartOffset != 3 {
+		t.Fatalf("after DeleteRecords on p2: error %d, %+v (offsets %v, epoch %d)", resp.ErrorCode, resp.Topics, offsets, epoch)
+	}
+
+	// A long poll that begins with nothing to read wakes for p1.
+	epoch++
+	req = sessReq(b, v, id, epoch, "s", nil)
+	req.MaxWaitMillis = 20000
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: "s", Partition: 1, Value: []byte("x")}).FirstErr(); err != nil {
+			t.Error(err)
+		}
+	}()
+	start := time.Now()
+	resp = c.fetch(req)
+	if got := answered(resp); len(got) != 1 || got[1].bytes == 0 || got[1].hw != 6 || time.Since(start) > 10*time.Second {
+		t.Fatalf("long poll: %+v after %v", got, time.Since(start))
+	}
+
+	// The session watches its three logs; closing it ends the watches.
+	for p := int32(0); p < 3; p++ {
+		if n := b.store.Get("s", p).Watchers(); n != 1 {
+			t.Fatalf("p%d: %d watchers while the session lives", p, n)
+		}
+	}
+	c.fetch(sessReq(b, v, id, -1, "s", nil))
+	for p := int32(0); p < 3; p++ {
+		if n := b.store.Get("s", p).Watchers(); n != 0 {
+			t.Fatalf("p%d: %d watchers after the session closed", p, n)
+		}
 	}
 }

@@ -20,6 +20,7 @@ func (l *Log) removeSegments(n int) {
 	l.mu.Unlock()
 	l.truncateEpochsStart(l.logStart)
 	l.writeEpochsLocked()
+	l.wakeReaders() // the log start moved
 	for _, sg := range removed {
 		sg.removeFiles()
 		l.fsys.Remove(segmentPath(l.dir, sg.base, extSnapshot))
@@ -66,6 +67,7 @@ func (l *Log) DeleteRecordsBefore(offset int64) (int64, error) {
 	l.truncateEpochsStart(offset)
 	l.writeEpochsLocked()
 	l.deleteBelowLogStart()
+	l.wakeReaders() // the log start moved
 	start := l.logStart
 	l.appendMu.Unlock()
 	l.logger.Info("log start offset moved by DeleteRecords", "log_start_offset", start)

@@ -67,6 +67,13 @@ func (l *Log) Unwatch(w Waker) {
 	l.notifyMu.Unlock()
 }
 
+// Watchers is how many readers watch the log (Watch without Unwatch).
+func (l *Log) Watchers() int {
+	l.notifyMu.Lock()
+	defer l.notifyMu.Unlock()
+	return len(l.readers)
+}
+
 // wakeReaders tells every parked reader of this log.
 func (l *Log) wakeReaders() {
 	l.notifyMu.Lock()
