@@ -38,6 +38,13 @@
 #                on a busy machine
 #   go-consume   bench/load, BENCH_GO_CONSUMERS consumers (no group) reading the
 #                round's go-acks1 topic to its end: MB/s and CPU per GiB
+#   ceiling      the machine's own limits, no broker, once per round of the
+#                profile, for BENCH_GO_SECONDS each (bench/ceiling): a cached
+#                1 GiB file sent over loopback TCP with sendfile (consume's
+#                ceiling) and 1 MiB writes appending to new files in the work
+#                dir through the page cache (produce's ceiling with
+#                durability=os); the summary shows the go-* rows' MB/s as a
+#                share of them
 # Then the latency phase, at a fixed rate of half of Kafka's maximum: the
 # median records/s Kafka reached in this invocation's acks1 / acksall
 # single-producer runs of the same profile (BENCH_LATENCY_RATE overrides):
@@ -147,7 +154,7 @@ PRODUCE_WORKLOADS="acks1 acks1-batch1m acksall acksall-batch1m acks1-x4 acksall-
 LATENCY_WORKLOADS="lat-pp-acks1 lat-pp-acksall lat-go-acks1 lat-go-acksall lat-e2e-acks1 lat-e2e-acksall"
 GO_WORKLOADS="go-acks1 go-acksall go-consume"
 for w in $WORKLOADS; do
-	case " $PRODUCE_WORKLOADS $LATENCY_WORKLOADS $GO_WORKLOADS consume startup " in
+	case " $PRODUCE_WORKLOADS $LATENCY_WORKLOADS $GO_WORKLOADS consume ceiling startup " in
 	*" $w "*) ;;
 	*)
 		log "unknown workload $w"
@@ -217,7 +224,7 @@ else
 	(cd "$ROOT" && go build -o "$BIN" ./cmd/gregor) || exit 1
 fi
 (cd "$ROOT" && go build -o "$WORK/e2e" ./bench/e2e && go build -o "$WORK/startup" ./bench/startup &&
-	go build -o "$WORK/load" ./bench/load) || exit 1
+	go build -o "$WORK/load" ./bench/load && go build -o "$WORK/ceiling" ./bench/ceiling) || exit 1
 KAFKA_VERSION=$(cat "$HERE/kafka/.cache/libs/.version")
 GREGOR_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "no commit")
 if [[ -n "$(git -C "$ROOT" status --porcelain -- cmd internal gregor.go go.mod go.sum 2>/dev/null)" ]]; then
@@ -574,6 +581,27 @@ go_load() {
 	log "$profile $w $broker (pid $pid) round $round: $out"
 }
 
+# ceiling_run PROFILE ROUND: the machine's loopback sendfile and cached-write
+# limits (bench/ceiling), recorded as broker "machine".
+ceiling_run() {
+	local profile=$1 round=$2 mode out mb cpu
+	for mode in loopback write; do
+		local log_file="$OUT/runs/$profile-ceiling-$mode-r$round.log"
+		out=$(timeout -k 10 "$RUN_TIMEOUT" "$WORK/ceiling" -mode "$mode" -duration "${GO_SECONDS}s" -dir "$WORK" 2>"$log_file")
+		local rc=$?
+		printf '%s\n' "$out" >>"$log_file"
+		mb=$(awk -v k=mib_per_sec '$1 == "ceiling:" {for (i = 2; i <= NF; i++) if (index($i, k "=") == 1) print substr($i, length(k) + 2)}' <<<"$out")
+		cpu=$(awk -v k=cpu_seconds_per_gib '$1 == "ceiling:" {for (i = 2; i <= NF; i++) if (index($i, k "=") == 1) print substr($i, length(k) + 2)}' <<<"$out")
+		if ((rc != 0)) || [[ -z "$mb" || -z "$cpu" ]]; then
+			failed "$profile" "ceiling-$mode" machine "$round" "exit-$rc" "$log_file"
+			continue
+		fi
+		record "$profile" "ceiling-$mode" machine "$round" mb_s "$mb"
+		record "$profile" "ceiling-$mode" machine "$round" cpu_s_gib "$cpu"
+		log "$profile ceiling round $round: $out"
+	done
+}
+
 # kafka_max PROFILE WORKLOAD: Kafka's median records/s in this invocation.
 kafka_max() {
 	python3 - "$OUT/raw.csv" "$1" "$2" <<'EOF'
@@ -639,7 +667,7 @@ want() { [[ " $WORKLOADS " == *" $1 "* ]]; }
 
 # The profiles start brokers only for workloads that need them.
 need_brokers=
-for w in $PRODUCE_WORKLOADS $LATENCY_WORKLOADS $GO_WORKLOADS consume; do
+for w in $PRODUCE_WORKLOADS $LATENCY_WORKLOADS $GO_WORKLOADS consume ceiling; do
 	want "$w" && need_brokers=1
 done
 [[ -n "$need_brokers" ]] || PROFILES=""
@@ -671,6 +699,7 @@ for profile in $PROFILES; do
 				consume "$profile" "$broker" "$round"
 			done
 		fi
+		want ceiling && ceiling_run "$profile" "$round"
 		for w in $GO_WORKLOADS; do
 			# go-consume reads the go-acks1 topics.
 			want "$w" || { [[ $w == go-acks1 ]] && want go-consume; } || continue

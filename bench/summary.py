@@ -88,6 +88,29 @@ def verdict(k, g, higher):
     return f"{r:.2f}", who
 
 
+# The go-* rows against the machine's limits measured in the same rounds.
+CEILINGS = [("ceiling-loopback", "loopback TCP, sendfile of a cached file", "go-consume", "bench/load consume"),
+            ("ceiling-write", "1 MiB writes to new files (page cache)", "go-acks1", "bench/load produce acks=1")]
+
+
+def ceilings(ok):
+    profiles = list(dict.fromkeys(r["profile"] for r in ok if r["workload"].startswith("ceiling-")))
+    for p in profiles:
+        print(f"\n## {p}: the machine's ceilings (no broker), and each broker's share of them")
+        for cw, clabel, w, wlabel in CEILINGS:
+            c = [float(r["value"]) for r in ok if r["profile"] == p and r["workload"] == cw and r["metric"] == "mb_s"]
+            cpu = [float(r["value"]) for r in ok if r["profile"] == p and r["workload"] == cw and r["metric"] == "cpu_s_gib"]
+            if not c:
+                continue
+            print(f"{clabel:54} MiB/s {cell(c, '{:.0f}'):24} CPU s/GiB {cell(cpu, '{:.2f}')}")
+            for broker in ("kafka", "gregor"):
+                v = [float(r["value"]) for r in ok if r["profile"] == p and r["workload"] == w
+                     and r["broker"] == broker and r["metric"] == "mb_s"]
+                if v:
+                    share = 100 * statistics.median(v) / statistics.median(c)
+                    print(f"  {broker:6} {wlabel:45} MiB/s {cell(v, '{:.0f}'):24} {share:.0f} % of the ceiling's median")
+
+
 def main(path):
     rows = list(csv.DictReader(open(path)))
     ok = [r for r in rows if r["status"] == "ok"]
@@ -108,6 +131,7 @@ def main(path):
                 g = [float(r["value"]) for r in sel if r["broker"] == "gregor" and r["metric"] == m]
                 ratio, who = verdict(k, g, higher)
                 print(f"{label if i == 0 else '':54} {name:16} {cell(k, fmt):24} {cell(g, fmt):24} {ratio:>5} {who:7}")
+    ceilings(ok)
     failed = [r for r in rows if r["status"] != "ok"]
     if failed:
         print(f"\n{len(failed)} run(s) failed:")
