@@ -5,13 +5,14 @@
 //     cached file to the socket with sendfile (as a zero-copy fetch does)
 //     and the receiver reading into one buffer and dropping it. The
 //     ceiling for consuming a cached topic.
+//
 //   - write: 1 MiB write calls appending to new files in -dir, through the
 //     page cache, as a broker with durability=os appends its segments;
 //     a new file every -file-bytes. The ceiling for produce with
 //     durability=os.
 //
-//	go run ./bench/ceiling -mode loopback -duration 5s
-//	go run ./bench/ceiling -mode write -duration 5s -dir /tmp
+//     go run ./bench/ceiling -mode loopback -duration 5s
+//     go run ./bench/ceiling -mode write -duration 5s -dir /tmp
 //
 // It prints one line, like bench/load's:
 //
