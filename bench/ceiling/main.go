@@ -11,8 +11,10 @@
 //     a new file every -file-bytes. The ceiling for produce with
 //     durability=os.
 //
-//     go run ./bench/ceiling -mode loopback -duration 5s
-//     go run ./bench/ceiling -mode write -duration 5s -dir /tmp
+// Usage:
+//
+//	go run ./bench/ceiling -mode loopback -duration 5s
+//	go run ./bench/ceiling -mode write -duration 5s -dir /tmp
 //
 // It prints one line, like bench/load's:
 //
