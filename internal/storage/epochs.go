@@ -95,6 +95,7 @@ func (l *Log) lastBatchEpoch() (int32, bool) {
 			continue
 		}
 		pos := int64(0)
+		sg.ensureIndexes()
 		if k := len(sg.offIdx); k > 0 {
 			pos = int64(sg.offIdx[k-1].pos)
 		}

@@ -101,6 +101,25 @@ type segView struct {
 	size int64
 	idx  []offsetEntry
 	tidx []timeEntry
+	// lazy: the segment's indexes were not loaded when the view was
+	// taken; loadIndexes fills idx and tidx.
+	lazy bool
+}
+
+// viewOf is a view of sg as published now (Log.mu held), loading its
+// indexes if they wait for their first use.
+func viewOf(sg *segment) segView {
+	sg.ensureIndexes()
+	return segView{seg: sg, size: sg.size, idx: sg.offIdx, tidx: sg.timeIdx}
+}
+
+// loadIndexes fills a lazy view's indexes (no lock needed: a lazy
+// segment is sealed, and its indexes never change once loaded).
+func (v *segView) loadIndexes() {
+	if v.lazy {
+		v.seg.ensureIndexes()
+		v.idx, v.tidx, v.lazy = v.seg.offIdx, v.seg.timeIdx, false
+	}
 }
 
 // ReadRange locates what Read would return without reading it. The caller
@@ -162,7 +181,7 @@ func (l *Log) readRange(offset int64, maxBytes int, bound readBound) (FileRange,
 			return FileRange{}, res, fmt.Errorf("%w: %s: offset %d not found below log end %d", ErrCorruption, l.dir, offset, res.LogEndOffset)
 		}
 		sg := l.segs[i]
-		v := segView{seg: sg, size: sg.size, idx: sg.offIdx}
+		v := viewOf(sg)
 		end := int64(-1)
 		if hw == realHW {
 			end = l.hwBound(i, sg.size, hw)
@@ -273,7 +292,12 @@ func (l *Log) acquireAll() ([]segView, int64, error) {
 	vs := make([]segView, 0, len(l.segs))
 	for _, sg := range l.segs {
 		sg.acquire()
-		vs = append(vs, segView{seg: sg, size: sg.size, idx: sg.offIdx, tidx: sg.timeIdx})
+		if sg.idxLazy.Load() {
+			// Loaded only if a lookup needs this segment.
+			vs = append(vs, segView{seg: sg, size: sg.size, lazy: true})
+		} else {
+			vs = append(vs, segView{seg: sg, size: sg.size, idx: sg.offIdx, tidx: sg.timeIdx})
+		}
 	}
 	return vs, l.logStart, nil
 }
@@ -307,6 +331,7 @@ func (l *Log) OffsetForTimestamp(ts int64) (offset, timestamp int64, found bool,
 		}
 		// Everything at or below the last time index entry older than ts is
 		// older than ts, so the answer lies after it.
+		v.loadIndexes()
 		from := max(logStart, v.seg.base+lookupTimeBelow(v.tidx, ts)+1)
 		pos := lookupOffset(v.idx, from-v.seg.base)
 		var (
@@ -371,6 +396,7 @@ func (l *Log) MaxTimestamp() (offset, timestamp int64, err error) {
 		return -1, -1, nil
 	}
 	v := vs[best]
+	v.loadIndexes()
 	pos := lookupOffset(v.idx, bestOff-v.seg.base)
 	offset, timestamp = bestOff, bestTs
 	var scanErr error

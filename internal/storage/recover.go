@@ -119,7 +119,20 @@ func (s *Store) loadLog(dir string, tp topicPartition, clean bool, recoveryPoint
 			break
 		}
 		ok := false
-		if trusted {
+		if trusted && !last {
+			// A sealed segment: its indexes wait for their first use.
+			if pos, err := sg.loadIndexTails(cfg.IndexIntervalBytes); err == nil {
+				if err := sg.checkTailFrom(pos); err != nil {
+					s.logger.Warn("inner segment failed its tail check; scanning it", "file", sg.name(), "err", err)
+					sg.idxLazy.Store(false)
+					sg.offIdx, sg.timeIdx = nil, nil
+				} else {
+					ok = true
+				}
+				trusted = ok
+			}
+		}
+		if trusted && !ok {
 			if err := sg.loadIndexes(); err != nil {
 				s.logger.Warn("rebuilding index", "file", sg.name(), "err", err)
 			} else if !last {
@@ -318,6 +331,11 @@ func (s *segment) checkTail() error {
 	if k := len(s.offIdx); k > 0 {
 		pos = int64(s.offIdx[k-1].pos)
 	}
+	return s.checkTailFrom(pos)
+}
+
+// checkTailFrom is checkTail from the batch at pos, a known batch start.
+func (s *segment) checkTailFrom(pos int64) error {
 	if s.size == 0 {
 		return nil
 	}
@@ -390,6 +408,7 @@ func (l *Log) loadProducers() (int64, error) {
 		}
 		pos := int64(0)
 		if start > sg.base {
+			sg.ensureIndexes()
 			pos = lookupOffset(sg.offIdx, start-sg.base)
 		}
 		var rerr error

@@ -486,7 +486,7 @@ func (l *Log) truncateLocked(offset int64) error {
 	}
 	sg := l.segs[i]
 	// Where in sg the first batch ending at or after offset starts.
-	v := segView{seg: sg, size: sg.size, idx: sg.offIdx}
+	v := viewOf(sg)
 	pos := lookupOffset(v.idx, offset-sg.base)
 	var hb [batchHeaderSize]byte
 	for pos < v.size {

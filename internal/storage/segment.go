@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -26,7 +27,9 @@ type segment struct {
 
 	// Published state. Written by the appender under Log.mu (write lock);
 	// read by anyone under Log.mu.RLock. The index slices are append-only: a
-	// reader may keep a copied slice header after unlocking.
+	// reader may keep a copied slice header after unlocking. Of a segment
+	// whose indexes are not loaded yet (idxLazy), they are read only after
+	// ensureIndexes.
 	size     int64 // bytes of whole, valid batches
 	lastOff  int64 // last offset stored, base-1 if empty
 	offIdx   []offsetEntry
@@ -44,6 +47,16 @@ type segment struct {
 	// Appender state, owned by Log.appendMu.
 	bytesSinceIndex int
 	zeroedTo        int64 // file bytes known to exist (data or zero fill)
+
+	// Lazy indexes: a sealed segment that start-up trusted keeps its index
+	// files unread until the first lookup needs them (ensureIndexes), as
+	// Kafka maps its indexes lazily, so neither start-up time nor memory
+	// grows with the size of the log. idxMu serializes that first load;
+	// idxInterval is index.interval.bytes, for rebuilding indexes that
+	// turn out to be damaged.
+	idxLazy     atomic.Bool
+	idxMu       sync.Mutex
+	idxInterval int
 }
 
 func segmentPath(dir string, base int64, ext string) string {
@@ -212,6 +225,7 @@ func (s *segment) writeIndexFiles(suffix string) error {
 }
 
 func (s *segment) writeIndexesAs(suffix string, sync bool) error {
+	s.ensureIndexes() // never replace unread files with empty ones
 	var buf []byte
 	for _, ext := range []string{extIndex, extTimeIndex} {
 		if ext == extIndex {
@@ -256,23 +270,123 @@ func writeFileSync(fsys FS, path string, data []byte) error {
 	return err
 }
 
+// loadIndexTails prepares a sealed, trusted segment for lazy indexes: it
+// reads only the last entry of each index file (for the last offset and
+// the largest timestamp the indexes know, and where checkTail starts) and
+// marks the indexes to be loaded on first use. It returns the position of
+// the last offset index entry (0 if none); an error means the files must
+// be read whole now (loadIndexes).
+func (s *segment) loadIndexTails(interval int) (int64, error) {
+	tail := func(ext string, entry int) ([]byte, error) {
+		f, err := s.fsys.OpenFile(segmentPath(s.dir, s.base, ext), os.O_RDONLY, 0)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		st, err := f.Stat()
+		if err != nil {
+			return nil, err
+		}
+		n := st.Size()
+		if n%int64(entry) != 0 {
+			return nil, fmt.Errorf("%s size %d is not a multiple of %d", ext, n, entry)
+		}
+		if n == 0 {
+			return nil, nil
+		}
+		b := make([]byte, entry)
+		if _, err := f.ReadAt(b, n-int64(entry)); err != nil {
+			return nil, err
+		}
+		return b, nil
+	}
+	ob, err := tail(extIndex, offsetIndexEntrySize)
+	if err != nil {
+		return 0, err
+	}
+	tb, err := tail(extTimeIndex, timeIndexEntrySize)
+	if err != nil {
+		return 0, err
+	}
+	pos := int64(0)
+	if ob != nil {
+		last, err := decodeOffsetIndex(ob, s.size)
+		if err != nil {
+			return 0, err
+		}
+		pos, s.lastOff = int64(last[0].pos), s.base+int64(last[0].rel)
+	}
+	if tb != nil {
+		last, err := decodeTimeIndex(tb)
+		if err != nil {
+			return 0, err
+		}
+		s.maxTs, s.maxTsOff = last[0].ts, s.base+int64(last[0].rel)
+	}
+	s.idxInterval = interval
+	s.idxLazy.Store(true)
+	return pos, nil
+}
+
+// ensureIndexes loads the indexes of a lazy segment (loadIndexTails) if
+// no one has yet. Index files that fail their checks are rebuilt from the
+// segment's data, which start-up already trusted. Safe for concurrent
+// use; callers hold Log.mu (read or write).
+func (s *segment) ensureIndexes() {
+	if !s.idxLazy.Load() {
+		return
+	}
+	s.idxMu.Lock()
+	defer s.idxMu.Unlock()
+	if !s.idxLazy.Load() {
+		return
+	}
+	// Only the slices are set: readers may be reading the rest.
+	off, tim, err := s.readIndexFiles()
+	if err != nil {
+		off, tim, err = s.buildIndexes(s.idxInterval)
+		if err != nil {
+			// Unreadable data: no index; lookups scan from the start.
+			off, tim = nil, nil
+		}
+	}
+	s.offIdx, s.timeIdx = off, tim
+	s.idxLazy.Store(false)
+}
+
+// buildIndexes computes a sealed segment's indexes from its batch
+// headers, as the appender would have written them.
+func (s *segment) buildIndexes(interval int) ([]offsetEntry, []timeEntry, error) {
+	var (
+		off      []offsetEntry
+		tim      []timeEntry
+		since    int
+		maxTs    int64 = -1
+		maxTsOff int64
+	)
+	err := s.walkHeaders(0, s.size, func(h *batchHeader, pos int64) bool {
+		last := h.lastOffset()
+		if h.maxTimestamp > maxTs {
+			maxTs, maxTsOff = h.maxTimestamp, last
+		}
+		if since > interval {
+			off = append(off, offsetEntry{rel: int32(last - s.base), pos: int32(pos)})
+			if maxTs >= 0 && (len(tim) == 0 || tim[len(tim)-1].ts < maxTs) {
+				tim = append(tim, timeEntry{ts: maxTs, rel: int32(maxTsOff - s.base)})
+			}
+			since = 0
+		}
+		since += int(h.size())
+		return true
+	})
+	return off, tim, err
+}
+
 // loadIndexes reads and sanity-checks the index files of a segment whose
 // data is trusted, and derives maxTs from the last time index entry as Kafka
 // does. An error means the indexes must be rebuilt.
 func (s *segment) loadIndexes() error {
-	b, err := readFile(s.fsys, segmentPath(s.dir, s.base, extIndex))
-	if err != nil {
-		return err
-	}
-	offIdx, err := decodeOffsetIndex(b, s.size)
-	if err != nil {
-		return err
-	}
-	b, err = readFile(s.fsys, segmentPath(s.dir, s.base, extTimeIndex))
-	if err != nil {
-		return err
-	}
-	timeIdx, err := decodeTimeIndex(b)
+	offIdx, timeIdx, err := s.readIndexFiles()
 	if err != nil {
 		return err
 	}
@@ -284,6 +398,27 @@ func (s *segment) loadIndexes() error {
 		s.lastOff = s.base + int64(offIdx[n-1].rel)
 	}
 	return nil
+}
+
+// readIndexFiles reads and checks the segment's .index and .timeindex.
+func (s *segment) readIndexFiles() ([]offsetEntry, []timeEntry, error) {
+	b, err := readFile(s.fsys, segmentPath(s.dir, s.base, extIndex))
+	if err != nil {
+		return nil, nil, err
+	}
+	offIdx, err := decodeOffsetIndex(b, s.size)
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err = readFile(s.fsys, segmentPath(s.dir, s.base, extTimeIndex))
+	if err != nil {
+		return nil, nil, err
+	}
+	timeIdx, err := decodeTimeIndex(b)
+	if err != nil {
+		return nil, nil, err
+	}
+	return offIdx, timeIdx, nil
 }
 
 // scanResult describes what a recovery scan of one segment found.
