@@ -41,16 +41,16 @@ func partitionsCurve(ctx context.Context, c config, newBroker func(string) *brok
 	fmt.Printf("### Partitions\n\n")
 	fmt.Printf("One topic of N partitions on a fresh broker. Produce: 1 KiB records, acks=1, one franz-go client (sticky partitioner), %v after %v warm-up. Idle: broker CPU over %v with no clients, then with one consumer of all N partitions from their ends (fetch max wait %v, %v warm-up), nothing produced; µs per fetch is the CPU over the no-clients figure divided by the fetches. Metadata: %d requests for the topic in a row on one connection (v12), round trip without client-side decoding.\n\n",
 		c.produceDur, c.warmup, c.idleDur, c.fetchMaxWait, c.fetchWarmup, c.metadataRequests)
-	fmt.Println("| partitions | create topic ms | produce MB/s | broker CPU s/GiB | client CPU s/GiB | no clients CPU ms/s | idle consumer CPU ms/s | fetches/s | CPU µs per fetch | Metadata p50 ms | Metadata p99 ms | Metadata response KiB |")
-	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Println("| partitions | create topic ms | produce MB/s | Produce request KiB | broker CPU s/GiB | client CPU s/GiB | no clients CPU ms/s | idle consumer CPU ms/s | fetches/s | CPU µs per fetch | Metadata p50 ms | Metadata p99 ms | Metadata response KiB |")
+	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range rows {
 		fps := float64(r.fetch.fetches) / r.fetch.wall.Seconds()
 		perFetch := math.NaN()
 		if r.fetch.fetches > 0 {
 			perFetch = (r.fetchCPU - r.idleCPU) * 1000 / fps
 		}
-		fmt.Printf("| %d | %.0f | %.0f | %.2f | %.2f | %.1f | %.1f | %.1f | %s | %.2f | %.2f | %.1f |\n",
-			r.n, ms(r.create), r.prod.mbps(), r.prod.perGiB(r.prod.brokerCPU), r.prod.perGiB(r.prod.selfCPU),
+		fmt.Printf("| %d | %.0f | %.0f | %.0f | %.2f | %.2f | %.1f | %.1f | %.1f | %s | %.2f | %.2f | %.1f |\n",
+			r.n, ms(r.create), r.prod.mbps(), r.prod.meanRequest(), r.prod.perGiB(r.prod.brokerCPU), r.prod.perGiB(r.prod.selfCPU),
 			r.idleCPU, r.fetchCPU, fps, num(perFetch, 0), ms(r.mdP50), ms(r.mdP99), float64(r.mdBytes)/1024)
 	}
 	fmt.Println()
@@ -64,7 +64,7 @@ func partitionsCurve(ctx context.Context, c config, newBroker func(string) *brok
 	}
 	fmt.Println()
 
-	f := figure{title: "Gregor: one broker, one topic of N partitions", xLabel: "partitions (log scale)"}
+	f := figure{title: "Gregor: one broker, one topic of N partitions", xLabel: "partitions (log scale)", columns: 4}
 	col := func(get func(partRow) float64) []float64 {
 		v := make([]float64, len(rows))
 		for i, r := range rows {
@@ -90,7 +90,9 @@ func partitionsCurve(ctx context.Context, c config, newBroker func(string) *brok
 		{title: "open fds", series: []series{
 			{name: "after produce", y: col(func(r partRow) float64 { return float64(r.fds) })},
 			{name: "after restart", y: col(func(r partRow) float64 { return float64(r.restartFDs) })}}},
-		{title: "restart to first acks=all produce ms", series: []series{{y: col(func(r partRow) float64 { return ms(r.first) })}}},
+		{title: "restart to first acks=all produce s", series: []series{{y: col(func(r partRow) float64 { return r.first.Seconds() })}}},
+		{title: "CreateTopics s", series: []series{{y: col(func(r partRow) float64 { return r.create.Seconds() })}}},
+		{title: "SIGTERM to exit s", series: []series{{y: col(func(r partRow) float64 { return r.stopTime.Seconds() })}}},
 	}
 	return writeSVG(c, "partitions.svg", f)
 }
@@ -279,10 +281,10 @@ func recordSizeCurve(ctx context.Context, c config, newBroker func(string) *brok
 
 	fmt.Printf("### Record size\n\n")
 	fmt.Printf("A fresh broker per size, one topic of %d partitions, one franz-go producer (acks=1, linger 5 ms, 1 MiB batches, no compression, random values), %v measured after %v.\n\n", parts, c.produceDur, c.warmup)
-	fmt.Println("| record size | produce MB/s | records/s | broker CPU s/GiB | client CPU s/GiB |")
-	fmt.Println("|---:|---:|---:|---:|---:|")
+	fmt.Println("| record size | produce MB/s | records/s | Produce request KiB | broker CPU s/GiB | client CPU s/GiB |")
+	fmt.Println("|---:|---:|---:|---:|---:|---:|")
 	for i, t := range rows {
-		fmt.Printf("| %s | %.0f | %.0f | %.2f | %.2f |\n", sizeName(c.recordSizes[i]), t.mbps(), t.rps(), t.perGiB(t.brokerCPU), t.perGiB(t.selfCPU))
+		fmt.Printf("| %s | %.0f | %.0f | %.0f | %.2f | %.2f |\n", sizeName(c.recordSizes[i]), t.mbps(), t.rps(), t.meanRequest(), t.perGiB(t.brokerCPU), t.perGiB(t.selfCPU))
 	}
 	fmt.Println()
 

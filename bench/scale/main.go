@@ -82,7 +82,7 @@ func main() {
 	extra := flag.String("broker-args", "", "more key=value properties for every broker, space separated (each becomes --override)")
 	flag.DurationVar(&c.warmup, "warmup", time.Second, "unmeasured produce time before each produce measurement")
 	flag.DurationVar(&c.produceDur, "produce-duration", 5*time.Second, "measured time of each produce throughput run")
-	flag.DurationVar(&c.idleDur, "idle-duration", 5*time.Second, "measured time of the no-clients and idle-consumer CPU readings")
+	flag.DurationVar(&c.idleDur, "idle-duration", 10*time.Second, "measured time of the no-clients and idle-consumer CPU readings")
 	flag.DurationVar(&c.fetchWarmup, "fetch-warmup", 3*time.Second, "unmeasured time after the idle consumer starts")
 	flag.DurationVar(&c.fetchMaxWait, "fetch-max-wait", 500*time.Millisecond, "the idle consumer's kgo.FetchMaxWait")
 	flag.IntVar(&c.metadataRequests, "metadata", 200, "Metadata requests timed at each partition count")

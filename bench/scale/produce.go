@@ -22,6 +22,25 @@ type throughput struct {
 	wall               time.Duration
 	records, bytes     int64 // acknowledged inside the measured window
 	brokerCPU, selfCPU time.Duration
+	requests, reqBytes int64 // Produce requests written inside the window
+}
+
+// meanRequest is the mean size of the Produce requests written, in KiB.
+func (t throughput) meanRequest() float64 {
+	if t.requests == 0 {
+		return 0
+	}
+	return float64(t.reqBytes) / float64(t.requests) / 1024
+}
+
+// produceWrites counts the Produce requests a client writes (a kgo hook).
+type produceWrites struct{ n, bytes atomic.Int64 }
+
+func (h *produceWrites) OnBrokerWrite(_ kgo.BrokerMetadata, key int16, n int, _, _ time.Duration, err error) {
+	if key == 0 && err == nil {
+		h.n.Add(1)
+		h.bytes.Add(int64(n))
+	}
 }
 
 func (t throughput) mbps() float64 { return float64(t.bytes) / 1e6 / t.wall.Seconds() }
@@ -54,7 +73,8 @@ func produceFor(ctx context.Context, addr, topic string, size int, pid int, warm
 		return throughput{}, err
 	}
 	n := max(4, bufferBytes/size)
-	cl, err := kgo.NewClient(append(acks, kgo.SeedBrokers(addr), kgo.ProducerLinger(5*time.Millisecond),
+	var writes produceWrites
+	cl, err := kgo.NewClient(append(acks, kgo.SeedBrokers(addr), kgo.WithHooks(&writes), kgo.ProducerLinger(5*time.Millisecond),
 		kgo.ProducerBatchMaxBytes(batchBytes), kgo.ProducerBatchCompression(kgo.NoCompression()),
 		kgo.MaxBufferedRecords(n+1), kgo.MaxBufferedBytes(2*n*(size+64)))...)
 	if err != nil {
@@ -112,7 +132,7 @@ func produceFor(ctx context.Context, addr, topic string, size int, pid int, warm
 		stopLoop()
 		return throughput{}, err
 	}
-	r0, b0 := records.Load(), bytes.Load()
+	r0, b0, q0, qb0 := records.Load(), bytes.Load(), writes.n.Load(), writes.bytes.Load()
 	c0, err := procCPU(pid)
 	if err != nil {
 		stopLoop()
@@ -120,7 +140,8 @@ func produceFor(ctx context.Context, addr, topic string, size int, pid int, warm
 	}
 	s0, t0 := selfCPU(), time.Now()
 	err = sleepCtx(ctx, dur)
-	t := throughput{wall: time.Since(t0), records: records.Load() - r0, bytes: bytes.Load() - b0, selfCPU: selfCPU() - s0}
+	t := throughput{wall: time.Since(t0), records: records.Load() - r0, bytes: bytes.Load() - b0, selfCPU: selfCPU() - s0,
+		requests: writes.n.Load() - q0, reqBytes: writes.bytes.Load() - qb0}
 	c1, err2 := procCPU(pid)
 	stopLoop()
 	if err := errors.Join(err, err2); err != nil {
