@@ -257,3 +257,18 @@ func openFDs(pid int) (int, error) {
 	es, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/fd")
 	return len(es), err
 }
+
+// procWritten is wchar from /proc/PID/io: the bytes process pid has passed
+// to write(2) and its kin, whether or not they reached the disk yet.
+func procWritten(pid int) (int64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/io")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		if v, ok := bytes.CutPrefix(line, []byte("wchar:")); ok {
+			return strconv.ParseInt(string(bytes.TrimSpace(v)), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("/proc/%d/io: no wchar", pid)
+}

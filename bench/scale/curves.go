@@ -41,16 +41,16 @@ func partitionsCurve(ctx context.Context, c config, newBroker func(string) *brok
 	fmt.Printf("### Partitions\n\n")
 	fmt.Printf("One topic of N partitions on a fresh broker. Produce: 1 KiB records, acks=1, one franz-go client (sticky partitioner), %v after %v warm-up. Idle: broker CPU over %v with no clients, then with one consumer of all N partitions from their ends (fetch max wait %v, %v warm-up), nothing produced; µs per fetch is the CPU over the no-clients figure divided by the fetches. Metadata: %d requests for the topic in a row on one connection (v12), round trip without client-side decoding.\n\n",
 		c.produceDur, c.warmup, c.idleDur, c.fetchMaxWait, c.fetchWarmup, c.metadataRequests)
-	fmt.Println("| partitions | create topic ms | produce MB/s | Produce request KiB | broker CPU s/GiB | client CPU s/GiB | no clients CPU ms/s | idle consumer CPU ms/s | fetches/s | CPU µs per fetch | Metadata p50 ms | Metadata p99 ms | Metadata response KiB |")
-	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Println("| partitions | create topic ms | produce MB/s | Produce request KiB | broker bytes written per value byte | broker CPU s/GiB | client CPU s/GiB | no clients CPU ms/s | idle consumer CPU ms/s | fetches/s | CPU µs per fetch | Metadata p50 ms | Metadata p99 ms | Metadata response KiB |")
+	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range rows {
 		fps := float64(r.fetch.fetches) / r.fetch.wall.Seconds()
 		perFetch := math.NaN()
 		if r.fetch.fetches > 0 {
 			perFetch = (r.fetchCPU - r.idleCPU) * 1000 / fps
 		}
-		fmt.Printf("| %d | %.0f | %.0f | %.0f | %.2f | %.2f | %.1f | %.1f | %.1f | %s | %.2f | %.2f | %.1f |\n",
-			r.n, ms(r.create), r.prod.mbps(), r.prod.meanRequest(), r.prod.perGiB(r.prod.brokerCPU), r.prod.perGiB(r.prod.selfCPU),
+		fmt.Printf("| %d | %.0f | %.0f | %.0f | %.2f | %.2f | %.2f | %.1f | %.1f | %.1f | %s | %.2f | %.2f | %.1f |\n",
+			r.n, ms(r.create), r.prod.mbps(), r.prod.meanRequest(), r.prod.writeRatio(), r.prod.perGiB(r.prod.brokerCPU), r.prod.perGiB(r.prod.selfCPU),
 			r.idleCPU, r.fetchCPU, fps, num(perFetch, 0), ms(r.mdP50), ms(r.mdP99), float64(r.mdBytes)/1024)
 	}
 	fmt.Println()
@@ -281,10 +281,10 @@ func recordSizeCurve(ctx context.Context, c config, newBroker func(string) *brok
 
 	fmt.Printf("### Record size\n\n")
 	fmt.Printf("A fresh broker per size, one topic of %d partitions, one franz-go producer (acks=1, linger 5 ms, 1 MiB batches, no compression, random values), %v measured after %v.\n\n", parts, c.produceDur, c.warmup)
-	fmt.Println("| record size | produce MB/s | records/s | Produce request KiB | broker CPU s/GiB | client CPU s/GiB |")
-	fmt.Println("|---:|---:|---:|---:|---:|---:|")
+	fmt.Println("| record size | produce MB/s | records/s | Produce request KiB | broker bytes written per value byte | broker CPU s/GiB | client CPU s/GiB |")
+	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|")
 	for i, t := range rows {
-		fmt.Printf("| %s | %.0f | %.0f | %.0f | %.2f | %.2f |\n", sizeName(c.recordSizes[i]), t.mbps(), t.rps(), t.meanRequest(), t.perGiB(t.brokerCPU), t.perGiB(t.selfCPU))
+		fmt.Printf("| %s | %.0f | %.0f | %.0f | %.2f | %.2f | %.2f |\n", sizeName(c.recordSizes[i]), t.mbps(), t.rps(), t.meanRequest(), t.writeRatio(), t.perGiB(t.brokerCPU), t.perGiB(t.selfCPU))
 	}
 	fmt.Println()
 

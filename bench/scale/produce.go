@@ -23,6 +23,16 @@ type throughput struct {
 	records, bytes     int64 // acknowledged inside the measured window
 	brokerCPU, selfCPU time.Duration
 	requests, reqBytes int64 // Produce requests written inside the window
+	written            int64 // bytes the broker wrote (wchar) inside the window
+}
+
+// writeRatio is the bytes the broker wrote per byte of record values
+// acknowledged.
+func (t throughput) writeRatio() float64 {
+	if t.bytes == 0 {
+		return 0
+	}
+	return float64(t.written) / float64(t.bytes)
 }
 
 // meanRequest is the mean size of the Produce requests written, in KiB.
@@ -134,7 +144,8 @@ func produceFor(ctx context.Context, addr, topic string, size int, pid int, warm
 	}
 	r0, b0, q0, qb0 := records.Load(), bytes.Load(), writes.n.Load(), writes.bytes.Load()
 	c0, err := procCPU(pid)
-	if err != nil {
+	w0, err1 := procWritten(pid)
+	if err := errors.Join(err, err1); err != nil {
 		stopLoop()
 		return throughput{}, err
 	}
@@ -143,11 +154,12 @@ func produceFor(ctx context.Context, addr, topic string, size int, pid int, warm
 	t := throughput{wall: time.Since(t0), records: records.Load() - r0, bytes: bytes.Load() - b0, selfCPU: selfCPU() - s0,
 		requests: writes.n.Load() - q0, reqBytes: writes.bytes.Load() - qb0}
 	c1, err2 := procCPU(pid)
+	w1, err3 := procWritten(pid)
 	stopLoop()
-	if err := errors.Join(err, err2); err != nil {
+	if err := errors.Join(err, err2, err3); err != nil {
 		return t, err
 	}
-	t.brokerCPU = c1 - c0
+	t.brokerCPU, t.written = c1-c0, w1-w0
 	if p := firstErr.Load(); p != nil {
 		return t, fmt.Errorf("produce: %w", *p)
 	}
