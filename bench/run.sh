@@ -30,7 +30,8 @@
 #   go-acks1 go-acksall
 #                bench/load (franz-go, a fraction of the Java tools' CPU per
 #                byte, so the broker is what limits it): BENCH_GO_PRODUCERS
-#                producers for BENCH_GO_SECONDS, acks=1 (5 requests in flight)
+#                producers writing BENCH_GO_RECORDS records (or for
+#                BENCH_GO_SECONDS if that is 0), acks=1 (5 requests in flight)
 #                or acks=all (idempotent), batch 1 MiB, linger 5 ms. Besides
 #                MB/s and ack p99 it records the broker's CPU (utime+stime of
 #                its process, for Kafka its JVM) per GiB of record values, and
@@ -39,7 +40,8 @@
 #   go-consume   bench/load, BENCH_GO_CONSUMERS consumers (no group) reading the
 #                round's go-acks1 topic to its end: MB/s and CPU per GiB
 #   ceiling      the machine's own limits, no broker, once per round of the
-#                profile, for BENCH_GO_SECONDS each (bench/ceiling): a cached
+#                profile, for BENCH_GO_SECONDS each (the write stops sooner at
+#                a produce run's bytes) (bench/ceiling): a cached
 #                1 GiB file sent over loopback TCP with sendfile (consume's
 #                ceiling) and 1 MiB writes appending to new files in the work
 #                dir through the page cache (produce's ceiling with
@@ -91,7 +93,11 @@
 #   BENCH_LATENCY_RATE           records/s for the fixed-rate runs, instead of
 #                                half of Kafka's measured maximum
 #   BENCH_E2E_MESSAGES [1000]    round trips per EndToEndLatency run
-#   BENCH_GO_SECONDS [10]        length of each go-acks* run
+#   BENCH_GO_RECORDS [3000000]   records of each go-acks* run (bounded, as
+#                                a round's topics stay on disk until its
+#                                go-consume; then they are deleted)
+#   BENCH_GO_SECONDS [10]        length of each go-acks* run when
+#                                BENCH_GO_RECORDS is 0, and of the ceilings
 #   BENCH_GO_PRODUCERS [4], BENCH_GO_CONSUMERS [2]
 #                                bench/load clients (each its own connections)
 #   BENCH_GO_ARGS                more bench/load flags for the go-* runs, e.g.
@@ -130,6 +136,7 @@ LAT_SECONDS=${BENCH_LATENCY_SECONDS:-6}
 LAT_RATE=${BENCH_LATENCY_RATE:-}
 E2E_MESSAGES=${BENCH_E2E_MESSAGES:-1000}
 GO_SECONDS=${BENCH_GO_SECONDS:-10}
+GO_RECORDS=${BENCH_GO_RECORDS:-3000000}
 GO_PRODUCERS=${BENCH_GO_PRODUCERS:-4}
 GO_CONSUMERS=${BENCH_GO_CONSUMERS:-2}
 GO_ARGS=${BENCH_GO_ARGS:-}
@@ -267,7 +274,10 @@ start_brokers() {
 		http=(--http-addr "127.0.0.1:$((GPORT + 5))" --override gregor.console.sample.interval.ms=1000)
 	fi
 	rm -rf "$WORK/kafka" "$WORK/gregor-data"
-	kafka_env KAFKA_FRESH=1 KAFKA_PROPS="$kprops" bash "$HERE/kafka/kafka.sh" start || return 1
+	# Deleted topics leave the disk at once (Kafka's default keeps them a
+	# minute): bench/load's rounds write gigabytes each.
+	kprops="$kprops file.delete.delay.ms=0"
+	kafka_env KAFKA_FRESH=1 KAFKA_PROPS="${kprops# }" bash "$HERE/kafka/kafka.sh" start || return 1
 	KAFKA_UP=1
 	mkdir -p "$WORK/gregor-data"
 	# group.initial.rebalance.delay.ms=0 on both (kafka.sh sets it for
@@ -554,7 +564,12 @@ go_load() {
 			return 0
 		fi
 		args=(-mode produce -topic "$t" -acks "${w#go-acks}" -producers "$GO_PRODUCERS"
-			-record-size "$RECORD_SIZE" -linger 5ms -batch-bytes 1048576 -duration "${GO_SECONDS}s")
+			-record-size "$RECORD_SIZE" -linger 5ms -batch-bytes 1048576)
+		if ((GO_RECORDS > 0)); then
+			args+=(-records "$GO_RECORDS" -duration 0)
+		else
+			args+=(-duration "${GO_SECONDS}s")
+		fi
 		;;
 	esac
 	# shellcheck disable=SC2086 # BENCH_GO_ARGS is separate words
@@ -587,7 +602,8 @@ ceiling_run() {
 	local profile=$1 round=$2 mode out mb cpu
 	for mode in loopback write; do
 		local log_file="$OUT/runs/$profile-ceiling-$mode-r$round.log"
-		out=$(timeout -k 10 "$RUN_TIMEOUT" "$WORK/ceiling" -mode "$mode" -duration "${GO_SECONDS}s" -dir "$WORK" 2>"$log_file")
+		out=$(timeout -k 10 "$RUN_TIMEOUT" "$WORK/ceiling" -mode "$mode" -duration "${GO_SECONDS}s" \
+			-max-bytes $((GO_RECORDS > 0 ? GO_RECORDS * RECORD_SIZE : 4 << 30)) -dir "$WORK" 2>"$log_file")
 		local rc=$?
 		printf '%s\n' "$out" >>"$log_file"
 		mb=$(awk -v k=mib_per_sec '$1 == "ceiling:" {for (i = 2; i <= NF; i++) if (index($i, k "=") == 1) print substr($i, length(k) + 2)}' <<<"$out")
@@ -705,6 +721,13 @@ for profile in $PROFILES; do
 			want "$w" || { [[ $w == go-acks1 ]] && want go-consume; } || continue
 			for broker in $order; do
 				go_load "$profile" "$w" "$broker" "$round"
+			done
+		done
+		# The round's bench/load topics are read: free their disk space.
+		for w in go-acks1 go-acksall; do
+			for broker in kafka gregor; do
+				timeout -k 5 60 "$BIN" topics --bootstrap-server "$(bootstrap_of "$broker")" \
+					--delete --topic "bench-$profile-$w-r$round" >/dev/null 2>&1
 			done
 		done
 	done

@@ -46,6 +46,7 @@ func main() {
 	dir := flag.String("dir", os.TempDir(), "directory for the files")
 	fileBytes := flag.Int64("file-bytes", 1<<30, "size of the file sent (loopback) or of each file written (write)")
 	chunk := flag.Int("chunk", 1<<20, "bytes per sendfile or write call")
+	maxBytes := flag.Int64("max-bytes", 4<<30, "write: stop after this many bytes, even before -duration")
 	flag.Parse()
 	var (
 		n   int64
@@ -57,7 +58,7 @@ func main() {
 	case "loopback":
 		n, err = loopback(*dir, *fileBytes, *chunk, *dur, &start, &r0)
 	case "write":
-		n, err = write(*dir, *fileBytes, *chunk, *dur)
+		n, err = write(*dir, *fileBytes, *chunk, *dur, *maxBytes)
 	default:
 		err = fmt.Errorf("unknown -mode %q", *mode)
 	}
@@ -170,8 +171,9 @@ func loopback(dir string, size int64, chunk int, dur time.Duration, start *time.
 }
 
 // write appends chunk-sized writes to new files of size bytes each for
-// dur and returns the bytes written; the files are deleted at the end.
-func write(dir string, size int64, chunk int, dur time.Duration) (int64, error) {
+// dur, or until limit bytes, and returns the bytes written; the files are
+// deleted at the end.
+func write(dir string, size int64, chunk int, dur time.Duration, limit int64) (int64, error) {
 	tmp, err := os.MkdirTemp(dir, "ceiling-write-*")
 	if err != nil {
 		return 0, err
@@ -187,7 +189,7 @@ func write(dir string, size int64, chunk int, dur time.Duration) (int64, error) 
 		inF   int64
 	)
 	deadline := time.Now().Add(dur)
-	for i := 0; time.Now().Before(deadline); {
+	for i := 0; time.Now().Before(deadline) && total < limit; {
 		if f == nil || inF >= size {
 			if f != nil {
 				f.Close()

@@ -433,6 +433,9 @@ func (s *Store) FlushDue() error {
 // Close flushes every partition, writes producer snapshots, checkpoints
 // and the clean-shutdown marker, and closes the files. Reads still in
 // flight finish on their open files.
+// closeWorkers is how many logs Store.Close flushes at once.
+const closeWorkers = 16
+
 func (s *Store) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -447,12 +450,30 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 	s.stopCleaner()
 
-	var errs []error
-	for _, l := range logs {
-		if err := l.close(false); err != nil {
-			errs = append(errs, fmt.Errorf("storage: close %s: %w", l.dir, err))
-		}
+	// Logs close in parallel: each one's flush is a few small writes and
+	// fsyncs, which the file system commits together when they overlap
+	// (one at a time, 10,000 partitions took 10 s to stop).
+	var (
+		errs   []error
+		errsMu sync.Mutex
+		next   atomic.Int64
+		wg     sync.WaitGroup
+	)
+	for range min(closeWorkers, len(logs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1) - 1; i < int64(len(logs)); i = next.Add(1) - 1 {
+				l := logs[i]
+				if err := l.close(false); err != nil {
+					errsMu.Lock()
+					errs = append(errs, fmt.Errorf("storage: close %s: %w", l.dir, err))
+					errsMu.Unlock()
+				}
+			}
+		}()
 	}
+	wg.Wait()
 	close(s.sync.stop)
 	<-s.sync.done
 	if err := s.Checkpoint(); err != nil {
