@@ -93,6 +93,10 @@
 #   BENCH_LATENCY_RATE           records/s for the fixed-rate runs, instead of
 #                                half of Kafka's measured maximum
 #   BENCH_E2E_MESSAGES [1000]    round trips per EndToEndLatency run
+#   BENCH_DROP_CACHES [auto]     1: drop the page cache before each go-acks*
+#                                workload and the write ceiling (settle()), so
+#                                every broker writes into the same memory
+#                                state; auto: 1 when it can (root)
 #   BENCH_GO_RECORDS [3000000]   records of each go-acks* run (bounded, as
 #                                a round's topics stay on disk until its
 #                                go-consume; then they are deleted)
@@ -137,6 +141,10 @@ LAT_RATE=${BENCH_LATENCY_RATE:-}
 E2E_MESSAGES=${BENCH_E2E_MESSAGES:-1000}
 GO_SECONDS=${BENCH_GO_SECONDS:-10}
 GO_RECORDS=${BENCH_GO_RECORDS:-3000000}
+DROP_CACHES=${BENCH_DROP_CACHES:-auto}
+if [[ $DROP_CACHES == auto ]]; then
+	if [[ -w /proc/sys/vm/drop_caches ]]; then DROP_CACHES=1; else DROP_CACHES=0; fi
+fi
 GO_PRODUCERS=${BENCH_GO_PRODUCERS:-4}
 GO_CONSUMERS=${BENCH_GO_CONSUMERS:-2}
 GO_ARGS=${BENCH_GO_ARGS:-}
@@ -159,7 +167,9 @@ log() { echo "bench: $*" >&2; }
 
 PRODUCE_WORKLOADS="acks1 acks1-batch1m acksall acksall-batch1m acks1-x4 acksall-x4 acks1-batch1m-x4 acksall-batch1m-x4"
 LATENCY_WORKLOADS="lat-pp-acks1 lat-pp-acksall lat-go-acks1 lat-go-acksall lat-e2e-acks1 lat-e2e-acksall"
-GO_WORKLOADS="go-acks1 go-acksall go-consume"
+# go-consume reads the round's go-acks1 topics while they are cached, before
+# go-acksall (and the cache drop before it) runs.
+GO_WORKLOADS="go-acks1 go-consume go-acksall"
 for w in $WORKLOADS; do
 	case " $PRODUCE_WORKLOADS $LATENCY_WORKLOADS $GO_WORKLOADS consume ceiling startup " in
 	*" $w "*) ;;
@@ -596,11 +606,31 @@ go_load() {
 	log "$profile $w $broker (pid $pid) round $round: $out"
 }
 
+# settle puts the page cache in the same state for every broker's produce
+# run (BENCH_DROP_CACHES=1, the default where /proc/sys/vm/drop_caches is
+# writable): written out and dropped, then a few seconds for the freed
+# memory to settle. Writing into the page cache costs the kernel (and so
+# the writing process) several times more per byte when its pages must come
+# from fresh memory than when freed pages are reused (on a VM whose balloon
+# takes free memory back, 2.8 against 0.2 s/GiB with dd): without this,
+# whichever run follows a topic deletion gets cheap pages.
+settle() {
+	[[ $DROP_CACHES == 1 ]] || return 0
+	sync
+	if ! echo 3 2>/dev/null >/proc/sys/vm/drop_caches; then
+		log "cannot drop the page cache; going on without (BENCH_DROP_CACHES=0)"
+		DROP_CACHES=0
+		return 0
+	fi
+	sleep 3
+}
+
 # ceiling_run PROFILE ROUND: the machine's loopback sendfile and cached-write
 # limits (bench/ceiling), recorded as broker "machine".
 ceiling_run() {
 	local profile=$1 round=$2 mode out mb cpu
 	for mode in loopback write; do
+		[[ $mode == write ]] && settle
 		local log_file="$OUT/runs/$profile-ceiling-$mode-r$round.log"
 		out=$(timeout -k 10 "$RUN_TIMEOUT" "$WORK/ceiling" -mode "$mode" -duration "${GO_SECONDS}s" \
 			-max-bytes $((GO_RECORDS > 0 ? GO_RECORDS * RECORD_SIZE : 4 << 30)) -dir "$WORK" 2>"$log_file")
@@ -719,6 +749,10 @@ for profile in $PROFILES; do
 		for w in $GO_WORKLOADS; do
 			# go-consume reads the go-acks1 topics.
 			want "$w" || { [[ $w == go-acks1 ]] && want go-consume; } || continue
+			# Both brokers' produce runs start from a dropped cache
+			# (once per workload: a drop between them would evict
+			# the first one's topic before go-consume reads it).
+			[[ $w == go-consume ]] || settle
 			for broker in $order; do
 				go_load "$profile" "$w" "$broker" "$round"
 			done
