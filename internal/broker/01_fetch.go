@@ -688,32 +688,32 @@ func (f *fetch) waitSession(maxWait time.Duration) {
 	for i, sp := range f.sessionParts {
 		in[sp] = i
 	}
-	type marked struct {
-		sp *sessionPart
-		rp kmsg.FetchRequestTopicPartition
-	}
-	var todo []marked
+	var (
+		marked []*sessionPart
+		added  []kmsg.FetchRequestTopicPartition // the request of each marked part not held yet
+	)
 	for {
-		todo = todo[:0]
+		marked, added = marked[:0], added[:0]
 		s.mu.Lock()
 		if s.epoch == f.sessionEpoch { // else overtaken: answered with an error
-			for _, sp := range s.parts {
-				if sp.dirty.Load() {
-					sp.dirty.Store(false)
-					todo = append(todo, marked{sp, sp.request()})
+			marked = s.takeDirtyLocked(marked)
+			for _, sp := range marked {
+				if _, ok := in[sp]; !ok {
+					added = append(added, sp.request())
 				}
 			}
 		}
 		s.mu.Unlock()
 		urgent := false
-		for _, m := range todo {
-			i, ok := in[m.sp]
+		for _, sp := range marked {
+			i, ok := in[sp]
 			if !ok {
-				t, _, ti := f.responseTopic(m.sp.key.topic, m.sp.key.id)
+				t, _, ti := f.responseTopic(sp.key.topic, sp.key.id)
 				i = len(f.parts)
-				f.addPart(t, ti, m.rp)
-				f.sessionParts = append(f.sessionParts, m.sp)
-				in[m.sp] = i
+				f.addPart(t, ti, added[0])
+				added = added[1:]
+				f.sessionParts = append(f.sessionParts, sp)
+				in[sp] = i
 			}
 			if f.read(i) {
 				urgent = true

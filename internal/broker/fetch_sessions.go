@@ -463,20 +463,16 @@ func (c *fetchSessionCache) incremental(req *kmsg.FetchRequest, state sessionSta
 			sp.dirty.Store(false)
 		}
 	default:
-		parts = s.takeDirtyLocked(nil, nil)
+		parts = s.takeDirtyLocked(nil)
 	}
 	return s, requestTopics(parts), parts, 0
 }
 
 // takeDirtyLocked appends to parts the session's partitions marked dirty,
-// in the session's order, unmarking them, skipping those in skip (s.mu
-// held).
-func (s *fetchSession) takeDirtyLocked(parts []*sessionPart, skip map[*sessionPart]int) []*sessionPart {
+// in the session's order, and unmarks them (s.mu held).
+func (s *fetchSession) takeDirtyLocked(parts []*sessionPart) []*sessionPart {
 	for _, sp := range s.parts {
 		if sp.dirty.Load() {
-			if _, ok := skip[sp]; ok {
-				continue
-			}
 			sp.dirty.Store(false)
 			parts = append(parts, sp)
 		}
