@@ -38,6 +38,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/gregorhq/gregor/bench/internal/proc"
 )
 
 func main() {
@@ -52,7 +54,7 @@ func main() {
 		n   int64
 		err error
 	)
-	r0 := rusage()
+	r0 := proc.SelfCPU()
 	start := time.Now()
 	switch *mode {
 	case "loopback":
@@ -63,7 +65,7 @@ func main() {
 		err = fmt.Errorf("unknown -mode %q", *mode)
 	}
 	secs := time.Since(start).Seconds()
-	cpu := rusage() - r0
+	cpu := proc.SelfCPU() - r0
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ceiling:", err)
 		os.Exit(1)
@@ -71,13 +73,6 @@ func main() {
 	gib := float64(n) / (1 << 30)
 	fmt.Printf("ceiling: mode=%s bytes=%d seconds=%.3f mib_per_sec=%.2f cpu_seconds=%.3f cpu_seconds_per_gib=%.3f\n",
 		*mode, n, secs, float64(n)/(1<<20)/secs, cpu.Seconds(), cpu.Seconds()/max(gib, 1e-9))
-}
-
-// rusage is this process's user+system CPU so far.
-func rusage() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // loopback sends a cached file over a loopback TCP connection with
@@ -132,7 +127,7 @@ func loopback(dir string, size int64, chunk int, dur time.Duration, start *time.
 	if err != nil {
 		return 0, err
 	}
-	*start, *r0 = time.Now(), rusage()
+	*start, *r0 = time.Now(), proc.SelfCPU()
 	base := received.Load()
 	deadline := start.Add(dur)
 	var off int64

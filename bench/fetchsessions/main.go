@@ -27,7 +27,6 @@ import (
 	"os"
 	"os/exec"
 	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -35,6 +34,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/gregorhq/gregor/bench/internal/proc"
 )
 
 func main() {
@@ -231,13 +232,13 @@ func phase(pid int, addr, topic string, consume bool, opts []kgo.Opt, dur, warm 
 		}()
 	}
 	time.Sleep(warm)
-	cpu0, err := procCPU(pid)
+	cpu0, err := proc.ThreadsCPU(pid)
 	if err != nil {
 		return result{}, err
 	}
 	n0, b0, r0 := h.n.Load(), h.bytes.Load(), records.Load()
 	time.Sleep(dur)
-	cpu1, err := procCPU(pid)
+	cpu1, err := proc.ThreadsCPU(pid)
 	if err != nil {
 		return result{}, err
 	}
@@ -249,34 +250,4 @@ func phase(pid int, addr, topic string, consume bool, opts []kgo.Opt, dur, warm 
 		}
 	}
 	return r, nil
-}
-
-// procCPU is the time process pid's threads have run on a CPU, in
-// nanoseconds: the sum of their /proc/PID/task/TID/schedstat (the
-// scheduler's own account, where /proc/PID/stat counts 10 ms ticks, too
-// coarse for a few hundred fetches). A thread that exited since the last
-// call is missed, which the Go runtime's long-lived threads make rare.
-func procCPU(pid int) (time.Duration, error) {
-	dir := "/proc/" + strconv.Itoa(pid) + "/task"
-	tasks, err := os.ReadDir(dir)
-	if err != nil {
-		return 0, err
-	}
-	var total int64
-	for _, t := range tasks {
-		b, err := os.ReadFile(dir + "/" + t.Name() + "/schedstat")
-		if err != nil {
-			continue // exited meanwhile
-		}
-		f := strings.Fields(string(b))
-		if len(f) == 0 {
-			continue
-		}
-		ns, err := strconv.ParseInt(f[0], 10, 64)
-		if err != nil {
-			return 0, err
-		}
-		total += ns
-	}
-	return time.Duration(total), nil
 }

@@ -151,33 +151,6 @@ func TestE2E(t *testing.T) {
 	}
 }
 
-func TestProcCPU(t *testing.T) {
-	before, err := procCPU(os.Getpid())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s0 := selfCPU()
-	for end := time.Now().Add(300 * time.Millisecond); time.Now().Before(end); {
-	}
-	after, err := procCPU(os.Getpid())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if after <= before {
-		t.Fatalf("/proc CPU %v then %v after 300 ms busy", before, after)
-	}
-	if d := selfCPU() - s0; d < 100*time.Millisecond {
-		t.Fatalf("getrusage: %v after 300 ms busy", d)
-	}
-	if _, err := procCPU(1 << 30); err == nil {
-		t.Fatal("no error for a missing process")
-	}
-	got, err := parseStat([]byte("42 (a b) c)) S 1 1 1 0 -1 4194560 100 0 0 0 250 17 0 0 20 0 1 0 5 0 0\n"))
-	if err != nil || got != 2670*time.Millisecond {
-		t.Fatalf("parseStat: %v, %v; want 2.67s", got, err)
-	}
-}
-
 func TestHist(t *testing.T) {
 	var h hist
 	for i := 1; i <= 1000; i++ {

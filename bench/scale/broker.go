@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -169,93 +168,6 @@ func raiseNofile() (uint64, error) {
 		return 0, err
 	}
 	return rl.Cur, nil
-}
-
-// clockTick is USER_HZ, the unit of /proc/PID/stat's times.
-const clockTick = 10 * time.Millisecond
-
-// procCPU is the user plus system CPU time process pid has used, from
-// /proc/PID/stat (10 ms resolution).
-func procCPU(pid int) (time.Duration, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, err
-	}
-	return parseStat(b)
-}
-
-// parseStat reads utime and stime (fields 14 and 15) from a /proc/PID/stat
-// line, counting fields from the last ')' since the command name may hold
-// spaces.
-func parseStat(b []byte) (time.Duration, error) {
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("/proc stat: no ')' in %q", b)
-	}
-	f := bytes.Fields(b[i+1:]) // f[0] is field 3
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc stat: %d fields after the command name", len(f))
-	}
-	var ticks int64
-	for _, s := range f[11:13] {
-		v, err := strconv.ParseInt(string(s), 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("/proc stat: %w", err)
-		}
-		ticks += v
-	}
-	return time.Duration(ticks) * clockTick, nil
-}
-
-// selfCPU is this process's user plus system CPU time.
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// memory is a process's resident set now (VmRSS) and at its peak (VmHWM).
-type memory struct{ rss, hwm int64 } // bytes
-
-// procMemory reads VmRSS and VmHWM from /proc/PID/status.
-func procMemory(pid int) (memory, error) {
-	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return memory{}, err
-	}
-	defer f.Close()
-	var m memory
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var dst *int64
-		line := sc.Bytes()
-		switch {
-		case bytes.HasPrefix(line, []byte("VmRSS:")):
-			dst = &m.rss
-		case bytes.HasPrefix(line, []byte("VmHWM:")):
-			dst = &m.hwm
-		default:
-			continue
-		}
-		fs := bytes.Fields(line) // "VmRSS:", n, "kB"
-		if len(fs) < 2 {
-			return m, fmt.Errorf("/proc status: %q", line)
-		}
-		kb, err := strconv.ParseInt(string(fs[1]), 10, 64)
-		if err != nil {
-			return m, fmt.Errorf("/proc status: %w", err)
-		}
-		*dst = kb << 10
-	}
-	return m, sc.Err()
-}
-
-// openFDs counts the entries of /proc/PID/fd.
-func openFDs(pid int) (int, error) {
-	es, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/fd")
-	return len(es), err
 }
 
 // procWritten is wchar from /proc/PID/io: the bytes process pid has passed

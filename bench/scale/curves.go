@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gregorhq/gregor/bench/internal/proc"
 )
 
 // partRow is one point of the partitions curve.
@@ -18,13 +20,13 @@ type partRow struct {
 	mdP50, mdP99  time.Duration
 	mdBytes       int
 	prod          throughput
-	mem           memory // after the produce
+	mem           proc.Memory // after the produce
 	fds           int
 	fetch         idleFetch
 	fetchCPU      float64 // ms a second with the idle consumer
 	stopTime      time.Duration
 	listen, first time.Duration // after the restart
-	restartMem    memory
+	restartMem    proc.Memory
 	restartFDs    int
 }
 
@@ -60,7 +62,7 @@ func partitionsCurve(ctx context.Context, c config, newBroker func(string) *brok
 	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range rows {
 		fmt.Printf("| %d | %.0f | %.0f | %d | %.2f | %.0f | %.0f | %.0f | %d |\n",
-			r.n, mib(r.mem.rss), mib(r.mem.hwm), r.fds, r.stopTime.Seconds(), ms(r.listen), ms(r.first), mib(r.restartMem.rss), r.restartFDs)
+			r.n, mib(r.mem.RSS), mib(r.mem.HWM), r.fds, r.stopTime.Seconds(), ms(r.listen), ms(r.first), mib(r.restartMem.RSS), r.restartFDs)
 	}
 	fmt.Println()
 
@@ -85,8 +87,8 @@ func partitionsCurve(ctx context.Context, c config, newBroker func(string) *brok
 			{name: "p50", y: col(func(r partRow) float64 { return ms(r.mdP50) })},
 			{name: "p99", y: col(func(r partRow) float64 { return ms(r.mdP99) })}}},
 		{title: "RSS MiB", series: []series{
-			{name: "after produce", y: col(func(r partRow) float64 { return mib(r.mem.rss) })},
-			{name: "after restart", y: col(func(r partRow) float64 { return mib(r.restartMem.rss) })}}},
+			{name: "after produce", y: col(func(r partRow) float64 { return mib(r.mem.RSS) })},
+			{name: "after restart", y: col(func(r partRow) float64 { return mib(r.restartMem.RSS) })}}},
 		{title: "open fds", series: []series{
 			{name: "after produce", y: col(func(r partRow) float64 { return float64(r.fds) })},
 			{name: "after restart", y: col(func(r partRow) float64 { return float64(r.restartFDs) })}}},
@@ -130,10 +132,10 @@ func partitionsPoint(ctx context.Context, c config, b *broker, n int) (r partRow
 	if r.prod, err = produceFor(ctx, b.addr, topic, 1024, b.pid(), c.warmup, c.produceDur); err != nil {
 		return r, err
 	}
-	if r.mem, err = procMemory(b.pid()); err != nil {
+	if r.mem, err = proc.ReadMemory(b.pid()); err != nil {
 		return r, err
 	}
-	if r.fds, err = openFDs(b.pid()); err != nil {
+	if r.fds, err = proc.OpenFDs(b.pid()); err != nil {
 		return r, err
 	}
 
@@ -159,14 +161,14 @@ func partitionsPoint(ctx context.Context, c config, b *broker, n int) (r partRow
 		return r, fmt.Errorf("first produce after restart: %w", err)
 	}
 	r.first = time.Since(b.launched)
-	if r.restartMem, err = procMemory(b.pid()); err != nil {
+	if r.restartMem, err = proc.ReadMemory(b.pid()); err != nil {
 		return r, err
 	}
-	if r.restartFDs, err = openFDs(b.pid()); err != nil {
+	if r.restartFDs, err = proc.OpenFDs(b.pid()); err != nil {
 		return r, err
 	}
 	progress("partitions %d: %.0f MB/s, idle %.1f / consumer %.1f ms/s, Metadata p50 %.2f ms, RSS %.0f MiB, restart %.0f ms",
-		n, r.prod.mbps(), r.idleCPU, r.fetchCPU, ms(r.mdP50), mib(r.mem.rss), ms(r.first))
+		n, r.prod.mbps(), r.idleCPU, r.fetchCPU, ms(r.mdP50), mib(r.mem.RSS), ms(r.first))
 	b.stop(2 * time.Minute) // the restarted broker; only the first stop is timed
 	return r, os.RemoveAll(b.dataDir)
 }
@@ -191,11 +193,11 @@ func connectionsCurve(ctx context.Context, c config, b *broker) error {
 	if err != nil {
 		return err
 	}
-	mem0, err := procMemory(b.pid())
+	mem0, err := proc.ReadMemory(b.pid())
 	if err != nil {
 		return err
 	}
-	fds0, err := openFDs(b.pid())
+	fds0, err := proc.OpenFDs(b.pid())
 	if err != nil {
 		return err
 	}
@@ -216,7 +218,7 @@ func connectionsCurve(ctx context.Context, c config, b *broker) error {
 
 	fmt.Printf("### Connections\n\n")
 	fmt.Printf("One broker, one topic of %d partitions. C raw TCP connections, each sending one-record Produce requests (v9, acks=1, %d-byte value, pipelined) on a fixed schedule, %d records a second in total split evenly, connection i to partition i mod %d; %v measured after %v. The same broker throughout, the counts in turn. Before any connection: broker CPU %.1f ms/s, RSS %.0f MiB, %d open fds. Latency is from writing the request to reading its response.\n\n",
-		parts, c.connSize, c.connRate, parts, c.connDur, c.warmup, perSec(idle, c.idleDur), mib(mem0.rss), fds0)
+		parts, c.connSize, c.connRate, parts, c.connDur, c.warmup, perSec(idle, c.idleDur), mib(mem0.RSS), fds0)
 	fmt.Println("| connections | acks/s | ack p50 ms | ack p99 ms | ack max ms | broker CPU ms/s | client CPU ms/s | RSS MiB | peak RSS MiB | open fds |")
 	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for i, r := range rows {
@@ -226,7 +228,7 @@ func connectionsCurve(ctx context.Context, c config, b *broker) error {
 		}
 		fmt.Printf("| %d | %.0f | %.2f | %.2f | %.1f | %.1f | %.1f | %.0f | %.0f | %d |\n",
 			c.connections[i], float64(len(r.latencies))/r.wall.Seconds(), ms(percentile(r.latencies, 50)), ms(percentile(r.latencies, 99)), ms(maxLat),
-			perSec(r.brokerCPU, r.wall), perSec(r.selfCPU, r.wall), mib(r.mem.rss), mib(r.mem.hwm), r.fds)
+			perSec(r.brokerCPU, r.wall), perSec(r.selfCPU, r.wall), mib(r.mem.RSS), mib(r.mem.HWM), r.fds)
 	}
 	fmt.Println()
 
@@ -238,7 +240,7 @@ func connectionsCurve(ctx context.Context, c config, b *broker) error {
 		p50 = append(p50, ms(percentile(r.latencies, 50)))
 		p99 = append(p99, ms(percentile(r.latencies, 99)))
 		cpu = append(cpu, perSec(r.brokerCPU, r.wall))
-		rss = append(rss, mib(r.mem.rss))
+		rss = append(rss, mib(r.mem.RSS))
 		fds = append(fds, float64(r.fds))
 	}
 	f.panels = []panel{

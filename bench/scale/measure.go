@@ -12,6 +12,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/gregorhq/gregor/bench/internal/proc"
 )
 
 // metadataLatency sends n Metadata (v12) requests for topic one after the
@@ -113,12 +115,12 @@ func fetchIdle(ctx context.Context, addr, topic string, pid int, maxWait, warm, 
 	err = sleepCtx(ctx, warm)
 	if err == nil {
 		var c0, c1 time.Duration
-		c0, err = procCPU(pid)
+		c0, err = proc.CPU(pid)
 		n0, t0 := h.n.Load(), time.Now()
 		err = errors.Join(err, sleepCtx(ctx, dur))
 		r.wall, r.fetches = time.Since(t0), h.n.Load()-n0
 		var err1 error
-		c1, err1 = procCPU(pid)
+		c1, err1 = proc.CPU(pid)
 		r.brokerCPU = c1 - c0
 		err = errors.Join(err, err1)
 	}
@@ -132,14 +134,14 @@ func fetchIdle(ctx context.Context, addr, topic string, pid int, maxWait, warm, 
 
 // brokerIdle is the broker's CPU over dur with no client doing anything.
 func brokerIdle(ctx context.Context, pid int, dur time.Duration) (time.Duration, error) {
-	c0, err := procCPU(pid)
+	c0, err := proc.CPU(pid)
 	if err != nil {
 		return 0, err
 	}
 	if err := sleepCtx(ctx, dur); err != nil {
 		return 0, err
 	}
-	c1, err := procCPU(pid)
+	c1, err := proc.CPU(pid)
 	return c1 - c0, err
 }
 

@@ -15,6 +15,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregorhq/gregor/bench/internal/kopt"
+
+	"github.com/gregorhq/gregor/bench/internal/proc"
 )
 
 // throughput is what one produce-as-fast-as-possible run measured.
@@ -143,17 +145,17 @@ func produceFor(ctx context.Context, addr, topic string, size int, pid int, warm
 		return throughput{}, err
 	}
 	r0, b0, q0, qb0 := records.Load(), bytes.Load(), writes.n.Load(), writes.bytes.Load()
-	c0, err := procCPU(pid)
+	c0, err := proc.CPU(pid)
 	w0, err1 := procWritten(pid)
 	if err := errors.Join(err, err1); err != nil {
 		stopLoop()
 		return throughput{}, err
 	}
-	s0, t0 := selfCPU(), time.Now()
+	s0, t0 := proc.SelfCPU(), time.Now()
 	err = sleepCtx(ctx, dur)
-	t := throughput{wall: time.Since(t0), records: records.Load() - r0, bytes: bytes.Load() - b0, selfCPU: selfCPU() - s0,
+	t := throughput{wall: time.Since(t0), records: records.Load() - r0, bytes: bytes.Load() - b0, selfCPU: proc.SelfCPU() - s0,
 		requests: writes.n.Load() - q0, reqBytes: writes.bytes.Load() - qb0}
-	c1, err2 := procCPU(pid)
+	c1, err2 := proc.CPU(pid)
 	w1, err3 := procWritten(pid)
 	stopLoop()
 	if err := errors.Join(err, err2, err3); err != nil {
@@ -194,7 +196,7 @@ type connResult struct {
 	sent               int64           // requests sent in the window
 	wall               time.Duration
 	brokerCPU, selfCPU time.Duration
-	mem                memory
+	mem                proc.Memory
 	fds                int
 }
 
@@ -304,17 +306,17 @@ func connections(ctx context.Context, addr, topic string, parts, conns, size, to
 	err := sleepCtx(ctx, warm)
 	if err == nil {
 		var c0 time.Duration
-		c0, err = procCPU(pid)
-		s0, t0 := selfCPU(), time.Now()
+		c0, err = proc.CPU(pid)
+		s0, t0 := proc.SelfCPU(), time.Now()
 		measuring.Store(true)
 		err = errors.Join(err, sleepCtx(ctx, dur))
 		measuring.Store(false)
-		res.wall, res.selfCPU = time.Since(t0), selfCPU()-s0
-		c1, err1 := procCPU(pid)
+		res.wall, res.selfCPU = time.Since(t0), proc.SelfCPU()-s0
+		c1, err1 := proc.CPU(pid)
 		res.brokerCPU = c1 - c0
 		var err2, err3 error
-		res.mem, err2 = procMemory(pid)
-		res.fds, err3 = openFDs(pid)
+		res.mem, err2 = proc.ReadMemory(pid)
+		res.fds, err3 = proc.OpenFDs(pid)
 		err = errors.Join(err, err1, err2, err3)
 	}
 	// Closing the connections ends the readers; the writers see the

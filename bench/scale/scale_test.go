@@ -60,14 +60,6 @@ func TestSizeName(t *testing.T) {
 	}
 }
 
-func TestParseStat(t *testing.T) {
-	line := []byte("4242 (gre gor) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 9 0 1 2 3")
-	got, err := parseStat(line)
-	if err != nil || got != 3*time.Second {
-		t.Errorf("parseStat = %v, %v; want 3s", got, err)
-	}
-}
-
 // The SVG is well-formed XML, and the x scale is logarithmic: 10 lies
 // halfway between 1 and 100.
 func TestFigure(t *testing.T) {
