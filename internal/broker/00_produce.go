@@ -42,7 +42,13 @@ package broker
 // (100 ms) while the coordinator answers CONCURRENT_TRANSACTIONS (the
 // previous transaction's markers are still being written), as Kafka 4
 // does. The check runs on the reader goroutine, so the connection's order
-// is kept.
+// is kept. When the check fails with a retriable code, the producer will
+// send that batch again, so a later batch of the same transaction on the
+// same partition and connection, pipelined behind it, gets the same code
+// without a check (conn.heldBack): appended first, it would start the
+// epoch at the wrong sequence (OUT_OF_ORDER_SEQUENCE_NUMBER, which fails a
+// franz-go transaction), as when the previous transaction's markers take
+// longer than the retry window.
 //
 // Compacted topics (cleanup.policy containing compact): a batch with any
 // record whose key is null is refused whole with INVALID_RECORD, with one
@@ -150,7 +156,7 @@ func handleProduce(c *conn, inf *inflight, kreq kmsg.Request) {
 			if pid, epoch, ok := transactional(rp.Records); ok && !l.TxnOpen(pid, epoch) {
 				code := kerr.InvalidTxnState.Code // a transactional batch needs a transactional id
 				if req.TransactionID != nil {
-					code = produceVerifyCode(b.verifyProduceTxn(c.ctx, *req.TransactionID, pid, epoch, rt.Topic, rp.Partition, req.Version >= 12))
+					code = c.verifyInOrder(*req.TransactionID, pid, epoch, rt.Topic, rp.Partition, rp.Records, req.Version >= 12)
 				}
 				if code != 0 {
 					sp.ErrorCode = code

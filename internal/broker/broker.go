@@ -43,7 +43,10 @@ type Broker struct {
 	// addRetry is the server-side retry of a transactions v2 Produce's
 	// implicit add (txn.go verifyProduceTxn).
 	addRetry addPartitionsRetry
-	peers    *peers // clients of the other brokers (markers, verification)
+	// verifyProduce is verifyProduceTxn (conn.verifyInOrder calls it);
+	// tests replace it to play a coordinator.
+	verifyProduce func(ctx context.Context, transactionalID string, pid int64, epoch int16, topic string, p int32, add bool) int16
+	peers         *peers // clients of the other brokers (markers, verification)
 	// replicas is this broker's part in replication (replication.go).
 	replicas *replicaManager
 	metrics  *brokerMetrics // counters the request path updates (metrics.go)
@@ -241,6 +244,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Broker, error) {
 	b.groups = group.New(gcfg, log.With("component", "group"), b.offsetsPartition, b.topicExists)
 	b.txnCfg = b.txnConfig(gcfg.Partitions)
 	b.addRetry = b.addPartitionsRetryConfig()
+	b.verifyProduce = b.verifyProduceTxn
 	if t := adoptImage.Topic(txn.TopicName); t != nil {
 		b.txnCfg.Partitions = int32(len(t.Partitions))
 	}

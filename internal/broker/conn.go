@@ -36,6 +36,11 @@ type conn struct {
 
 	queue chan *inflight // reader → writer, in request order
 
+	// heldBack: transactional partitions whose batch failed its check with
+	// a retriable code, holding back later batches of the same
+	// transaction (verifyInOrder). Reader goroutine only.
+	heldBack map[heldKey]heldBatch
+
 	// ctx ends when the reader stops (peer gone, bad input, shutdown), so
 	// parked long polls answer at once instead of outliving the socket.
 	ctx    context.Context

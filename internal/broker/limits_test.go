@@ -21,6 +21,17 @@ import (
 // "key=value" properties.
 func netStartBroker(t *testing.T, props ...string) *Broker {
 	t.Helper()
+	b := netNewBroker(t, props...)
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+// netNewBroker is netStartBroker's broker before Start.
+func netNewBroker(t *testing.T, props ...string) *Broker {
+	t.Helper()
 	ld := config.NewLoader()
 	ld.Set("log.dirs", t.TempDir(), config.SourceFlag)
 	ld.Set("listeners", "PLAINTEXT://127.0.0.1:0", config.SourceFlag)
@@ -40,10 +51,6 @@ func netStartBroker(t *testing.T, props ...string) *Broker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
 	return b
 }
 

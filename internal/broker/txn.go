@@ -11,6 +11,7 @@ package broker
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -369,6 +370,51 @@ func (b *Broker) verifyProduceTxn(ctx context.Context, transactionalID string, p
 		case <-t.C:
 		}
 	}
+}
+
+// heldKey is a partition of a producer's transaction whose first batch on
+// a connection failed its check with a retriable code (conn.heldBack).
+type heldKey struct {
+	topic string
+	p     int32
+	pid   int64
+	epoch int16
+}
+
+// maxHeldBack bounds conn.heldBack: past it the map is cleared, which
+// only gives up the ordering guard for those partitions.
+const maxHeldBack = 1024
+
+// verifyInOrder is verifyProduceTxn for a batch of a Produce on c, mapped
+// to the producer's code (produceVerifyCode), keeping the producer's order:
+// a batch behind one of the same transaction and partition that failed
+// the check with a retriable code on this connection gets that code too,
+// unchecked, until the failed batch (its sequence or an earlier one)
+// comes again. Runs on c's reader goroutine.
+func (c *conn) verifyInOrder(transactionalID string, pid int64, epoch int16, topicName string, p int32, records []byte, add bool) int16 {
+	k := heldKey{topicName, p, pid, epoch}
+	seq := int32(binary.BigEndian.Uint32(records[53:]))
+	if held, ok := c.heldBack[k]; ok {
+		if seq > held.seq {
+			return held.code
+		}
+		delete(c.heldBack, k) // the failed batch again: check it
+	}
+	code := produceVerifyCode(c.b.verifyProduce(c.ctx, transactionalID, pid, epoch, topicName, p, add))
+	if code == kerr.NotEnoughReplicas.Code { // a retriable failure: the client sends it again
+		if c.heldBack == nil || len(c.heldBack) >= maxHeldBack {
+			c.heldBack = map[heldKey]heldBatch{}
+		}
+		c.heldBack[k] = heldBatch{seq: seq, code: code}
+	}
+	return code
+}
+
+// heldBatch is the first sequence and the code of a batch that failed its
+// check (conn.heldBack).
+type heldBatch struct {
+	seq  int32
+	code int16
 }
 
 // produceVerifyCode maps a verification failure to what a producer gets,
