@@ -331,7 +331,9 @@ func (s *segment) loadIndexTails(interval int) (int64, error) {
 // ensureIndexes loads the indexes of a lazy segment (loadIndexTails) if
 // no one has yet. Index files that fail their checks are rebuilt from the
 // segment's data, which start-up already trusted. Safe for concurrent
-// use; callers hold Log.mu (read or write).
+// use with or without Log.mu: idxMu serializes the load, and idxLazy,
+// stored after the slices are set, publishes them (a lazy segment is
+// sealed, so they never change afterwards).
 func (s *segment) ensureIndexes() {
 	if !s.idxLazy.Load() {
 		return
