@@ -77,7 +77,8 @@ func (b *Broker) openQuorum() (fresh bool, err error) {
 	b.voterIDs = ids
 	node, err := quorum.Start(quorum.Config{
 		ID: uint64(cfg.NodeID), Voters: ids, Dir: dir, SM: b.meta, Transport: tr,
-		Logger: b.log.With("component", "quorum"),
+		Logger:        b.log.With("component", "quorum"),
+		SnapshotBytes: uint64(cfg.MetadataSnapshotBytes),
 	})
 	if err != nil {
 		return false, fmt.Errorf("broker: metadata quorum: %w", err)

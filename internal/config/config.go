@@ -113,6 +113,9 @@ type Config struct {
 	LeaderImbalanceCheckSec     int64  // leader.imbalance.check.interval.seconds
 	LeaderImbalancePerBrokerPct int    // leader.imbalance.per.broker.percentage
 	MetadataLogDir              string // metadata.log.dir (default: the first log dir)
+	// MetadataSnapshotBytes is metadata.log.max.record.bytes.between.snapshots:
+	// applied metadata bytes that trigger a snapshot of the metadata log.
+	MetadataSnapshotBytes int64
 
 	// RecoveryAcceptGaps is gregor.recovery.accept.gaps: partitions
 	// ("topic-N", or "*" for all) whose recovery may drop a hole in the
@@ -275,6 +278,8 @@ var defaults = map[string]string{
 	"leader.imbalance.check.interval.seconds": "300",
 	"leader.imbalance.per.broker.percentage":  "10",
 	"metadata.log.dir":                        "",
+	// Kafka's default: a snapshot every 20 MiB of metadata records.
+	"metadata.log.max.record.bytes.between.snapshots": "20971520",
 }
 
 // Defaults returns a copy of the built-in default properties.
@@ -547,6 +552,9 @@ func (l *Loader) Resolve() (*Config, error) {
 		errs = append(errs, errors.New("leader.imbalance.check.interval.seconds must be at least 1 and leader.imbalance.per.broker.percentage within 0..100"))
 	}
 	c.MetadataLogDir = strings.TrimSpace(p["metadata.log.dir"])
+	if c.MetadataSnapshotBytes = geti("metadata.log.max.record.bytes.between.snapshots"); c.MetadataSnapshotBytes < 1 {
+		errs = append(errs, errors.New("metadata.log.max.record.bytes.between.snapshots must be at least 1"))
+	}
 
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("config: %w", err)

@@ -47,9 +47,16 @@ type Config struct {
 	Tick          time.Duration
 	ElectionTicks int
 	// SnapshotEntries is how many applied entries trigger a snapshot
-	// (default 10,000); KeepEntries stay in the log behind it (1,000).
+	// (default 10,000); KeepEntries stay in the log behind it (1,000), at
+	// most SnapshotBytes/4 of them.
 	SnapshotEntries uint64
 	KeepEntries     uint64
+	// SnapshotBytes is how many bytes of applied entries trigger a
+	// snapshot too (Kafka's metadata.log.max.record.bytes.between.snapshots,
+	// default 20 MiB): one entry can carry thousands of records (a restart
+	// of a broker leading 10,000 partitions), and a restart replays every
+	// byte behind the last snapshot.
+	SnapshotBytes uint64
 
 	// afterPersist, for tests, runs after a Ready batch is durable and
 	// before its messages are sent; returning true kills the node right
@@ -77,6 +84,9 @@ type Node struct {
 
 	applied  uint64 // raft loop only
 	snapshot uint64 // index of the last snapshot; raft loop only
+	// sinceSnapshot is the bytes of entries applied after it (those
+	// replayed at start included); raft loop only.
+	sinceSnapshot uint64
 	// replayed is the last entry Start applied to the state machine from
 	// the local log (up to the persisted commit index): the raft loop
 	// gets those entries again and must not apply them twice.
@@ -124,7 +134,10 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.KeepEntries == 0 {
 		cfg.KeepEntries = 1_000
 	}
-	st, existed, err := openStorage(cfg.Dir, cfg.KeepEntries)
+	if cfg.SnapshotBytes == 0 {
+		cfg.SnapshotBytes = 20 << 20
+	}
+	st, existed, err := openStorage(cfg.Dir, cfg.KeepEntries, cfg.SnapshotBytes/4)
 	if err != nil {
 		return nil, err
 	}
@@ -378,6 +391,7 @@ func (n *Node) handle(rd raft.Ready) error {
 			return fmt.Errorf("quorum: restore snapshot %d: %w", meta.GetIndex(), err)
 		}
 		n.applied, n.snapshot, n.confSt = meta.GetIndex(), meta.GetIndex(), meta.GetConfState()
+		n.sinceSnapshot = 0
 	}
 	for _, e := range rd.CommittedEntries {
 		if e.GetIndex() <= n.applied {
@@ -403,9 +417,10 @@ func (n *Node) handle(rd raft.Ready) error {
 			n.confSt = n.raft.ApplyConfChange(&cc)
 		}
 		n.applied = e.GetIndex()
+		n.sinceSnapshot += uint64(len(e.GetData()))
 	}
 	n.publishStatus()
-	if n.applied-n.snapshot >= n.cfg.SnapshotEntries {
+	if n.applied-n.snapshot >= n.cfg.SnapshotEntries || n.sinceSnapshot >= n.cfg.SnapshotBytes {
 		data, err := n.cfg.SM.Snapshot()
 		if err != nil {
 			return fmt.Errorf("quorum: snapshot: %w", err)
@@ -413,7 +428,7 @@ func (n *Node) handle(rd raft.Ready) error {
 		if err := n.storage.snapshot(n.applied, n.confSt, data); err != nil {
 			return fmt.Errorf("quorum: snapshot: %w", err)
 		}
-		n.snapshot = n.applied
+		n.snapshot, n.sinceSnapshot = n.applied, 0
 	}
 	return nil
 }

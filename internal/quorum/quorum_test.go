@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -473,6 +474,50 @@ func TestRestartFromWALAndSnapshot(t *testing.T) {
 	if !slices.Equal(after[:len(before)], before) {
 		t.Fatal("history changed across the restart")
 	}
+}
+
+// Few but large entries (a broker restart leading 10,000 partitions
+// commits one entry of 10,000 records) trigger snapshots by bytes
+// (SnapshotBytes), far below SnapshotEntries, and the entries kept behind
+// a snapshot are bounded by bytes too (SnapshotBytes/4), so the WAL a
+// restart reads stays small; a restart restores the state.
+func TestSnapshotByBytes(t *testing.T) {
+	c := newCluster(t, 1, func(uint64) Transport { return newMemNet(1).transport(1) },
+		func(cfg *Config) { cfg.SnapshotBytes = 64 << 10 })
+	c.waitLeader()
+	var acked []string
+	for i := range 40 { // 40 entries of 4 KiB: 160 KiB, 40 entries
+		id := fmt.Sprintf("%03d-%s", i, strings.Repeat("x", 4<<10))
+		if !c.propose(1, id, 10*time.Second) {
+			t.Fatalf("proposal %d not acknowledged", i)
+		}
+		acked = append(acked, id)
+	}
+	c.converge()
+	c.take(1).Stop()
+	snaps, _ := listSeq(c.dirs[1], "snap-", ".snap")
+	if len(snaps) == 0 {
+		t.Fatalf("no snapshot after 160 KiB of entries with SnapshotBytes 64 KiB (SnapshotEntries %d)", 10_000)
+	}
+	wals, _ := listSeq(c.dirs[1], "wal-", ".log")
+	var walBytes int64
+	for _, seq := range wals {
+		st, err := os.Stat(filepath.Join(c.dirs[1], fmt.Sprintf("wal-%016x.log", seq)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		walBytes += st.Size()
+	}
+	// At most 16 KiB kept behind the last snapshot and under 64 KiB after it.
+	if walBytes > 96<<10 {
+		t.Fatalf("WAL files %v hold %d bytes after snapshots: entries behind a snapshot are not bounded by bytes", wals, walBytes)
+	}
+	c.start(1)
+	if got := c.sm(1).list(); len(got) < 16 {
+		t.Fatalf("restored %d entries, want at least the 16 a 64 KiB snapshot holds", len(got))
+	}
+	c.waitLeader()
+	checkAll(t, c.converge(), acked)
 }
 
 // A voter killed after persisting a batch but before sending its messages

@@ -26,8 +26,9 @@ type diskStorage struct {
 	wal *wal
 	// keep is how many entries before a snapshot stay in memory and in the
 	// new WAL file, so a follower a little behind catches up from the log
-	// instead of needing the whole snapshot.
-	keep uint64
+	// instead of needing the whole snapshot; keepBytes bounds their size
+	// (0: no bound), so a few huge entries are not all kept.
+	keep, keepBytes uint64
 }
 
 func snapName(index uint64) string { return fmt.Sprintf("snap-%016x.snap", index) }
@@ -35,11 +36,11 @@ func snapName(index uint64) string { return fmt.Sprintf("snap-%016x.snap", index
 // openStorage loads the newest valid snapshot and the WAL written after it.
 // A fresh directory yields empty storage. It reports whether anything was
 // there (so the caller restarts raft instead of bootstrapping it).
-func openStorage(dir string, keep uint64) (*diskStorage, bool, error) {
+func openStorage(dir string, keep, keepBytes uint64) (*diskStorage, bool, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, false, err
 	}
-	s := &diskStorage{MemoryStorage: raft.NewMemoryStorage(), dir: dir, keep: keep}
+	s := &diskStorage{MemoryStorage: raft.NewMemoryStorage(), dir: dir, keep: keep, keepBytes: keepBytes}
 	snap, err := loadNewestSnapshot(dir)
 	if err != nil {
 		return nil, false, err
@@ -153,6 +154,20 @@ func (s *diskStorage) snapshot(i uint64, cs *pb.ConfState, data []byte) error {
 	compact := uint64(1)
 	if i > s.keep {
 		compact = i - s.keep
+	}
+	if s.keepBytes > 0 {
+		// Keep entries back from i while they fit in keepBytes.
+		var size uint64
+		for j := i; j > compact; j-- {
+			ents, err := s.Entries(j, j+1, 1<<62)
+			if err != nil || len(ents) == 0 {
+				break // compacted already
+			}
+			if size += uint64(proto.Size(ents[0])); size > s.keepBytes {
+				compact = j
+				break
+			}
+		}
 	}
 	if first, _ := s.FirstIndex(); compact > first {
 		if err := s.Compact(compact); err != nil && !errors.Is(err, raft.ErrCompacted) {

@@ -206,3 +206,93 @@ func TestCreatePartitionsAndDetach(t *testing.T) {
 		}
 	}
 }
+
+// Open loads partitions loadWorkers at a time: with more partitions than
+// workers, after a clean stop and after a crash, every log comes back with
+// its own end and topic id, the one with a hole (and only it) is offline,
+// and a partition that cannot be loaded fails Open, naming its directory,
+// without leaving descriptors open.
+func TestOpenLoadsPartitionsInParallel(t *testing.T) {
+	e := newEnv(t)
+	cfg := testCfg()
+	cfg.SegmentBytes = 1000
+	e.cfg = &cfg
+	const n = 3*loadWorkers + 5
+	s := e.open()
+	for p := range int32(n) {
+		l, err := s.Create("par", p, [16]byte{byte(p + 1)}, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range int(p) % 7 * 3 { // 0 to 18 batches: some empty, some several segments
+			sp := spec(2, int64(i))
+			sp.valueSize = 100
+			mustAppend(t, l, buildBatch(t, sp))
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// A hole in partition 13 (18 batches of about 300 bytes: several segments).
+	hole := segmentFiles(t, filepath.Join(e.dir, "par-13"), ".log")
+	if len(hole) < 3 {
+		t.Fatalf("partition 13 has %d segments, want >= 3", len(hole))
+	}
+	removeFile(t, hole[1])
+
+	check := func(s *Store) {
+		t.Helper()
+		for p := range int32(n) {
+			l := s.Get("par", p)
+			if l == nil {
+				t.Fatalf("partition %d not loaded", p)
+			}
+			if want := int64(p) % 7 * 3 * 2; l.LogEndOffset() != want {
+				t.Errorf("partition %d: log end %d, want %d", p, l.LogEndOffset(), want)
+			}
+			if id := l.TopicID(); id[0] != byte(p+1) {
+				t.Errorf("partition %d: topic id %x, want the one it was created with", p, id)
+			}
+			if off := l.Offline() != nil; off != (p == 13) {
+				t.Errorf("partition %d: offline %v", p, l.Offline())
+			}
+		}
+	}
+	s = e.open()
+	check(s)
+	s.crash()
+	s = e.open()
+	check(s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	fds := openFDs(t)
+	// A segment that cannot be opened: a directory where a .log should be.
+	bad := filepath.Join(e.dir, "par-20")
+	seg := segmentFiles(t, bad, ".log")[0]
+	removeFile(t, seg)
+	if err := os.Mkdir(seg, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{Dir: e.dir, Now: e.clock.Now, Logger: slog.New(e.log),
+		LogConfig: func(string, int32) LogConfig { return cfg }}
+	if s, err := Open(opts); err == nil {
+		s.Close()
+		t.Fatal("Open succeeded with a directory in place of a segment")
+	} else if !strings.Contains(err.Error(), "par-20") {
+		t.Errorf("Open: %v, want the failing directory named", err)
+	}
+	if after := openFDs(t); after > fds {
+		t.Errorf("%d descriptors open after the failed Open, %d before", after, fds)
+	}
+}
+
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd")
+	}
+	return len(ents)
+}

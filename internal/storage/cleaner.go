@@ -10,6 +10,7 @@ import (
 	"hash/crc32"
 	"hash/fnv"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -1207,20 +1208,18 @@ func completeSwap(fsys FS, dir string, base int64) error {
 // opened: *.cleaned files are an unfinished pass and go; a group whose log
 // reached *.swap is committed: the segments it replaces (those based
 // within its offsets) are deleted and its files take their final names;
-// index *.swap files without their log are leftovers and go.
-func finishSwaps(fsys FS, dir string, logger interface {
+// index *.swap files without their log are leftovers and go. ents is
+// dir's listing; changed reports that a file in it was removed or renamed.
+func finishSwaps(fsys FS, dir string, ents []fs.DirEntry, logger interface {
 	Warn(string, ...any)
-}) error {
-	ents, err := fsys.ReadDir(dir)
-	if err != nil {
-		return err
-	}
+}) (changed bool, _ error) {
 	var swaps []int64
 	var logs []int64
 	for _, e := range ents {
 		name := e.Name()
 		switch {
 		case strings.HasSuffix(name, extCleaned):
+			changed = true
 			logger.Warn("removing the output of an interrupted log cleaner pass", "file", filepath.Join(dir, name))
 			fsys.Remove(filepath.Join(dir, name))
 		case strings.HasSuffix(name, extLog+extSwap):
@@ -1234,14 +1233,15 @@ func finishSwaps(fsys FS, dir string, logger interface {
 		}
 	}
 	for _, base := range swaps {
+		changed = true
 		path := segmentPath(dir, base, extLog) + extSwap
 		sg, err := openSegmentFile(fsys, dir, base, path)
 		if err != nil {
-			return err
+			return changed, err
 		}
 		if _, err := sg.recover(base-1, 4096); err != nil {
 			sg.release()
-			return err
+			return changed, err
 		}
 		last := sg.lastOff
 		sg.release()
@@ -1254,7 +1254,7 @@ func finishSwaps(fsys FS, dir string, logger interface {
 			}
 		}
 		if err := completeSwap(fsys, dir, base); err != nil {
-			return err
+			return changed, err
 		}
 	}
 	for _, e := range ents {
@@ -1263,11 +1263,12 @@ func finishSwaps(fsys FS, dir string, logger interface {
 			trimmed := strings.TrimSuffix(name, extSwap)
 			ext := filepath.Ext(trimmed)
 			if b, ok := parseOffsetName(trimmed, ext); ok && !slices.Contains(swaps, b) {
+				changed = true
 				fsys.Remove(filepath.Join(dir, name))
 			}
 		}
 	}
-	return nil
+	return changed, nil
 }
 
 // cleanerCrash is a test hook: true makes a pass stop dead at that step,

@@ -99,6 +99,11 @@ func writeFileAtomic(fsys FS, dir, name string, data []byte) error {
 
 // readFile reads a whole (small) file through fsys.
 func readFile(fsys FS, path string) ([]byte, error) {
+	if _, ok := fsys.(OSFS); ok {
+		if b, err, ok := readFileDirect(path); ok {
+			return b, err
+		}
+	}
 	f, err := fsys.OpenFile(path, os.O_RDONLY, 0)
 	if err != nil {
 		return nil, err

@@ -56,6 +56,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math"
 	"os"
@@ -686,6 +687,12 @@ func listSnapshots(fsys FS, dir string) []int64 {
 	if err != nil {
 		return nil
 	}
+	return snapshotOffsets(ents)
+}
+
+// snapshotOffsets returns the offsets of the *.snapshot files among ents,
+// sorted.
+func snapshotOffsets(ents []fs.DirEntry) []int64 {
 	var offs []int64
 	for _, e := range ents {
 		if o, ok := parseOffsetName(e.Name(), extSnapshot); ok {

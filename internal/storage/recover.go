@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // Loading a partition at Open.
@@ -25,12 +26,13 @@ import (
 //
 // Producer state comes from the newest valid snapshot at or below the log
 // end offset plus the batch headers after it.
-func (s *Store) loadLog(dir string, tp topicPartition, clean bool, recoveryPoint, logStart int64) (*Log, error) {
-	fsys := s.fsys
+func (s *Store) loadLog(job *loadJob, clean bool) (_ *Log, holeErr error, _ error) {
+	fsys, dir, tp := s.fsys, job.dir, job.tp
+	recoveryPoint, logStart := job.recoveryPoint, job.logStart
 	var topicID [16]byte
-	if data, err := readFile(fsys, filepath.Join(dir, partitionMetaFile)); err != nil {
-		s.logger.Warn("partition has no readable partition.metadata", "dir", dir, "err", err)
-	} else if id, err := decodePartitionMetadata(data); err != nil {
+	if job.metaErr != nil {
+		s.logger.Warn("partition has no readable partition.metadata", "dir", dir, "err", job.metaErr)
+	} else if id, err := decodePartitionMetadata(job.meta); err != nil {
 		s.logger.Warn("bad partition.metadata", "dir", dir, "err", err)
 	} else {
 		topicID = id
@@ -42,12 +44,18 @@ func (s *Store) loadLog(dir string, tp topicPartition, clean bool, recoveryPoint
 	l := s.makeLog(dir, tp, topicID, cfg0)
 	cfg := &l.cfg
 
-	if err := finishSwaps(fsys, dir, s.logger); err != nil {
-		return nil, err
-	}
+	// One listing serves finishing swaps, the segments and the producer
+	// snapshots; it is read again only if something in it changed.
 	ents, err := fsys.ReadDir(dir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	if changed, err := finishSwaps(fsys, dir, ents, s.logger); err != nil {
+		return nil, nil, err
+	} else if changed {
+		if ents, err = fsys.ReadDir(dir); err != nil {
+			return nil, nil, err
+		}
 	}
 	var bases []int64
 	logs := make(map[int64]bool)
@@ -72,11 +80,11 @@ func (s *Store) loadLog(dir string, tp topicPartition, clean bool, recoveryPoint
 	slices.Sort(bases)
 
 	var segs []*segment
-	fail := func(err error) (*Log, error) {
+	fail := func(err error) (*Log, error, error) {
 		for _, sg := range segs {
 			sg.release()
 		}
-		return nil, err
+		return nil, nil, err
 	}
 	for _, b := range bases {
 		sg, err := openSegment(fsys, dir, b)
@@ -105,7 +113,10 @@ func (s *Store) loadLog(dir string, tp topicPartition, clean bool, recoveryPoint
 		}
 	}
 	scanned := make(map[*segment]bool)
-	var holeErr error // the first hole between segments, if not accepted
+	// holeErr is the first hole between segments, if not accepted.
+	// snapsListed: no segment was removed since ents was read, so its
+	// snapshot files are still the ones on disk.
+	snapsListed := true
 	var tailChecked *segment
 	prevLast := int64(-1)
 	for i := 0; i < len(segs); i++ {
@@ -116,6 +127,7 @@ func (s *Store) loadLog(dir string, tp topicPartition, clean bool, recoveryPoint
 			s.logger.Warn("segment overlaps the previous one; deleting it and everything after",
 				"file", sg.name(), "previous_last_offset", prevLast)
 			segs = l.dropSegments(segs, i)
+			snapsListed = false
 			break
 		}
 		ok := false
@@ -168,6 +180,7 @@ func (s *Store) loadLog(dir string, tp topicPartition, clean bool, recoveryPoint
 				if !last {
 					s.logger.Warn("deleting segments after a truncated one", "dir", dir, "from_base", segs[i+1].base)
 					segs = l.dropSegments(segs, i+1)
+					snapsListed = false
 				}
 			}
 		}
@@ -185,10 +198,6 @@ func (s *Store) loadLog(dir string, tp topicPartition, clean bool, recoveryPoint
 			}
 		}
 	}
-	if holeErr != nil {
-		s.offline[l] = holeErr
-	}
-
 	active := segs[len(segs)-1]
 	if !scanned[active] && tailChecked != active {
 		// The segment that became last because later ones were dropped was
@@ -218,6 +227,7 @@ func (s *Store) loadLog(dir string, tp topicPartition, clean bool, recoveryPoint
 	}
 	if n > 0 {
 		l.removeSegments(n)
+		snapsListed = false
 	}
 
 	for _, sg := range l.segs {
@@ -259,7 +269,11 @@ func (s *Store) loadLog(dir string, tp topicPartition, clean bool, recoveryPoint
 		}
 	}
 
-	replayed, err := l.loadProducers()
+	snaps := snapshotOffsets(ents)
+	if !snapsListed {
+		snaps = listSnapshots(fsys, dir)
+	}
+	replayed, err := l.loadProducers(snaps)
 	if err != nil {
 		return fail(err)
 	}
@@ -278,7 +292,7 @@ func (s *Store) loadLog(dir string, tp topicPartition, clean bool, recoveryPoint
 	// start-up take seconds. Until then the file may hold entries past the
 	// log end, which the next load drops again.
 	l.loadEpochs()
-	return l, nil
+	return l, holeErr, nil
 }
 
 // segmentHole reports offsets [end, next.base) missing between two
@@ -365,7 +379,16 @@ func (s *segment) checkTailFrom(pos int64) error {
 	if pos != s.size {
 		return fmt.Errorf("batch chain ends at %d, file at %d", pos, s.size)
 	}
-	b := make([]byte, lastH.size())
+	var b []byte
+	if n := lastH.size(); n <= walkWindow {
+		// Start-up checks the last batch of every partition: small ones
+		// borrow a pooled buffer.
+		w := walkWindows.Get().(*[walkWindow]byte)
+		defer walkWindows.Put(w)
+		b = w[:n]
+	} else {
+		b = make([]byte, n)
+	}
 	if _, err := s.log.ReadAt(b, lastPos); err != nil {
 		return err
 	}
@@ -378,8 +401,7 @@ func (s *segment) checkTailFrom(pos int64) error {
 // above the log end (data lost in recovery) are deleted. The replay also
 // rebuilds the aborted transactions from the offset it started at, which
 // it returns, and the first unstable offset.
-func (l *Log) loadProducers() (int64, error) {
-	offs := listSnapshots(l.fsys, l.dir)
+func (l *Log) loadProducers(offs []int64) (int64, error) {
 	start := l.segs[0].base
 	l.producers = make(map[int64]*producerState)
 	for i := len(offs) - 1; i >= 0; i-- {
@@ -449,11 +471,19 @@ func (l *Log) loadProducers() (int64, error) {
 	return start, nil
 }
 
+// walkWindow is walkHeaders' read window; windows are pooled, because
+// start-up walks the tail of every partition's log, several times.
+const walkWindow = 64 << 10
+
+var walkWindows = sync.Pool{New: func() any { return new([walkWindow]byte) }}
+
 // walkHeaders calls fn with each batch header from pos up to limit, reading
 // through a window so small batches cost one read per many headers.
 func (s *segment) walkHeaders(pos, limit int64, fn func(h *batchHeader, pos int64) bool) error {
-	const window = 64 << 10
-	buf := make([]byte, window)
+	const window = walkWindow
+	w := walkWindows.Get().(*[walkWindow]byte)
+	defer walkWindows.Put(w)
+	buf := w[:]
 	var winStart, winLen int64
 	small := true
 	for pos < limit {

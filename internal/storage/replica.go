@@ -561,7 +561,7 @@ func (l *Log) truncateLocked(offset int64) error {
 			l.fsys.Remove(segmentPath(l.dir, o, extSnapshot))
 		}
 	}
-	if _, err := l.loadProducers(); err != nil {
+	if _, err := l.loadProducers(listSnapshots(l.fsys, l.dir)); err != nil {
 		return err
 	}
 	l.logger.Info("truncated log", "to", newLeo)
