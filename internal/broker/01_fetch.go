@@ -490,10 +490,10 @@ func (f *fetch) read(i int) (urgent bool) {
 	switch {
 	case p.replica:
 		fr, res, err = p.l.ReadReplicaRange(p.offset, limit)
-	case p.committed:
-		fr, res, err = p.l.ReadRangeCommitted(p.offset, limit)
 	default:
-		fr, res, err = p.l.ReadRange(p.offset, limit)
+		// A consumer's answer fills its limit, the last batch cut short as
+		// Kafka's is; a follower's holds whole batches, which it appends.
+		fr, res, err = p.l.FetchRange(p.offset, limit, p.committed)
 	}
 	kept := false // the range is spliced: the part holds its reference
 	defer func() {

@@ -404,3 +404,66 @@ func TestEndOffsetForEpoch(t *testing.T) {
 		t.Fatalf("epoch 5: %d %d", off, ep)
 	}
 }
+
+// FetchRange cuts a consumer's read as Kafka does: the first batch whole
+// however small the limit, then bytes up to the limit, ending inside a
+// batch, never past the high watermark; ReadRange keeps whole batches.
+func TestFetchRangeCutsAtTheLimit(t *testing.T) {
+	e := newEnv(t)
+	s := e.open()
+	defer s.Close()
+	l := mustCreate(t, s, "cut", testCfg())
+	l.BecomeLeader(0)
+	l.SetReplicated(true)
+	var sizes []int
+	var all []byte
+	for i := range 4 {
+		b := buildBatch(t, spec(3, int64(i)))
+		mustAppend(t, l, b)
+		sizes = append(sizes, len(b))
+		all = append(all, b...)
+	}
+	l.SetHighWatermark(9) // three batches visible
+	visible := sizes[0] + sizes[1] + sizes[2]
+	read := func(offset int64, maxBytes int, cut bool) []byte {
+		t.Helper()
+		var fr FileRange
+		var err error
+		if cut {
+			fr, _, err = l.FetchRange(offset, maxBytes, false)
+		} else {
+			fr, _, err = l.ReadRange(offset, maxBytes)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer fr.Release()
+		b, err := fr.AppendTo(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(b, all[fr.Pos:fr.Pos+int64(fr.Size)]) {
+			t.Fatal("range bytes differ from the file's")
+		}
+		return b
+	}
+	for _, c := range []struct {
+		offset     int64
+		maxBytes   int
+		cut, whole int // bytes FetchRange and ReadRange return
+		name       string
+	}{
+		{0, 1, sizes[0], sizes[0], "limit below the first batch: it whole (KIP-74)"},
+		{0, sizes[0] + 10, sizes[0] + 10, sizes[0], "limit inside the second batch"},
+		{0, sizes[0] + sizes[1], sizes[0] + sizes[1], sizes[0] + sizes[1], "limit on a batch boundary"},
+		{4, sizes[1] + 20, sizes[1] + 20, sizes[1], "from inside the second batch"},
+		{0, 1 << 20, visible, visible, "never past the high watermark"},
+	} {
+		if got := len(read(c.offset, c.maxBytes, true)); got != c.cut {
+			t.Errorf("%s: FetchRange gave %d bytes, want %d", c.name, got, c.cut)
+		}
+		if got := len(read(c.offset, c.maxBytes, false)); got != c.whole {
+			t.Errorf("%s: ReadRange gave %d bytes, want %d", c.name, got, c.whole)
+		}
+	}
+}

@@ -211,7 +211,7 @@ func (l *Log) WaitHighWatermark(ctx context.Context, offset int64, gen int64) er
 // ReadReplicaRange is ReadRange for a follower's fetch: it reads up to the
 // log end, not the high watermark.
 func (l *Log) ReadReplicaRange(offset int64, maxBytes int) (FileRange, ReadResult, error) {
-	return l.readRange(offset, maxBytes, boundLEO)
+	return l.readRange(offset, maxBytes, boundLEO, false)
 }
 
 // ReadLocal is Read up to the log end offset instead of the high
@@ -219,7 +219,7 @@ func (l *Log) ReadReplicaRange(offset int64, maxBytes int) (FileRange, ReadResul
 // since what a previous leader acknowledged may lie above this replica's
 // high watermark.
 func (l *Log) ReadLocal(offset int64, maxBytes int) (ReadResult, error) {
-	fr, res, err := l.readRange(offset, maxBytes, boundLEO)
+	fr, res, err := l.readRange(offset, maxBytes, boundLEO, false)
 	if err != nil {
 		return res, err
 	}

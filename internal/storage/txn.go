@@ -285,7 +285,7 @@ func (l *Log) TxnOpen(pid int64, epoch int16) bool {
 // ReadRangeCommitted is ReadRange for read_committed consumers: it stops
 // at the last stable offset instead of the high watermark.
 func (l *Log) ReadRangeCommitted(offset int64, maxBytes int) (FileRange, ReadResult, error) {
-	return l.readRange(offset, maxBytes, boundLSO)
+	return l.readRange(offset, maxBytes, boundLSO, false)
 }
 
 // AppendCoordinator appends batches a coordinator wrote on a producer's

@@ -767,6 +767,25 @@ def _():
     expect_eq([r.value for r in recs], [value + b"%d" % i for i in range(5)], "values")
 
 
+@S.check("fetch_limits_inside_batches_lose_and_repeat_nothing")
+def _():
+    # A limit that falls inside a batch: the broker fills it and cuts the
+    # last batch, as Kafka does; the client drops the partial batch and
+    # fetches it again.
+    topic = S.topic("cut-batches")
+    p = KafkaProducer(bootstrap_servers=B, linger_ms=100, batch_size=6000)
+    try:
+        futures = [p.send(topic, value=b"%d:" % i + b"x" * 500, partition=0) for i in range(300)]
+        p.flush(timeout=10)
+        offsets = [f.get(timeout=10).offset for f in futures]
+    finally:
+        quiet_close(p)
+    expect_eq(offsets, list(range(300)), "produced offsets")
+    recs = consume_all(topic, partitions=[0], max_partition_fetch_bytes=8000, fetch_max_bytes=8000)
+    expect_eq([(r.offset, r.value.split(b":")[0]) for r in recs], [(i, b"%d" % i) for i in range(300)],
+              "records (offset, sequence)")
+
+
 @S.check("offsets_for_times_inside_one_batch")
 def _():
     topic = S.topic("times-batch")

@@ -634,12 +634,52 @@ async function groupChecks() {
   })
 }
 
+// A fetch limit that falls inside a batch: the broker fills the limit and
+// cuts the last batch, as Kafka does; the client must drop that partial
+// batch and fetch it again, losing and repeating nothing.
+async function cutBatchChecks() {
+  await check('consume_with_fetch_limits_inside_batches', async () => {
+    const t = topicName('cut-batches')
+    await admin.createTopics({ topics: [{ topic: t, numPartitions: 1, replicationFactor: 1 }] })
+    const p = kafka.producer({ allowAutoTopicCreation: false })
+    await p.connect()
+    const total = 300
+    try {
+      // 30 sends of 10 records of about 500 bytes: batches of about 5 KB.
+      for (let s = 0; s < 30; s++) {
+        const messages = []
+        for (let k = 0; k < 10; k++) messages.push({ value: `${s * 10 + k}:` + 'x'.repeat(500) })
+        await p.send({ topic: t, acks: -1, messages })
+      }
+    } finally {
+      await p.disconnect()
+    }
+    const got = []
+    const c = kafka.consumer({ groupId: topicName('cut-batches'), maxWaitTimeInMs: 200, maxBytesPerPartition: 8000, maxBytes: 8000 })
+    await c.connect()
+    try {
+      await c.subscribe({ topics: [t], fromBeginning: true })
+      await c.run({ eachMessage: async ({ message }) => { got.push(message) } })
+      await waitUntil(() => got.length >= total, 25000, `${total} records (have ${got.length})`)
+      await sleep(300)
+    } finally {
+      await c.disconnect()
+    }
+    expectEq(got.length, total, 'records consumed')
+    got.forEach((m, i) => {
+      expectEq(m.offset, String(i), `record ${i} offset`)
+      expectEq(m.value.toString().split(':')[0], String(i), `record ${i} value`)
+    })
+  }, 45000)
+}
+
 async function main() {
   await admin.connect()
   await adminChecks()
   await produceChecks()
   if (GROUPS) {
     await consumeChecks()
+    await cutBatchChecks()
     await groupChecks()
   } else {
     skip('consume_*, group_*', 'KafkaJS consumers always use a group; GREGOR_COMPAT_GROUPS is not 1')

@@ -254,6 +254,7 @@ func main() {
 		p.adminChecks()
 		p.produceChecks()
 		p.idempotentCheck()
+		p.cutBatchesCheck()
 		if s.groups {
 			p.groupChecks()
 		}

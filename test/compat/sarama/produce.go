@@ -183,6 +183,39 @@ func (p *profile) idempotentCheck() {
 	})
 }
 
+// cutBatchesCheck: a fetch limit that falls inside a batch. The broker
+// fills the limit and cuts the last batch, as Kafka does; sarama drops the
+// partial batch and fetches it again. 300 records of about 500 bytes in
+// sends of 10 (batches of about 5 KB), read with 8,000-byte fetches: every
+// record once, in order.
+func (p *profile) cutBatchesCheck() {
+	p.check("consume_with_fetch_limits_inside_batches", func() {
+		t := p.topic("cut-batches")
+		p.createTopic(t, 1)
+		cfg := p.config()
+		cfg.Consumer.Fetch.Default, cfg.Consumer.Fetch.Max = 8000, 8000
+		client := p.client(cfg)
+		defer client.Close()
+		prod, err := sarama.NewSyncProducerFromClient(client)
+		must(err, "NewSyncProducer")
+		defer prod.Close()
+		const n = 300
+		for s := 0; s < n; s += 10 {
+			var msgs []*sarama.ProducerMessage
+			for i := s; i < s+10; i++ {
+				msgs = append(msgs, &sarama.ProducerMessage{Topic: t, Partition: 0,
+					Value: sarama.StringEncoder(fmt.Sprintf("%03d:%s", i, strings.Repeat("x", 500)))})
+			}
+			must(prod.SendMessages(msgs), "SendMessages")
+		}
+		for i, m := range consumePartition(client, t, 0, n) {
+			want := fmt.Sprintf("%03d:", i)
+			expect(m.Offset == int64(i) && strings.HasPrefix(string(m.Value), want),
+				"record %d: offset %d value %.4q, want offset %d value %q...", i, m.Offset, m.Value, i, want)
+		}
+	})
+}
+
 // consumePartition reads n records of a partition from OffsetOldest with a
 // partition consumer, then checks nothing more is there.
 func consumePartition(client sarama.Client, topic string, part int32, n int) []*sarama.ConsumerMessage {
