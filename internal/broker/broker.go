@@ -445,8 +445,29 @@ func (b *Broker) acceptLoop(ln net.Listener, name string, on uint8) {
 			}
 			continue
 		}
+		b.setSocketBuffers(nc)
 		if !b.serveConn(nc, name, onBroker, func() { nl.leave(ip) }) {
 			return
+		}
+	}
+}
+
+// setSocketBuffers applies socket.send.buffer.bytes and
+// socket.receive.buffer.bytes to a client connection (-1: the OS's
+// autotuned buffers).
+func (b *Broker) setSocketBuffers(nc net.Conn) {
+	tc, ok := nc.(*net.TCPConn)
+	if !ok {
+		return
+	}
+	if n := b.cfg.SocketSendBufferBytes; n > 0 {
+		if err := tc.SetWriteBuffer(n); err != nil {
+			b.log.Debug("socket.send.buffer.bytes not applied", "err", err)
+		}
+	}
+	if n := b.cfg.SocketReceiveBufferBytes; n > 0 {
+		if err := tc.SetReadBuffer(n); err != nil {
+			b.log.Debug("socket.receive.buffer.bytes not applied", "err", err)
 		}
 	}
 }

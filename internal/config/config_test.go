@@ -89,6 +89,9 @@ func TestValidateRejects(t *testing.T) {
 		{"gregor.durability", "maybe"},
 		{"log.message.timestamp.type", "Whenever"},
 		{"auto.create.topics.enable", "yes"},
+		{"socket.send.buffer.bytes", "0"},
+		{"socket.receive.buffer.bytes", "-2"},
+		{"metadata.log.max.record.bytes.between.snapshots", "0"},
 	} {
 		ld := NewLoader()
 		ld.Set(kv[0], kv[1], SourceFlag)
