@@ -39,6 +39,9 @@
 #                on a busy machine
 #   go-consume   bench/load, BENCH_GO_CONSUMERS consumers (no group) reading the
 #                round's go-acks1 topic to its end: MB/s and CPU per GiB
+#   go-consume-raw  the same with bench/load's raw client (-mode consume-raw:
+#                Fetch requests, batch headers walked, no record decoding), the
+#                cheapest client, so the broker and the kernel set the pace
 #   ceiling      the machine's own limits, no broker, once per round of the
 #                profile, for BENCH_GO_SECONDS each (the write stops sooner at
 #                a produce run's bytes) (bench/ceiling): a cached
@@ -134,7 +137,7 @@ RECORDS=${BENCH_RECORDS:-50000}
 X4_RECORDS=${BENCH_X4_RECORDS:-$((RECORDS / 2))}
 ROUNDS=${BENCH_ROUNDS:-3}
 PROFILES=${BENCH_PROFILES:-os fsync}
-DEFAULT_WORKLOADS="acks1 acks1-batch1m acksall acksall-batch1m acks1-x4 acks1-batch1m-x4 acksall-x4 acksall-batch1m-x4 consume go-acks1 go-acksall go-consume lat-pp-acksall lat-go-acksall lat-e2e-acksall startup"
+DEFAULT_WORKLOADS="acks1 acks1-batch1m acksall acksall-batch1m acks1-x4 acks1-batch1m-x4 acksall-x4 acksall-batch1m-x4 consume go-acks1 go-acksall go-consume go-consume-raw lat-pp-acksall lat-go-acksall lat-e2e-acksall startup"
 WORKLOADS=${BENCH_WORKLOADS:-$DEFAULT_WORKLOADS}
 LAT_SECONDS=${BENCH_LATENCY_SECONDS:-6}
 LAT_RATE=${BENCH_LATENCY_RATE:-}
@@ -167,9 +170,9 @@ log() { echo "bench: $*" >&2; }
 
 PRODUCE_WORKLOADS="acks1 acks1-batch1m acksall acksall-batch1m acks1-x4 acksall-x4 acks1-batch1m-x4 acksall-batch1m-x4"
 LATENCY_WORKLOADS="lat-pp-acks1 lat-pp-acksall lat-go-acks1 lat-go-acksall lat-e2e-acks1 lat-e2e-acksall"
-# go-consume reads the round's go-acks1 topics while they are cached, before
-# go-acksall (and the cache drop before it) runs.
-GO_WORKLOADS="go-acks1 go-consume go-acksall"
+# go-consume(-raw) reads the round's go-acks1 topics while they are cached,
+# before go-acksall (and the cache drop before it) runs.
+GO_WORKLOADS="go-acks1 go-consume go-consume-raw go-acksall"
 for w in $WORKLOADS; do
 	case " $PRODUCE_WORKLOADS $LATENCY_WORKLOADS $GO_WORKLOADS consume ceiling startup " in
 	*" $w "*) ;;
@@ -564,8 +567,9 @@ go_load() {
 		return 0
 	fi
 	case $w in
-	go-consume)
-		args=(-mode consume -topic "bench-$profile-go-acks1-r$round" -consumers "$GO_CONSUMERS")
+	go-consume | go-consume-raw)
+		args=(-mode "${w#go-}" -topic "bench-$profile-go-acks1-r$round" -consumers "$GO_CONSUMERS"
+			-record-size "$RECORD_SIZE")
 		;;
 	*)
 		t="bench-$profile-$w-r$round"
@@ -599,7 +603,7 @@ go_load() {
 	record "$profile" "$w" "$broker" "$round" mb_s "$mb"
 	record "$profile" "$w" "$broker" "$round" cpu_s_gib "$cpu"
 	record "$profile" "$w" "$broker" "$round" load_cpu_s_gib "$lcpu"
-	if [[ $w != go-consume ]]; then
+	if [[ $w != go-consume* ]]; then
 		record "$profile" "$w" "$broker" "$round" p50_ms "$(load_field "$out" ack_p50_ms)"
 		record "$profile" "$w" "$broker" "$round" p99_ms "$(load_field "$out" ack_p99_ms)"
 	fi
@@ -644,6 +648,11 @@ ceiling_run() {
 		fi
 		record "$profile" "ceiling-$mode" machine "$round" mb_s "$mb"
 		record "$profile" "ceiling-$mode" machine "$round" cpu_s_gib "$cpu"
+		if [[ $mode == loopback ]]; then
+			# The sending side alone: the floor for a zero-copy fetch.
+			record "$profile" "ceiling-$mode" machine "$round" sender_cpu_s_gib \
+				"$(awk -v k=sender_cpu_seconds_per_gib '$1 == "ceiling:" {for (i = 2; i <= NF; i++) if (index($i, k "=") == 1) print substr($i, length(k) + 2)}' <<<"$out")"
+		fi
 		log "$profile ceiling round $round: $out"
 	done
 }
@@ -747,12 +756,12 @@ for profile in $PROFILES; do
 		fi
 		want ceiling && ceiling_run "$profile" "$round"
 		for w in $GO_WORKLOADS; do
-			# go-consume reads the go-acks1 topics.
-			want "$w" || { [[ $w == go-acks1 ]] && want go-consume; } || continue
+			# go-consume(-raw) reads the go-acks1 topics.
+			want "$w" || { [[ $w == go-acks1 ]] && { want go-consume || want go-consume-raw; }; } || continue
 			# Both brokers' produce runs start from a dropped cache
 			# (once per workload: a drop between them would evict
 			# the first one's topic before go-consume reads it).
-			[[ $w == go-consume ]] || settle
+			[[ $w == go-consume* ]] || settle
 			for broker in $order; do
 				go_load "$profile" "$w" "$broker" "$round"
 			done

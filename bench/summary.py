@@ -37,6 +37,7 @@ ROWS += [
     ("go-acks1", "bench/load produce acks=1", GO_PRODUCE),
     ("go-acksall", "bench/load produce acks=all (idempotent)", GO_PRODUCE),
     ("go-consume", "bench/load consume", [("mb_s", "MB/s", "{:.1f}", HIGHER)] + GO_CPU),
+    ("go-consume-raw", "bench/load consume-raw (no record decoding)", [("mb_s", "MB/s", "{:.1f}", HIGHER)] + GO_CPU),
 ]
 for acks, name in (("acks1", "acks=1"), ("acksall", "acks=all")):
     ROWS += [
@@ -89,26 +90,34 @@ def verdict(k, g, higher):
 
 
 # The go-* rows against the machine's limits measured in the same rounds.
-CEILINGS = [("ceiling-loopback", "loopback TCP, sendfile of a cached file", "go-consume", "bench/load consume"),
-            ("ceiling-write", "1 MiB writes to new files (page cache)", "go-acks1", "bench/load produce acks=1")]
+CEILINGS = [("ceiling-loopback", "loopback TCP, sendfile of a cached file",
+             [("go-consume", "bench/load consume"), ("go-consume-raw", "bench/load consume-raw")]),
+            ("ceiling-write", "1 MiB writes to new files (page cache)", [("go-acks1", "bench/load produce acks=1")])]
 
 
 def ceilings(ok):
     profiles = list(dict.fromkeys(r["profile"] for r in ok if r["workload"].startswith("ceiling-")))
     for p in profiles:
         print(f"\n## {p}: the machine's ceilings (no broker), and each broker's share of them")
-        for cw, clabel, w, wlabel in CEILINGS:
+        for cw, clabel, against in CEILINGS:
             c = [float(r["value"]) for r in ok if r["profile"] == p and r["workload"] == cw and r["metric"] == "mb_s"]
             cpu = [float(r["value"]) for r in ok if r["profile"] == p and r["workload"] == cw and r["metric"] == "cpu_s_gib"]
             if not c:
                 continue
             print(f"{clabel:54} MiB/s {cell(c, '{:.0f}'):24} CPU s/GiB {cell(cpu, '{:.2f}')}")
-            for broker in ("kafka", "gregor"):
+            sender = [float(r["value"]) for r in ok if r["profile"] == p and r["workload"] == cw
+                      and r["metric"] == "sender_cpu_s_gib" and r["value"]]
+            if sender:
+                print(f"{'  its sending side alone (the zero-copy floor)':54} {'':30} CPU s/GiB {cell(sender, '{:.2f}')}")
+            for (w, wlabel), broker in ((x, b) for x in against for b in ("kafka", "gregor")):
                 v = [float(r["value"]) for r in ok if r["profile"] == p and r["workload"] == w
                      and r["broker"] == broker and r["metric"] == "mb_s"]
+                bcpu = [float(r["value"]) for r in ok if r["profile"] == p and r["workload"] == w
+                        and r["broker"] == broker and r["metric"] == "cpu_s_gib"]
                 if v:
                     share = 100 * statistics.median(v) / statistics.median(c)
-                    print(f"  {broker:6} {wlabel:45} MiB/s {cell(v, '{:.0f}'):24} {share:.0f} % of the ceiling's median")
+                    print(f"  {broker:6} {wlabel:45} MiB/s {cell(v, '{:.0f}'):24} {share:.0f} % of the ceiling's median"
+                          + (f"; broker CPU s/GiB {cell(bcpu, '{:.2f}')}" if bcpu else ""))
 
 
 def main(path):

@@ -21,7 +21,12 @@
 //	ceiling: mode=loopback bytes=... seconds=5.000 mib_per_sec=... cpu_seconds=... cpu_seconds_per_gib=...
 //
 // cpu_seconds is this process's user+system CPU (getrusage), sender and
-// receiver (or writer) together. The write mode deletes its files at the
+// receiver (or writer) together. The loopback mode also prints each side's
+// own (sender_cpu_seconds_per_gib, receiver_cpu_seconds_per_gib): each runs
+// on a locked OS thread and reads its thread's rusage. On loopback the
+// sender's thread does the TCP work of both ends (the receive processing
+// runs in its softirq) and the receiver's the copy into user memory, so the
+// sender side is what a broker serving a zero-copy fetch cannot go below. The write mode deletes its files at the
 // end; the loopback mode writes a -file-bytes file of random bytes first
 // (not timed) and deletes it too.
 package main
@@ -35,6 +40,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -51,14 +57,15 @@ func main() {
 	maxBytes := flag.Int64("max-bytes", 4<<30, "write: stop after this many bytes, even before -duration")
 	flag.Parse()
 	var (
-		n   int64
-		err error
+		n     int64
+		err   error
+		sides [2]time.Duration // loopback: sender, receiver
 	)
 	r0 := proc.SelfCPU()
 	start := time.Now()
 	switch *mode {
 	case "loopback":
-		n, err = loopback(*dir, *fileBytes, *chunk, *dur, &start, &r0)
+		n, err = loopback(*dir, *fileBytes, *chunk, *dur, &start, &r0, &sides)
 	case "write":
 		n, err = write(*dir, *fileBytes, *chunk, *dur, *maxBytes)
 	default:
@@ -70,15 +77,28 @@ func main() {
 		fmt.Fprintln(os.Stderr, "ceiling:", err)
 		os.Exit(1)
 	}
-	gib := float64(n) / (1 << 30)
-	fmt.Printf("ceiling: mode=%s bytes=%d seconds=%.3f mib_per_sec=%.2f cpu_seconds=%.3f cpu_seconds_per_gib=%.3f\n",
-		*mode, n, secs, float64(n)/(1<<20)/secs, cpu.Seconds(), cpu.Seconds()/max(gib, 1e-9))
+	gib := max(float64(n)/(1<<30), 1e-9)
+	fmt.Printf("ceiling: mode=%s bytes=%d seconds=%.3f mib_per_sec=%.2f cpu_seconds=%.3f cpu_seconds_per_gib=%.3f",
+		*mode, n, secs, float64(n)/(1<<20)/secs, cpu.Seconds(), cpu.Seconds()/gib)
+	if *mode == "loopback" {
+		fmt.Printf(" sender_cpu_seconds_per_gib=%.3f receiver_cpu_seconds_per_gib=%.3f", sides[0].Seconds()/gib, sides[1].Seconds()/gib)
+	}
+	fmt.Println()
+}
+
+// threadCPU is the calling OS thread's user+system CPU.
+func threadCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(1 /* RUSAGE_THREAD */, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // loopback sends a cached file over a loopback TCP connection with
 // sendfile for dur and returns the bytes received. The clock and the CPU
 // count restart once the file is written and read back (cached).
-func loopback(dir string, size int64, chunk int, dur time.Duration, start *time.Time, r0 *time.Duration) (int64, error) {
+func loopback(dir string, size int64, chunk int, dur time.Duration, start *time.Time, r0 *time.Duration, sides *[2]time.Duration) (int64, error) {
 	f, err := os.CreateTemp(dir, "ceiling-loopback-*")
 	if err != nil {
 		return 0, err
@@ -97,8 +117,11 @@ func loopback(dir string, size int64, chunk int, dur time.Duration, start *time.
 	}
 	defer ln.Close()
 	var received atomic.Int64
+	var measuring atomic.Bool // set when the sender starts its clock
 	done := make(chan error, 1)
 	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
 		c, err := net.Dial("tcp", ln.Addr().String())
 		if err != nil {
 			done <- err
@@ -106,10 +129,16 @@ func loopback(dir string, size int64, chunk int, dur time.Duration, start *time.
 		}
 		defer c.Close()
 		buf := make([]byte, 1<<20)
+		var t0 time.Duration
+		started := false
 		for {
 			k, err := c.Read(buf)
+			if !started && measuring.Load() {
+				started, t0 = true, threadCPU()
+			}
 			received.Add(int64(k))
 			if err != nil {
+				sides[1] = threadCPU() - t0
 				if errors.Is(err, io.EOF) {
 					err = nil
 				}
@@ -127,7 +156,11 @@ func loopback(dir string, size int64, chunk int, dur time.Duration, start *time.
 	if err != nil {
 		return 0, err
 	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	*start, *r0 = time.Now(), proc.SelfCPU()
+	sendT0 := threadCPU()
+	measuring.Store(true)
 	base := received.Load()
 	deadline := start.Add(dur)
 	var off int64
@@ -158,6 +191,7 @@ func loopback(dir string, size int64, chunk int, dur time.Duration, start *time.
 		}
 	}
 	n := received.Load() - base
+	sides[0] = threadCPU() - sendT0
 	c.Close()
 	if err := <-done; err != nil && sendErr == nil {
 		sendErr = err

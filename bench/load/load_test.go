@@ -110,6 +110,16 @@ func TestProduceThenConsume(t *testing.T) {
 			t.Fatalf("%d consumers read %v, want 5001 records of 200 B", consumers, f)
 		}
 	}
+	// The raw client reads the same records, with small fetches that
+	// end in partial batches, and stops at the end offsets.
+	for _, consumers := range []int{1, 3} {
+		c := small(addr, "consume-raw", "p-acks1")
+		c.consumers, c.fetchMaxPartitionBytes, c.fetchMaxBytes = consumers, 3000, 10000
+		f := runLine(t, c)
+		if num(t, f, "records") != 5001 || num(t, f, "bytes") != 5001*200 || f["client"] != "raw" {
+			t.Fatalf("raw, %d consumers: read %v, want 5001 records of 200 B", consumers, f)
+		}
+	}
 	// A record count stops consumers early.
 	c := small(addr, "consume", "p-acksall")
 	c.records = 1000

@@ -142,7 +142,7 @@ func (p pidList) Set(v string) error {
 func main() {
 	c := defaults()
 	brokers := flag.String("brokers", strings.Join(c.brokers, ","), "bootstrap servers, comma separated")
-	flag.StringVar(&c.mode, "mode", c.mode, "produce, consume or e2e")
+	flag.StringVar(&c.mode, "mode", c.mode, "produce, consume, consume-raw (no record decoding: the cheapest client) or e2e")
 	flag.StringVar(&c.topic, "topic", c.topic, "topic (created when missing)")
 	flag.IntVar(&c.producers, "producers", c.producers, "producer clients (produce, e2e; e2e defaults to 1)")
 	flag.IntVar(&c.consumers, "consumers", c.consumers, "consumer clients (consume, e2e), at most one per partition")
@@ -176,7 +176,7 @@ func main() {
 	if c.mode == "e2e" && !set["linger"] {
 		c.linger = 0
 	}
-	if c.mode == "consume" && !set["duration"] {
+	if (c.mode == "consume" || c.mode == "consume-raw") && !set["duration"] {
 		c.duration = 0
 	}
 	if *cpuProfile != "" {
@@ -221,6 +221,8 @@ func run(ctx context.Context, c config, w io.Writer) error {
 		r, err = produce(ctx, c)
 	case "consume":
 		r, err = consume(ctx, c)
+	case "consume-raw":
+		r, err = consumeRaw(ctx, c)
 	case "e2e":
 		r, err = e2e(ctx, c)
 	}
@@ -233,8 +235,8 @@ func run(ctx context.Context, c config, w io.Writer) error {
 
 func (c *config) check() error {
 	switch {
-	case c.mode != "produce" && c.mode != "consume" && c.mode != "e2e":
-		return fmt.Errorf("-mode %q: want produce, consume or e2e", c.mode)
+	case c.mode != "produce" && c.mode != "consume" && c.mode != "consume-raw" && c.mode != "e2e":
+		return fmt.Errorf("-mode %q: want produce, consume, consume-raw or e2e", c.mode)
 	case c.topic == "":
 		return errors.New("-topic is required")
 	case c.producers < 1 || c.consumers < 1:
@@ -245,7 +247,7 @@ func (c *config) check() error {
 		return errors.New("-rate must not be negative")
 	case c.mode == "e2e" && c.rate == 0:
 		return errors.New("e2e needs a -rate")
-	case c.mode != "consume" && c.duration <= 0 && c.records <= 0:
+	case c.mode != "consume" && c.mode != "consume-raw" && c.duration <= 0 && c.records <= 0:
 		return errors.New("-duration or -records is required")
 	}
 	return nil
