@@ -550,6 +550,7 @@ func (b *Broker) housekeeping() {
 			b.groups.ExpireOffsets(time.Now())
 		case now := <-tick.C:
 			b.txns.Tick(now)
+			trimBuffers(now)
 			if err := b.store.FlushDue(); err != nil {
 				b.log.Error("flush failed", "err", err)
 			}
