@@ -72,13 +72,9 @@ func consume(ctx context.Context, c config) (*result, error) {
 	settings := []kv{{"consumers", strconv.Itoa(len(cls))}, {"partitions", strconv.Itoa(len(ends[c.topic]))},
 		{"fetch_max_bytes", strconv.Itoa(c.fetchMaxBytes)}, {"fetch_max_partition_bytes", strconv.Itoa(c.fetchMaxPartitionBytes)}}
 
-	m, err := startMeter(c.brokerPIDs)
+	m, rctx, cancel, err := startReading(ctx, c)
 	if err != nil {
 		return nil, err
-	}
-	rctx, cancel := context.WithCancel(ctx)
-	if c.duration > 0 {
-		rctx, cancel = context.WithDeadline(ctx, m.start.Add(c.duration))
 	}
 	defer cancel()
 	var (

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -48,4 +49,20 @@ func brokerCPU(pids []int) (time.Duration, error) {
 		sum += c
 	}
 	return sum, nil
+}
+
+// startReading starts the meter for a consume run and the context the
+// readers stop on: cancelled by the caller, or at -duration after the
+// meter started.
+func startReading(ctx context.Context, c config) (*meter, context.Context, context.CancelFunc, error) {
+	m, err := startMeter(c.brokerPIDs)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if c.duration > 0 {
+		rctx, cancel := context.WithDeadline(ctx, m.start.Add(c.duration))
+		return m, rctx, cancel, nil
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	return m, rctx, cancel, nil
 }

@@ -65,19 +65,15 @@ func consumeRaw(ctx context.Context, c config) (*result, error) {
 		{"fetch_max_bytes", strconv.Itoa(c.fetchMaxBytes)}, {"fetch_max_partition_bytes", strconv.Itoa(c.fetchMaxPartitionBytes)},
 		{"client", "raw"}}
 
-	m, err := startMeter(c.brokerPIDs)
+	m, rctx, cancel, err := startReading(ctx, c)
 	if err != nil {
 		return nil, err
-	}
-	rctx, cancel := context.WithCancel(ctx)
-	if c.duration > 0 {
-		rctx, cancel = context.WithDeadline(ctx, m.start.Add(c.duration))
 	}
 	defer cancel()
 	var (
 		total, fetches, batchBytes atomic.Int64
 		wg                         sync.WaitGroup
-		errs  = make([]error, len(work))
+		errs                       = make([]error, len(work))
 	)
 	for i, parts := range work {
 		if len(parts) == 0 {
