@@ -8,10 +8,10 @@ import (
 	"sync"
 )
 
-// FileRange is a byte range of one segment file holding whole batches (from
-// FetchRange, possibly ending in part of one): what a fetch sends. The segment stays open until Release, even if retention
-// deletes it meanwhile, so the range can be sent with sendfile(2) outside
-// any lock.
+// FileRange is a byte range of one segment file holding whole batches
+// (from FetchRange, possibly ending in part of one): what a fetch sends.
+// The segment stays open until Release, even if retention deletes it
+// meanwhile, so the range can be sent with sendfile(2) outside any lock.
 type FileRange struct {
 	// File is the segment's *os.File, or nil when the Store's FS is not the
 	// OS (tests); use ReadAt/AppendTo then.

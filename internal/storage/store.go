@@ -233,7 +233,17 @@ func (s *Store) loadLogs(jobs []loadJob, clean bool) error {
 					return
 				}
 				j := &jobs[i]
-				j.log, j.holeErr, j.err = s.loadLog(j, clean)
+				func() {
+					// A bug that on-disk data trips fails Open with an
+					// error naming the directory, not the whole process
+					// from a worker goroutine.
+					defer func() {
+						if v := recover(); v != nil {
+							j.log, j.err = nil, fmt.Errorf("panic: %v", v)
+						}
+					}()
+					j.log, j.holeErr, j.err = s.loadLog(j, clean)
+				}()
 			}
 		}()
 	}
