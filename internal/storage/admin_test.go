@@ -207,7 +207,7 @@ func TestCreatePartitionsAndDetach(t *testing.T) {
 	}
 }
 
-// Open loads partitions loadWorkers at a time: with more partitions than
+// Open loads partitions logWorkers at a time: with more partitions than
 // workers, after a clean stop and after a crash, every log comes back with
 // its own end and topic id, the one with a hole (and only it) is offline,
 // and a partition that cannot be loaded fails Open, naming its directory,
@@ -217,7 +217,7 @@ func TestOpenLoadsPartitionsInParallel(t *testing.T) {
 	cfg := testCfg()
 	cfg.SegmentBytes = 1000
 	e.cfg = &cfg
-	const n = 3*loadWorkers + 5
+	const n = 3*logWorkers + 5
 	s := e.open()
 	for p := range int32(n) {
 		l, err := s.Create("par", p, [16]byte{byte(p + 1)}, cfg)
