@@ -20,7 +20,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -36,6 +35,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/gregorhq/gregor/bench/internal/proc"
+
+	"github.com/gregorhq/gregor/bench/internal/kpoll"
 )
 
 func main() {
@@ -213,23 +214,7 @@ func phase(pid int, addr, topic string, consume bool, opts []kgo.Opt, dur, warm 
 			return result{}, err
 		}
 		defer cl.Close()
-		go func() {
-			for ctx.Err() == nil {
-				fs := cl.PollFetches(ctx)
-				records.Add(int64(fs.NumRecords()))
-				var ferr error
-				fs.EachError(func(_ string, _ int32, err error) {
-					if !errors.Is(err, context.Canceled) {
-						ferr = err
-					}
-				})
-				if ferr != nil {
-					done <- ferr
-					return
-				}
-			}
-			done <- nil
-		}()
+		go func() { done <- kpoll.Drain(ctx, cl, &records) }()
 	}
 	time.Sleep(warm)
 	cpu0, err := proc.ThreadsCPU(pid)

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/gregorhq/gregor/bench/internal/kpoll"
 )
 
 // broker is one `gregor serve` child process on a data directory of its
@@ -36,7 +38,7 @@ var live struct {
 // start launches the broker. The address must be free first, so that a
 // broker left over from before cannot answer in this one's place.
 func (b *broker) start() error {
-	for deadline := time.Now().Add(30 * time.Second); !addrFree(b.addr); time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); !kpoll.AddrFree(b.addr); time.Sleep(100 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s is taken by another process", b.addr)
 		}
@@ -142,16 +144,6 @@ func stopAll() {
 	for _, b := range bs {
 		b.stop(60 * time.Second)
 	}
-}
-
-// addrFree reports whether addr can be bound, i.e. no broker is there.
-func addrFree(addr string) bool {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return false
-	}
-	ln.Close()
-	return true
 }
 
 // raiseNofile raises this process's soft RLIMIT_NOFILE to the hard limit

@@ -14,6 +14,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gregorhq/gregor/bench/internal/proc"
+
+	"github.com/gregorhq/gregor/bench/internal/kpoll"
 )
 
 // metadataLatency sends n Metadata (v12) requests for topic one after the
@@ -94,23 +96,7 @@ func fetchIdle(ctx context.Context, addr, topic string, pid int, maxWait, warm, 
 	cctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	var got atomic.Int64
-	go func() {
-		for cctx.Err() == nil {
-			fs := cl.PollFetches(cctx)
-			got.Add(int64(fs.NumRecords()))
-			var ferr error
-			fs.EachError(func(_ string, _ int32, err error) {
-				if !errors.Is(err, context.Canceled) {
-					ferr = err
-				}
-			})
-			if ferr != nil {
-				done <- ferr
-				return
-			}
-		}
-		done <- nil
-	}()
+	go func() { done <- kpoll.Drain(cctx, cl, &got) }()
 	var r idleFetch
 	err = sleepCtx(ctx, warm)
 	if err == nil {

@@ -41,6 +41,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/gregorhq/gregor/bench/internal/kpoll"
 )
 
 type options struct {
@@ -97,20 +99,10 @@ func shell(cmd string) *exec.Cmd {
 	return c
 }
 
-// addrFree reports whether addr can be bound, i.e. no broker is there.
-func addrFree(addr string) bool {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return false
-	}
-	ln.Close()
-	return true
-}
-
 // once is one cold start: the time until the listener accepted a TCP
 // connection, and until the first acks=all produce was acknowledged.
 func once(o options) (listen, first time.Duration, err error) {
-	for deadline := time.Now().Add(o.stopTimeout); !addrFree(o.addr); time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(o.stopTimeout); !kpoll.AddrFree(o.addr); time.Sleep(100 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			return 0, 0, fmt.Errorf("%s is taken by another process", o.addr)
 		}
