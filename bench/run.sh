@@ -40,12 +40,17 @@
 #   go-consume   bench/load, BENCH_GO_CONSUMERS consumers (no group) reading the
 #                round's go-acks1 topic to its end: MB/s and CPU per GiB
 #   go-consume-raw  the same with bench/load's raw client (-mode consume-raw:
-#                Fetch requests, batch headers walked, no record decoding), the
-#                cheapest client, so the broker and the kernel set the pace
+#                one connection per consumer, Fetch requests, every answer read
+#                into one buffer, batch headers walked, no record decoding),
+#                the cheapest client, so the broker and the kernel set the
+#                pace; it reads the topic BENCH_RAW_PASSES times over, since
+#                one pass of a cached topic takes under a second
 #   ceiling      the machine's own limits, no broker, once per round of the
 #                profile, for BENCH_GO_SECONDS each (the write stops sooner at
 #                a produce run's bytes) (bench/ceiling): a cached
-#                1 GiB file sent over loopback TCP with sendfile (consume's
+#                1 GiB file sent over loopback TCP with sendfile to another
+#                process, 16 MiB answers to its asks on BENCH_GO_CONSUMERS
+#                connections at once (consume's
 #                ceiling) and 1 MiB writes appending to new files in the work
 #                dir through the page cache (produce's ceiling with
 #                durability=os); the summary shows the go-* rows' MB/s as a
@@ -106,6 +111,7 @@
 #   BENCH_GO_SECONDS [10]        length of each go-acks* run when
 #                                BENCH_GO_RECORDS is 0, and of the ceilings
 #   BENCH_GO_PRODUCERS [4], BENCH_GO_CONSUMERS [2]
+#   BENCH_RAW_PASSES [4]         times go-consume-raw reads its topic
 #                                bench/load clients (each its own connections)
 #   BENCH_GO_ARGS                more bench/load flags for the go-* runs, e.g.
 #                                "-compression lz4 -buffer-bytes 4194304"
@@ -150,6 +156,7 @@ if [[ $DROP_CACHES == auto ]]; then
 fi
 GO_PRODUCERS=${BENCH_GO_PRODUCERS:-4}
 GO_CONSUMERS=${BENCH_GO_CONSUMERS:-2}
+RAW_PASSES=${BENCH_RAW_PASSES:-4}
 GO_ARGS=${BENCH_GO_ARGS:-}
 STARTUP_RUNS=${BENCH_STARTUP_RUNS:-3}
 PARTITIONS=${BENCH_PARTITIONS:-8}
@@ -252,7 +259,7 @@ if [[ -n "$(git -C "$ROOT" status --porcelain -- cmd internal gregor.go go.mod g
 fi
 {
 	echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-	echo "command: BENCH_RECORDS=$RECORDS BENCH_X4_RECORDS=$X4_RECORDS BENCH_ROUNDS=$ROUNDS BENCH_PROFILES=\"$PROFILES\" BENCH_WORKLOADS=\"$WORKLOADS\" BENCH_LATENCY_SECONDS=$LAT_SECONDS${LAT_RATE:+ BENCH_LATENCY_RATE=$LAT_RATE} BENCH_E2E_MESSAGES=$E2E_MESSAGES BENCH_GO_SECONDS=$GO_SECONDS BENCH_GO_PRODUCERS=$GO_PRODUCERS BENCH_GO_CONSUMERS=$GO_CONSUMERS${GO_ARGS:+ BENCH_GO_ARGS=\"$GO_ARGS\"} BENCH_STARTUP_RUNS=$STARTUP_RUNS bash bench/run.sh"
+	echo "command: BENCH_RECORDS=$RECORDS BENCH_X4_RECORDS=$X4_RECORDS BENCH_ROUNDS=$ROUNDS BENCH_PROFILES=\"$PROFILES\" BENCH_WORKLOADS=\"$WORKLOADS\" BENCH_LATENCY_SECONDS=$LAT_SECONDS${LAT_RATE:+ BENCH_LATENCY_RATE=$LAT_RATE} BENCH_E2E_MESSAGES=$E2E_MESSAGES BENCH_GO_SECONDS=$GO_SECONDS BENCH_GO_PRODUCERS=$GO_PRODUCERS BENCH_GO_CONSUMERS=$GO_CONSUMERS BENCH_RAW_PASSES=$RAW_PASSES${GO_ARGS:+ BENCH_GO_ARGS=\"$GO_ARGS\"} BENCH_STARTUP_RUNS=$STARTUP_RUNS bash bench/run.sh"
 	echo "kafka: $KAFKA_VERSION (KRaft, one node, -Xms1g -Xmx1g, G1)"
 	echo "gregor: $GREGOR_REV ($BIN)"
 	echo "machine: $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB, $(uname -sr), $(java -version 2>&1 | head -1), load average $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -570,6 +577,7 @@ go_load() {
 	go-consume | go-consume-raw)
 		args=(-mode "${w#go-}" -topic "bench-$profile-go-acks1-r$round" -consumers "$GO_CONSUMERS"
 			-record-size "$RECORD_SIZE")
+		if [[ $w == go-consume-raw ]]; then args+=(-passes "$RAW_PASSES"); fi
 		;;
 	*)
 		t="bench-$profile-$w-r$round"
@@ -637,7 +645,7 @@ ceiling_run() {
 		[[ $mode == write ]] && settle
 		local log_file="$OUT/runs/$profile-ceiling-$mode-r$round.log"
 		out=$(timeout -k 10 "$RUN_TIMEOUT" "$WORK/ceiling" -mode "$mode" -duration "${GO_SECONDS}s" \
-			-max-bytes $((GO_RECORDS > 0 ? GO_RECORDS * RECORD_SIZE : 4 << 30)) -dir "$WORK" 2>"$log_file")
+			-streams "$GO_CONSUMERS" -max-bytes $((GO_RECORDS > 0 ? GO_RECORDS * RECORD_SIZE : 4 << 30)) -dir "$WORK" 2>"$log_file")
 		local rc=$?
 		printf '%s\n' "$out" >>"$log_file"
 		mb=$(awk -v k=mib_per_sec '$1 == "ceiling:" {for (i = 2; i <= NF; i++) if (index($i, k "=") == 1) print substr($i, length(k) + 2)}' <<<"$out")

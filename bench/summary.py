@@ -90,7 +90,7 @@ def verdict(k, g, higher):
 
 
 # The go-* rows against the machine's limits measured in the same rounds.
-CEILINGS = [("ceiling-loopback", "loopback TCP, sendfile of a cached file",
+CEILINGS = [("ceiling-loopback", "loopback TCP, sendfile of 16 MiB answers (cached)",
              [("go-consume", "bench/load consume"), ("go-consume-raw", "bench/load consume-raw")]),
             ("ceiling-write", "1 MiB writes to new files (page cache)", [("go-acks1", "bench/load produce acks=1")])]
 

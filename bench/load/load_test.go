@@ -111,13 +111,16 @@ func TestProduceThenConsume(t *testing.T) {
 		}
 	}
 	// The raw client reads the same records, with small fetches that
-	// end in partial batches, and stops at the end offsets.
+	// end in partial batches, and stops at the end offsets; with -passes,
+	// it reads them that many times.
 	for _, consumers := range []int{1, 3} {
-		c := small(addr, "consume-raw", "p-acks1")
-		c.consumers, c.fetchMaxPartitionBytes, c.fetchMaxBytes = consumers, 3000, 10000
-		f := runLine(t, c)
-		if num(t, f, "records") != 5001 || num(t, f, "bytes") != 5001*200 || f["client"] != "raw" {
-			t.Fatalf("raw, %d consumers: read %v, want 5001 records of 200 B", consumers, f)
+		for _, passes := range []int{1, 3} {
+			c := small(addr, "consume-raw", "p-acks1")
+			c.consumers, c.fetchMaxPartitionBytes, c.fetchMaxBytes, c.passes = consumers, 3000, 10000, passes
+			f := runLine(t, c)
+			if n := 5001 * float64(passes); num(t, f, "records") != n || num(t, f, "bytes") != n*200 || f["client"] != "raw" {
+				t.Fatalf("raw, %d consumers, %d passes: read %v, want %v records of 200 B", consumers, passes, f, n)
+			}
 		}
 	}
 	// A record count stops consumers early.

@@ -73,6 +73,7 @@ type config struct {
 	bufferBytes int
 	duration    time.Duration
 	records     int64
+	passes      int
 	rate        float64
 	warmup      time.Duration
 	drain       time.Duration
@@ -104,6 +105,7 @@ func defaults() config {
 		duration:               10 * time.Second,
 		warmup:                 time.Second,
 		drain:                  30 * time.Second,
+		passes:                 1,
 		fetchMaxBytes:          50 << 20,
 		fetchMaxPartitionBytes: 4 << 20,
 		fetchMaxWait:           500 * time.Millisecond,
@@ -158,6 +160,7 @@ func main() {
 	flag.IntVar(&c.bufferBytes, "buffer-bytes", c.bufferBytes, "record bytes each producer may have unacknowledged")
 	flag.DurationVar(&c.duration, "duration", c.duration, "how long to run (0: until -records; consume defaults to 0, reading to the end offsets)")
 	flag.Int64Var(&c.records, "records", 0, "records to produce / consume in total (0: by -duration, or the end offsets when consuming)")
+	flag.IntVar(&c.passes, "passes", c.passes, "consume-raw without -records: read the partitions from start to end this many times")
 	flag.Float64Var(&c.rate, "rate", 0, "records per second in total (0: unlimited; e2e: required)")
 	flag.DurationVar(&c.warmup, "warmup", c.warmup, "e2e: records due in this leading part are left out of the percentiles")
 	flag.DurationVar(&c.drain, "drain", c.drain, "wait this long after the last send for the last acks (e2e: records) to arrive")
@@ -245,6 +248,10 @@ func (c *config) check() error {
 		return errors.New("-record-size must be at least 0 (e2e: 16)")
 	case c.rate < 0:
 		return errors.New("-rate must not be negative")
+	case c.passes < 1:
+		return errors.New("-passes must be at least 1")
+	case c.passes > 1 && (c.mode != "consume-raw" || c.records > 0):
+		return errors.New("-passes is for -mode consume-raw without -records")
 	case c.mode == "e2e" && c.rate == 0:
 		return errors.New("e2e needs a -rate")
 	case c.mode != "consume" && c.mode != "consume-raw" && c.duration <= 0 && c.records <= 0:

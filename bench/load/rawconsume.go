@@ -5,6 +5,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -16,12 +19,16 @@ import (
 )
 
 // consumeRaw reads like consume, but with the cheapest client possible, so
-// the broker, not the client, is the bottleneck: each consumer sends
-// sessionless full Fetch requests for its partitions to the leader and
-// walks the batch headers of the answer (base offset, length, record
+// the broker, not the client, is the bottleneck: each consumer has its own
+// connection to the leader of its partitions (rawConn), sends sessionless
+// full Fetch requests on it one at a time, reads every answer into the same
+// buffer and walks the batch headers in it (base offset, length, record
 // count) without decoding records, decompressing or checking CRCs. The
 // receiving copy from the kernel is all that is left on the client. bytes
-// is records times -record-size (the records bench/load produces).
+// is records times -record-size (the records bench/load produces). With
+// -passes above 1, each consumer reads its partitions that many times over
+// (from the start offsets to the end offsets listed before it starts),
+// so that a fast read of a cached topic still lasts long enough to measure.
 func consumeRaw(ctx context.Context, c config) (*result, error) {
 	ends, err := ensureTopic(ctx, c, false)
 	if err != nil {
@@ -46,9 +53,19 @@ func consumeRaw(ctx context.Context, c config) (*result, error) {
 	// The consumers' partitions, grouped by leader.
 	type part struct {
 		p      int32
+		start  int64
 		next   int64
 		end    int64
 		leader int32
+	}
+	lctx, lcancel := context.WithTimeout(ctx, 30*time.Second)
+	starts, err := kadm.NewClient(cl).ListStartOffsets(lctx, c.topic)
+	lcancel()
+	if err == nil {
+		err = starts.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("start offsets of %s: %w", c.topic, err)
 	}
 	groups := split(ends, c.topic, c.consumers)
 	work := make([][]*part, len(groups))
@@ -58,12 +75,31 @@ func consumeRaw(ctx context.Context, c config) (*result, error) {
 			if c.records <= 0 && end <= 0 {
 				continue
 			}
-			work[i] = append(work[i], &part{p: p, end: end, leader: td.Partitions[p].Leader})
+			start := starts[c.topic][p].Offset
+			work[i] = append(work[i], &part{p: p, start: start, next: start, end: end, leader: td.Partitions[p].Leader})
 		}
+	}
+	// Each consumer's leader: the raw client speaks to one broker.
+	addrs := make([]string, len(work))
+	for i, parts := range work {
+		if len(parts) == 0 {
+			continue
+		}
+		l := parts[0].leader
+		for _, p := range parts {
+			if p.leader != l {
+				return nil, fmt.Errorf("%s[%d] is led by %d and %s[%d] by %d: the raw client wants one leader per consumer", c.topic, p.p, p.leader, c.topic, parts[0].p, l)
+			}
+		}
+		b := slices.IndexFunc(md.Brokers, func(b kadm.BrokerDetail) bool { return b.NodeID == l })
+		if b < 0 {
+			return nil, fmt.Errorf("metadata for %s: leader %d of partition %d is not among the brokers", c.topic, l, parts[0].p)
+		}
+		addrs[i] = net.JoinHostPort(md.Brokers[b].Host, strconv.Itoa(int(md.Brokers[b].Port)))
 	}
 	settings := []kv{{"consumers", strconv.Itoa(len(groups))}, {"partitions", strconv.Itoa(len(ends[c.topic]))},
 		{"fetch_max_bytes", strconv.Itoa(c.fetchMaxBytes)}, {"fetch_max_partition_bytes", strconv.Itoa(c.fetchMaxPartitionBytes)},
-		{"client", "raw"}}
+		{"client", "raw"}, {"passes", strconv.Itoa(c.passes)}}
 
 	m, rctx, cancel, err := startReading(ctx, c)
 	if err != nil {
@@ -83,29 +119,40 @@ func consumeRaw(ctx context.Context, c config) (*result, error) {
 		go func() {
 			defer wg.Done()
 			errs[i] = func() error {
-				for rctx.Err() == nil {
-					req := kmsg.NewPtrFetchRequest()
+				rc, err := dialRaw(rctx, addrs[i])
+				if err != nil {
+					return err
+				}
+				defer rc.close()
+				req := kmsg.NewPtrFetchRequest()
+				req.Version = rawFetchVersion
+				resp := kmsg.NewPtrFetchResponse()
+				for pass := 1; rctx.Err() == nil; {
 					req.ReplicaID, req.MaxWaitMillis, req.MinBytes = -1, int32(c.fetchMaxWait.Milliseconds()), 1
 					req.MaxBytes, req.SessionID, req.SessionEpoch = int32(c.fetchMaxBytes), 0, -1
 					t := kmsg.NewFetchRequestTopic()
 					t.Topic, t.TopicID = c.topic, td.ID
-					leader := int32(-1)
 					for _, p := range parts {
 						if c.records <= 0 && p.next >= p.end {
 							continue
 						}
-						leader = p.leader
 						fp := kmsg.NewFetchRequestTopicPartition()
 						fp.Partition, fp.FetchOffset, fp.PartitionMaxBytes = p.p, p.next, int32(c.fetchMaxPartitionBytes)
 						fp.CurrentLeaderEpoch, fp.LastFetchedEpoch, fp.LogStartOffset = -1, -1, -1
 						t.Partitions = append(t.Partitions, fp)
 					}
-					if len(t.Partitions) == 0 {
-						return nil // every partition read to its end
+					if len(t.Partitions) == 0 { // every partition read to its end
+						if pass >= c.passes {
+							return nil
+						}
+						pass++
+						for _, p := range parts {
+							p.next = p.start
+						}
+						continue
 					}
-					req.Topics = append(req.Topics, t)
-					resp, err := req.RequestWith(rctx, cl.Broker(int(leader)))
-					if err != nil {
+					req.Topics = append(req.Topics[:0], t)
+					if err := rc.roundTrip(req, resp); err != nil {
 						if rctx.Err() != nil {
 							return nil
 						}
@@ -172,4 +219,99 @@ func walkBatches(b []byte, next int64) (records, after int64) {
 		b = b[size:]
 	}
 	return records, after
+}
+
+// rawFetchVersion is the Fetch version the raw client speaks: the newest
+// that names topics rather than topic IDs, served by every broker this
+// harness compares.
+const rawFetchVersion = 12
+
+// rawConn is one connection of the raw client. Unlike a general client,
+// which allocates a buffer for each answer (franz-go does, and a 16 MiB
+// answer then costs the client page faults and memclr whenever the Go
+// runtime has given the last one's memory back), it reads every answer
+// into one buffer, kept across answers; the decoded response aliases it
+// until the next round trip.
+type rawConn struct {
+	conn   net.Conn
+	format *kmsg.RequestFormatter
+	corr   int32
+	out    []byte
+	in     []byte
+	stop   func() bool
+}
+
+func dialRaw(ctx context.Context, addr string) (*rawConn, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	rc := &rawConn{conn: conn, format: kmsg.NewRequestFormatter(kmsg.FormatterClientID("bench-load-raw"))}
+	// Cancelling ctx unblocks a read or write in flight.
+	rc.stop = context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
+	return rc, nil
+}
+
+func (rc *rawConn) close() {
+	rc.stop()
+	rc.conn.Close()
+}
+
+// roundTrip sends req and decodes its answer into resp.
+func (rc *rawConn) roundTrip(req *kmsg.FetchRequest, resp *kmsg.FetchResponse) error {
+	rc.corr++
+	rc.out = rc.format.AppendRequest(rc.out[:0], req, rc.corr)
+	if _, err := rc.conn.Write(rc.out); err != nil {
+		return err
+	}
+	var size [4]byte
+	if _, err := io.ReadFull(rc.conn, size[:]); err != nil {
+		return err
+	}
+	n := int(int32(binary.BigEndian.Uint32(size[:])))
+	if n < 5 || n > 1<<30 {
+		return fmt.Errorf("fetch: answer of %d bytes", n)
+	}
+	if cap(rc.in) < n {
+		rc.in = make([]byte, n)
+	}
+	b := rc.in[:n]
+	if _, err := io.ReadFull(rc.conn, b); err != nil {
+		return err
+	}
+	if corr := int32(binary.BigEndian.Uint32(b)); corr != rc.corr {
+		return fmt.Errorf("fetch: answer to request %d, want %d", corr, rc.corr)
+	}
+	b = b[4:]
+	if req.IsFlexible() { // response header v1: tagged fields
+		var err error
+		if b, err = skipTags(b); err != nil {
+			return err
+		}
+	}
+	resp.Version = req.Version
+	return resp.ReadFrom(b)
+}
+
+// skipTags skips a tagged-field section: a count, then each field's tag,
+// length and bytes, all but the bytes as unsigned varints.
+func skipTags(b []byte) ([]byte, error) {
+	count, n := binary.Uvarint(b)
+	if n <= 0 {
+		return nil, errors.New("fetch: bad tagged fields in the response header")
+	}
+	b = b[n:]
+	for range count {
+		if _, n = binary.Uvarint(b); n <= 0 {
+			return nil, errors.New("fetch: bad tag in the response header")
+		}
+		b = b[n:]
+		size, n := binary.Uvarint(b)
+		if n <= 0 || size > uint64(len(b)-n) {
+			return nil, errors.New("fetch: bad tagged field in the response header")
+		}
+		b = b[n+int(size):]
+	}
+	return b, nil
 }
