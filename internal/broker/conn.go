@@ -248,18 +248,23 @@ func (c *conn) serves(key, version int16) bool {
 
 func (c *conn) readLoop() {
 	br := bufio.NewReaderSize(idleReader{c}, 32*1024)
-	max := c.b.cfg.SocketRequestMaxBytes
+	limit := c.b.cfg.SocketRequestMaxBytes
 	budget := c.b.netLimits().budget
+	recent := 0 // the largest frame read in full lately (see below)
 	for {
 		if !c.waitPipeline() {
 			return
 		}
 		c.armIdle()
 		// The frame's buffer grows as its bytes arrive, from the pools,
-		// each growth charged to queued.max.request.bytes first.
+		// each growth charged to queued.max.request.bytes first. It may
+		// start as large as the frames this peer sent in full lately: a
+		// producer's requests are alike in size, and growing a 1 MiB
+		// frame from 64 KiB copied a third of it again (6 % of the
+		// broker's CPU under produce).
 		var fbuf *[]byte
 		fc := &frameCharge{budget: budget}
-		frame, err := wire.ReadFrame(br, max, func(buf []byte, want int) ([]byte, error) {
+		frame, err := wire.ReadFrame(br, limit, recent, func(buf []byte, want int) ([]byte, error) {
 			start := time.Now()
 			if err := fc.grow(c.ctx, int64(want)); err != nil {
 				return nil, err
@@ -290,6 +295,9 @@ func (c *conn) readLoop() {
 			c.logReadError(err)
 			return
 		}
+		// The largest lately: a larger frame sets it, and it shrinks by an
+		// eighth with each frame, so sizes that vary a little never grow.
+		recent = max(len(frame), recent-recent/8)
 		hdr, req, err := wire.ParseRequest(frame, c.serves)
 		if err != nil {
 			drop()

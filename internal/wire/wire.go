@@ -41,9 +41,10 @@ var (
 // minHeader is api_key + api_version + correlation_id + client_id length.
 const minHeader = 2 + 2 + 4 + 2
 
-// FirstChunk is the most a frame's buffer holds before any of its body
-// has arrived. Larger frames grow as their bytes come in, so a header that
-// announces 100 MiB and then trickles costs this much, not 100 MiB.
+// FirstChunk is the least ReadFrame lets a frame's buffer hold before any
+// of its body has arrived (its first argument may allow more). Larger
+// frames grow as their bytes come in, so a header that announces 100 MiB
+// and then trickles costs this much, not 100 MiB.
 const FirstChunk = 64 << 10
 
 // growFactor is how much a frame's buffer grows each time it fills. A
@@ -59,10 +60,14 @@ const growFactor = 4
 type Grow func(buf []byte, want int) ([]byte, error)
 
 // ReadFrame reads one size-prefixed frame and returns its body. The size
-// is checked against max before anything is allocated, so a hostile length
+// is checked against limit before anything is allocated, so a hostile length
 // costs nothing, and the buffer then grows with the bytes that actually
-// arrive (FirstChunk, then by growFactor). grow nil means plain make.
-func ReadFrame(r io.Reader, max int, grow Grow) ([]byte, error) {
+// arrive: first bytes (at least FirstChunk) before any, then by
+// growFactor. A caller that passes as first the size of the last frame
+// the same peer sent in full (a producer's requests are much alike) reads
+// such frames without growing and copying; the peer could have pinned as
+// much by sending that frame again. grow nil means plain make.
+func ReadFrame(r io.Reader, limit, first int, grow Grow) ([]byte, error) {
 	var sz [4]byte
 	if _, err := io.ReadFull(r, sz[:]); err != nil {
 		return nil, err
@@ -71,8 +76,8 @@ func ReadFrame(r io.Reader, max int, grow Grow) ([]byte, error) {
 	switch {
 	case n < 0:
 		return nil, ErrFrameNegative
-	case int64(n) > int64(max):
-		return nil, fmt.Errorf("%w: %d > %d", ErrFrameTooLarge, n, max)
+	case int64(n) > int64(limit):
+		return nil, fmt.Errorf("%w: %d > %d", ErrFrameTooLarge, n, limit)
 	case n < minHeader:
 		return nil, fmt.Errorf("%w: %d bytes", ErrFrameTooSmall, n)
 	}
@@ -80,7 +85,7 @@ func ReadFrame(r io.Reader, max int, grow Grow) ([]byte, error) {
 		grow = growMake
 	}
 	size := int(n)
-	buf, err := grow(nil, min(size, FirstChunk))
+	buf, err := grow(nil, min(size, max(first, FirstChunk)))
 	for err == nil {
 		end := min(size, cap(buf))
 		var m int

@@ -31,7 +31,7 @@ func TestReadFrameLimits(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			allocated := false
-			_, err := ReadFrame(bytes.NewReader(tt.in), 1<<20, func(buf []byte, want int) ([]byte, error) {
+			_, err := ReadFrame(bytes.NewReader(tt.in), 1<<20, 0, func(buf []byte, want int) ([]byte, error) {
 				allocated = true
 				return growMake(buf, want)
 			})
@@ -77,7 +77,7 @@ func TestReadFrameGrowsWithArrivals(t *testing.T) {
 	// Only the header and 10 bytes: the buffer stays at FirstChunk.
 	short := &trickle{src: in[:14], step: 1}
 	var maxWant int
-	_, err := ReadFrame(short, size, func(buf []byte, want int) ([]byte, error) {
+	_, err := ReadFrame(short, size, 0, func(buf []byte, want int) ([]byte, error) {
 		maxWant = max(maxWant, want)
 		return growMake(buf, want)
 	})
@@ -87,7 +87,7 @@ func TestReadFrameGrowsWithArrivals(t *testing.T) {
 
 	r := &trickle{src: in, step: 100 << 10}
 	grows := 0
-	got, err := ReadFrame(r, size, func(buf []byte, want int) ([]byte, error) {
+	got, err := ReadFrame(r, size, 0, func(buf []byte, want int) ([]byte, error) {
 		grows++
 		if arrived := r.read - 4; want > FirstChunk && want > growFactor*arrived {
 			t.Fatalf("asked for %d bytes with only %d arrived", want, arrived)
@@ -98,6 +98,27 @@ func TestReadFrameGrowsWithArrivals(t *testing.T) {
 		t.Fatalf("err %v, frame equal %v", err, bytes.Equal(got, body))
 	}
 	t.Logf("10 MiB frame read with %d buffer sizes", grows)
+
+	// A peer that sent a frame this size in full gets its next one in one
+	// buffer, copied never; the same header with less allowed still grows,
+	// and first never lets a buffer exceed the frame.
+	for _, tc := range []struct{ first, wantGrows, wantFirst int }{
+		{size, 1, size},
+		{size + 1<<20, 1, size},
+		{1 << 20, 3, 1 << 20}, // 1 MiB, 4 MiB, 10 MiB
+		{0, 5, FirstChunk},
+	} {
+		r := &trickle{src: in, step: 100 << 10}
+		var wants []int
+		got, err := ReadFrame(r, size, tc.first, func(buf []byte, want int) ([]byte, error) {
+			wants = append(wants, want)
+			return growMake(buf, want)
+		})
+		if err != nil || !bytes.Equal(got, body) || len(wants) != tc.wantGrows || wants[0] != tc.wantFirst {
+			t.Fatalf("first %d: err %v, frame equal %v, buffers asked for %v: want %d of them, the first %d",
+				tc.first, err, bytes.Equal(got, body), wants, tc.wantGrows, tc.wantFirst)
+		}
+	}
 }
 
 func TestParseRequestRoundTrip(t *testing.T) {
@@ -109,7 +130,7 @@ func TestParseRequestRoundTrip(t *testing.T) {
 	req.Topics = append(req.Topics, mt)
 	cid := "client-1"
 	frame := kmsg.NewRequestFormatter(kmsg.FormatterClientID(cid)).AppendRequest(nil, req, 42)
-	got, err := ReadFrame(bytes.NewReader(frame), 1<<20, nil)
+	got, err := ReadFrame(bytes.NewReader(frame), 1<<20, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +198,7 @@ func FuzzReadFrame(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
 		r := bytes.NewReader(in)
 		for {
-			frame, err := ReadFrame(r, 4096, nil)
+			frame, err := ReadFrame(r, 4096, 0, nil)
 			if err != nil {
 				return
 			}
@@ -208,7 +229,7 @@ func BenchmarkParseProduceRequest(b *testing.B) {
 	b.SetBytes(int64(len(frame)))
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		body, err := ReadFrame(bytes.NewReader(frame), 1<<20, func(_ []byte, want int) ([]byte, error) { return buf[:0:want], nil })
+		body, err := ReadFrame(bytes.NewReader(frame), 1<<20, 0, func(_ []byte, want int) ([]byte, error) { return buf[:0:want], nil })
 		if err != nil {
 			b.Fatal(err)
 		}
