@@ -226,6 +226,9 @@ func readVarint(r recordStream) (int64, int, error) {
 		if err != nil {
 			return 0, i, err
 		}
+		if i == binary.MaxVarintLen64-1 && c > 1 {
+			break // more than 64 bits, as binary.Varint rejects
+		}
 		ux |= uint64(c&0x7f) << (7 * i)
 		if c < 0x80 {
 			return int64(ux>>1) ^ -int64(ux&1), i + 1, nil

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -21,12 +22,26 @@ func validateRecords(batch []byte, h *batchHeader, keyless *[]int32, first int32
 		return fmt.Errorf("%w: records do not decompress: %v", ErrInvalidRecord, err)
 	}
 	defer release()
-	for i := int32(0); i < h.recordCount; i++ {
-		length, _, err := readVarint(s)
-		if err != nil || length <= 0 || length > maxDecompressed {
+	// An uncompressed (or snappy, decoded whole) batch is walked in place,
+	// without a call through the stream per byte: under produce that was
+	// 5 % of the broker's CPU.
+	r := recordWalker{s: s}
+	if ss, ok := s.(*sliceStream); ok {
+		r = recordWalker{b: ss.b[ss.i:]}
+	}
+	return r.validate(h.recordCount, keyless, first)
+}
+
+// validate walks count records to the end of the records section: see
+// validateRecords.
+func (r *recordWalker) validate(count int32, keyless *[]int32, first int32) error {
+	for i := int32(0); i < count; i++ {
+		r.left, r.ok = maxDecompressed, true
+		length := r.varint()
+		if !r.ok || length <= 0 || length > maxDecompressed {
 			return fmt.Errorf("%w: record %d: bad length", ErrInvalidRecord, i)
 		}
-		r := recordWalker{s: s, left: length, ok: true}
+		r.left = length
 		r.take(1)  // attributes
 		r.varint() // timestamp delta
 		if delta := r.varint(); r.ok && delta != int64(i) {
@@ -54,7 +69,13 @@ func validateRecords(batch []byte, h *batchHeader, keyless *[]int32, first int32
 			return fmt.Errorf("%w: record %d is malformed", ErrInvalidRecord, i)
 		}
 	}
-	if _, err := s.ReadByte(); err == nil {
+	if r.s == nil {
+		if len(r.b) > 0 {
+			return fmt.Errorf("%w: data after the last record", ErrInvalidRecord)
+		}
+		return nil
+	}
+	if _, err := r.s.ReadByte(); err == nil {
 		return fmt.Errorf("%w: data after the last record", ErrInvalidRecord)
 	} else if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 		return fmt.Errorf("%w: records do not decompress: %v", ErrInvalidRecord, err)
@@ -63,9 +84,11 @@ func validateRecords(batch []byte, h *batchHeader, keyless *[]int32, first int32
 }
 
 // recordWalker reads one record's fields without running past its
-// length; ok turns false at the first field that does not fit.
+// length (left); ok turns false at the first field that does not fit.
+// It reads from the stream s, or with s nil from b, which it consumes.
 type recordWalker struct {
 	s    recordStream
+	b    []byte
 	left int64
 	ok   bool
 }
@@ -75,7 +98,13 @@ func (r *recordWalker) take(n int64) {
 		r.ok = false
 		return
 	}
-	if _, err := r.s.Discard(int(n)); err != nil {
+	if r.s == nil {
+		if n > int64(len(r.b)) {
+			r.ok = false
+			return
+		}
+		r.b = r.b[n:]
+	} else if _, err := r.s.Discard(int(n)); err != nil {
 		r.ok = false
 		return
 	}
@@ -86,8 +115,22 @@ func (r *recordWalker) varint() int64 {
 	if !r.ok {
 		return 0
 	}
-	v, n, err := readVarint(r.s)
-	if err != nil || int64(n) > r.left {
+	var (
+		v   int64
+		n   int
+		err error
+	)
+	if r.s == nil {
+		if v, n = binary.Varint(r.b); n <= 0 {
+			r.ok = false
+			return 0
+		}
+		r.b = r.b[n:]
+	} else if v, n, err = readVarint(r.s); err != nil {
+		r.ok = false
+		return 0
+	}
+	if int64(n) > r.left {
 		r.ok = false
 		return 0
 	}

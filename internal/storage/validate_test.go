@@ -3,6 +3,7 @@ package storage
 import (
 	"encoding/binary"
 	"errors"
+	"slices"
 	"testing"
 )
 
@@ -93,4 +94,38 @@ func BenchmarkValidateBatch(b *testing.B) {
 			}
 		})
 	}
+}
+
+// byteStream is a recordStream that is not a *sliceStream, so validate
+// takes the stream path over bytes it could have walked in place.
+type byteStream struct{ s sliceStream }
+
+func (b *byteStream) ReadByte() (byte, error)    { return b.s.ReadByte() }
+func (b *byteStream) Discard(n int) (int, error) { return b.s.Discard(n) }
+
+// FuzzValidateInPlaceMatchesStream: walking a records section in place
+// (uncompressed batches) and through a stream (decompressed ones) accept
+// and reject the same bytes, and find the same keyless records.
+func FuzzValidateInPlaceMatchesStream(f *testing.F) {
+	for _, n := range []int{1, 3} {
+		sp := spec(n, 7)
+		sp.valueSize = 5
+		batch := buildBatch(f, sp)
+		f.Add(batch[batchHeaderSize:], int32(n))
+	}
+	f.Add([]byte{2, 0, 0}, int32(1))
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f}, int32(1))
+	f.Fuzz(func(t *testing.T, body []byte, count int32) {
+		if count < 0 || count > 1<<12 {
+			return
+		}
+		var k1, k2 []int32
+		in := recordWalker{b: body}
+		e1 := in.validate(count, &k1, 10)
+		st := recordWalker{s: &byteStream{sliceStream{b: body}}}
+		e2 := st.validate(count, &k2, 10)
+		if (e1 == nil) != (e2 == nil) || !slices.Equal(k1, k2) {
+			t.Fatalf("in place: %v, keyless %v; stream: %v, keyless %v", e1, k1, e2, k2)
+		}
+	})
 }
