@@ -29,7 +29,7 @@
 #                rate, which leaves out the group join)
 #   go-acks1 go-acksall
 #                bench/load (franz-go, a fraction of the Java tools' CPU per
-#                byte, so the broker is what limits it): BENCH_GO_PRODUCERS
+#                byte): BENCH_GO_PRODUCERS
 #                producers writing BENCH_GO_RECORDS records (or for
 #                BENCH_GO_SECONDS if that is 0), acks=1 (5 requests in flight)
 #                or acks=all (idempotent), batch 1 MiB, linger 5 ms. Besides
@@ -37,6 +37,13 @@
 #                its process, for Kafka its JVM) per GiB of record values, and
 #                bench/load's own: CPU per GiB is the figure that holds still
 #                on a busy machine
+#   go-acks1-raw go-acksall-raw
+#                the same with bench/load's raw producer (-mode produce-raw:
+#                batches built before the clock starts and sent again, one
+#                connection per producer, 5 requests in flight, each with a
+#                1 MiB batch for every partition), which needs a third of
+#                franz-go's CPU per byte and less than either broker, so the
+#                broker sets the pace
 #   go-consume   bench/load, BENCH_GO_CONSUMERS consumers (no group) reading the
 #                round's go-acks1 topic to its end: MB/s and CPU per GiB
 #   go-consume-raw  the same with bench/load's raw client (-mode consume-raw:
@@ -143,7 +150,7 @@ RECORDS=${BENCH_RECORDS:-50000}
 X4_RECORDS=${BENCH_X4_RECORDS:-$((RECORDS / 2))}
 ROUNDS=${BENCH_ROUNDS:-3}
 PROFILES=${BENCH_PROFILES:-os fsync}
-DEFAULT_WORKLOADS="acks1 acks1-batch1m acksall acksall-batch1m acks1-x4 acks1-batch1m-x4 acksall-x4 acksall-batch1m-x4 consume go-acks1 go-acksall go-consume go-consume-raw lat-pp-acksall lat-go-acksall lat-e2e-acksall startup"
+DEFAULT_WORKLOADS="acks1 acks1-batch1m acksall acksall-batch1m acks1-x4 acks1-batch1m-x4 acksall-x4 acksall-batch1m-x4 consume go-acks1 go-acksall go-acks1-raw go-acksall-raw go-consume go-consume-raw lat-pp-acksall lat-go-acksall lat-e2e-acksall startup"
 WORKLOADS=${BENCH_WORKLOADS:-$DEFAULT_WORKLOADS}
 LAT_SECONDS=${BENCH_LATENCY_SECONDS:-6}
 LAT_RATE=${BENCH_LATENCY_RATE:-}
@@ -179,7 +186,7 @@ PRODUCE_WORKLOADS="acks1 acks1-batch1m acksall acksall-batch1m acks1-x4 acksall-
 LATENCY_WORKLOADS="lat-pp-acks1 lat-pp-acksall lat-go-acks1 lat-go-acksall lat-e2e-acks1 lat-e2e-acksall"
 # go-consume(-raw) reads the round's go-acks1 topics while they are cached,
 # before go-acksall (and the cache drop before it) runs.
-GO_WORKLOADS="go-acks1 go-consume go-consume-raw go-acksall"
+GO_WORKLOADS="go-acks1 go-consume go-consume-raw go-acksall go-acks1-raw go-acksall-raw"
 for w in $WORKLOADS; do
 	case " $PRODUCE_WORKLOADS $LATENCY_WORKLOADS $GO_WORKLOADS consume ceiling startup " in
 	*" $w "*) ;;
@@ -585,8 +592,10 @@ go_load() {
 			failed "$profile" "$w" "$broker" "$round" create-failed "$log_file"
 			return 0
 		fi
-		args=(-mode produce -topic "$t" -acks "${w#go-acks}" -producers "$GO_PRODUCERS"
+		local acks=${w#go-acks}
+		args=(-mode produce -topic "$t" -acks "${acks%-raw}" -producers "$GO_PRODUCERS"
 			-record-size "$RECORD_SIZE" -linger 5ms -batch-bytes 1048576)
+		if [[ $w == *-raw ]]; then args[1]=produce-raw; fi
 		if ((GO_RECORDS > 0)); then
 			args+=(-records "$GO_RECORDS" -duration 0)
 		else
@@ -611,6 +620,7 @@ go_load() {
 	record "$profile" "$w" "$broker" "$round" mb_s "$mb"
 	record "$profile" "$w" "$broker" "$round" cpu_s_gib "$cpu"
 	record "$profile" "$w" "$broker" "$round" load_cpu_s_gib "$lcpu"
+	record "$profile" "$w" "$broker" "$round" user_cpu_s_gib "$(load_field "$out" broker_user_cpu_seconds_per_gib)"
 	if [[ $w != go-consume* ]]; then
 		record "$profile" "$w" "$broker" "$round" p50_ms "$(load_field "$out" ack_p50_ms)"
 		record "$profile" "$w" "$broker" "$round" p99_ms "$(load_field "$out" ack_p99_ms)"
@@ -775,7 +785,7 @@ for profile in $PROFILES; do
 			done
 		done
 		# The round's bench/load topics are read: free their disk space.
-		for w in go-acks1 go-acksall; do
+		for w in go-acks1 go-acksall go-acks1-raw go-acksall-raw; do
 			for broker in kafka gregor; do
 				timeout -k 5 60 "$BIN" topics --bootstrap-server "$(bootstrap_of "$broker")" \
 					--delete --topic "bench-$profile-$w-r$round" >/dev/null 2>&1

@@ -31,11 +31,14 @@ ROWS = [
 ]
 # bench/load (franz-go): the broker's CPU per GiB of values is the headline.
 GO_CPU = [("cpu_s_gib", "broker CPU s/GiB", "{:.2f}", LOWER),
+          ("user_cpu_s_gib", "broker user s/GiB", "{:.2f}", LOWER),
           ("load_cpu_s_gib", "load CPU s/GiB", "{:.2f}", LOWER)]
 GO_PRODUCE = [("mb_s", "MB/s", "{:.1f}", HIGHER), ("p99_ms", "ack p99 ms", "{:.0f}", LOWER)] + GO_CPU
 ROWS += [
     ("go-acks1", "bench/load produce acks=1", GO_PRODUCE),
     ("go-acksall", "bench/load produce acks=all (idempotent)", GO_PRODUCE),
+    ("go-acks1-raw", "bench/load produce-raw acks=1 (batches built once)", GO_PRODUCE),
+    ("go-acksall-raw", "bench/load produce-raw acks=all (idempotent)", GO_PRODUCE),
     ("go-consume", "bench/load consume", [("mb_s", "MB/s", "{:.1f}", HIGHER)] + GO_CPU),
     ("go-consume-raw", "bench/load consume-raw (no record decoding)", [("mb_s", "MB/s", "{:.1f}", HIGHER)] + GO_CPU),
 ]
@@ -92,7 +95,8 @@ def verdict(k, g, higher):
 # The go-* rows against the machine's limits measured in the same rounds.
 CEILINGS = [("ceiling-loopback", "loopback TCP, sendfile of 16 MiB answers (cached)",
              [("go-consume", "bench/load consume"), ("go-consume-raw", "bench/load consume-raw")]),
-            ("ceiling-write", "1 MiB writes to new files (page cache)", [("go-acks1", "bench/load produce acks=1")])]
+            ("ceiling-write", "1 MiB writes to new files (page cache)",
+             [("go-acks1", "bench/load produce acks=1"), ("go-acks1-raw", "bench/load produce-raw acks=1")])]
 
 
 def ceilings(ok):

@@ -110,7 +110,7 @@ func consume(ctx context.Context, c config) (*result, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &result{records: total.Load(), bytes: bytes.Load(), wall: wall, cpu: self, brokerC: broker, settings: settings}, nil
+	return &result{records: total.Load(), bytes: bytes.Load(), wall: wall, cpu: self, brokerC: broker, brokerUser: m.brokerUser, settings: settings}, nil
 }
 
 // readLoop reads until every partition in left reached its end offset, or

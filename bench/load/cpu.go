@@ -9,12 +9,14 @@ import (
 )
 
 // meter measures one interval: wall time, this process's CPU and the summed
-// CPU of the broker processes.
+// CPU of the broker processes, and of that their user-space CPU.
 type meter struct {
 	pids    []int
 	start   time.Time
 	self0   time.Duration
-	broker0 time.Duration
+	broker0 proc.Times
+	// brokerUser is the brokers' user CPU over the interval, after stop.
+	brokerUser time.Duration
 }
 
 func startMeter(pids []int) (*meter, error) {
@@ -36,17 +38,19 @@ func (m *meter) stop() (wall, self, broker time.Duration, err error) {
 	if err != nil {
 		return wall, self, 0, fmt.Errorf("broker CPU at the end (did a broker exit?): %w", err)
 	}
-	return wall, self, b - m.broker0, nil
+	m.brokerUser = b.User - m.broker0.User
+	return wall, self, b.User + b.System - m.broker0.User - m.broker0.System, nil
 }
 
-func brokerCPU(pids []int) (time.Duration, error) {
-	var sum time.Duration
+func brokerCPU(pids []int) (proc.Times, error) {
+	var sum proc.Times
 	for _, pid := range pids {
-		c, err := proc.CPU(pid)
+		c, err := proc.CPUTimes(pid)
 		if err != nil {
-			return 0, err
+			return proc.Times{}, err
 		}
-		sum += c
+		sum.User += c.User
+		sum.System += c.System
 	}
 	return sum, nil
 }

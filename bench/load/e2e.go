@@ -133,7 +133,7 @@ func e2e(ctx context.Context, c config) (*result, error) {
 	if g := got.Load(); g != n {
 		return nil, fmt.Errorf("%d of %d records not consumed %v after the last ack", n-g, n, c.drain)
 	}
-	r := &result{records: n, bytes: n * int64(c.recordSize), wall: wall, cpu: self, brokerC: broker,
+	r := &result{records: n, bytes: n * int64(c.recordSize), wall: wall, cpu: self, brokerC: broker, brokerUser: m.brokerUser,
 		lat: new(hist), ack: new(hist), settings: settings}
 	for _, h := range chist {
 		r.lat.merge(h)

@@ -98,7 +98,8 @@ func TestProduceThenConsume(t *testing.T) {
 		if num(t, f, "ack_p99_ms") <= 0 || num(t, f, "ack_p50_ms") > num(t, f, "ack_p99_ms") {
 			t.Fatalf("acks=%s: ack latency p50 %s p99 %s", acks, f["ack_p50_ms"], f["ack_p99_ms"])
 		}
-		if num(t, f, "cpu_seconds") <= 0 || num(t, f, "broker_cpu_seconds") < 0 || f["broker_cpu_seconds_per_gib"] == "" {
+		if num(t, f, "cpu_seconds") <= 0 || num(t, f, "broker_cpu_seconds") < 0 || f["broker_cpu_seconds_per_gib"] == "" ||
+			num(t, f, "broker_user_cpu_seconds_per_gib") > num(t, f, "broker_cpu_seconds_per_gib") {
 			t.Fatalf("acks=%s: cpu figures missing: %v", acks, f)
 		}
 	}
@@ -121,6 +122,25 @@ func TestProduceThenConsume(t *testing.T) {
 			if n := 5001 * float64(passes); num(t, f, "records") != n || num(t, f, "bytes") != n*200 || f["client"] != "raw" {
 				t.Fatalf("raw, %d consumers, %d passes: read %v, want %v records of 200 B", consumers, passes, f, n)
 			}
+		}
+	}
+	// The raw producer delivers exactly -records too, idempotent or not,
+	// in full batches and a shorter last request, and its records read
+	// back like any others.
+	for _, acks := range []string{"all", "1"} {
+		c := small(addr, "produce-raw", "raw-acks"+acks)
+		c.acks, c.records, c.batchBytes, c.brokerPIDs = acks, 5001, 16<<10, []int{os.Getpid()}
+		f := runLine(t, c)
+		if num(t, f, "records") != 5001 || num(t, f, "bytes") != 5001*200 || f["client"] != "raw" ||
+			f["idempotent"] != strconv.FormatBool(acks == "all") {
+			t.Fatalf("raw, acks=%s: line %v: want 5001 records of 200 B", acks, f)
+		}
+		if got := endOffsets(t, addr, c.topic); got != 5001 {
+			t.Fatalf("raw, acks=%s: end offsets sum to %d, want 5001", acks, got)
+		}
+		c = small(addr, "consume", c.topic)
+		if f := runLine(t, c); num(t, f, "records") != 5001 || num(t, f, "bytes") != 5001*200 {
+			t.Fatalf("raw, acks=%s: read back %v, want 5001 records of 200 B", acks, f)
 		}
 	}
 	// A record count stops consumers early.

@@ -144,7 +144,7 @@ func (p pidList) Set(v string) error {
 func main() {
 	c := defaults()
 	brokers := flag.String("brokers", strings.Join(c.brokers, ","), "bootstrap servers, comma separated")
-	flag.StringVar(&c.mode, "mode", c.mode, "produce, consume, consume-raw (no record decoding: the cheapest client) or e2e")
+	flag.StringVar(&c.mode, "mode", c.mode, "produce, produce-raw (batches built once: the cheapest client), consume, consume-raw (no record decoding: the cheapest client) or e2e")
 	flag.StringVar(&c.topic, "topic", c.topic, "topic (created when missing)")
 	flag.IntVar(&c.producers, "producers", c.producers, "producer clients (produce, e2e; e2e defaults to 1)")
 	flag.IntVar(&c.consumers, "consumers", c.consumers, "consumer clients (consume, e2e), at most one per partition")
@@ -204,8 +204,9 @@ func main() {
 type result struct {
 	records, bytes     int64
 	wall, cpu, brokerC time.Duration
-	lat                *hist // produce: ack latency; e2e: end to end
-	ack                *hist // e2e: ack latency
+	brokerUser         time.Duration // of brokerC, the user-space part
+	lat                *hist         // produce: ack latency; e2e: end to end
+	ack                *hist         // e2e: ack latency
 	settings           []kv
 }
 
@@ -226,6 +227,8 @@ func run(ctx context.Context, c config, w io.Writer) error {
 		r, err = consume(ctx, c)
 	case "consume-raw":
 		r, err = consumeRaw(ctx, c)
+	case "produce-raw":
+		r, err = produceRaw(ctx, c)
 	case "e2e":
 		r, err = e2e(ctx, c)
 	}
@@ -238,8 +241,8 @@ func run(ctx context.Context, c config, w io.Writer) error {
 
 func (c *config) check() error {
 	switch {
-	case c.mode != "produce" && c.mode != "consume" && c.mode != "consume-raw" && c.mode != "e2e":
-		return fmt.Errorf("-mode %q: want produce, consume, consume-raw or e2e", c.mode)
+	case c.mode != "produce" && c.mode != "produce-raw" && c.mode != "consume" && c.mode != "consume-raw" && c.mode != "e2e":
+		return fmt.Errorf("-mode %q: want produce, produce-raw, consume, consume-raw or e2e", c.mode)
 	case c.topic == "":
 		return errors.New("-topic is required")
 	case c.producers < 1 || c.consumers < 1:
@@ -270,7 +273,7 @@ func (r *result) line(c config) string {
 	f = append(f, r.settings...)
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.3f", float64(d)/float64(time.Millisecond)) }
 	switch c.mode {
-	case "produce":
+	case "produce", "produce-raw":
 		f = append(f, kv{"ack_p50_ms", ms(r.lat.quantile(0.50))}, kv{"ack_p99_ms", ms(r.lat.quantile(0.99))},
 			kv{"ack_max_ms", ms(r.lat.max)})
 	case "e2e":
@@ -288,7 +291,8 @@ func (r *result) line(c config) string {
 	f = append(f, kv{"cpu_seconds", fmt.Sprintf("%.3f", r.cpu.Seconds())}, kv{"cpu_seconds_per_gib", perGiB(r.cpu)})
 	if len(c.brokerPIDs) > 0 {
 		f = append(f, kv{"broker_cpu_seconds", fmt.Sprintf("%.2f", r.brokerC.Seconds())},
-			kv{"broker_cpu_seconds_per_gib", perGiB(r.brokerC)})
+			kv{"broker_cpu_seconds_per_gib", perGiB(r.brokerC)},
+			kv{"broker_user_cpu_seconds_per_gib", perGiB(r.brokerUser)})
 	}
 	var b strings.Builder
 	b.WriteString("load:")

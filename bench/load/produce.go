@@ -245,7 +245,7 @@ func produce(ctx context.Context, c config) (*result, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &result{wall: wall, cpu: self, brokerC: broker, lat: new(hist), settings: settings}
+	r := &result{wall: wall, cpu: self, brokerC: broker, brokerUser: m.brokerUser, lat: new(hist), settings: settings}
 	for i, k := range ks {
 		if p := k.err.Load(); p != nil {
 			return nil, fmt.Errorf("producer %d: %d records failed, the first with: %w", i, k.failed.Load(), *p)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -40,23 +39,23 @@ func consumeRaw(ctx context.Context, c config) (*result, error) {
 	}
 	defer closeAll(cls)
 	cl := cls[0]
-	mctx, mcancel := context.WithTimeout(ctx, 30*time.Second)
-	md, err := kadm.NewClient(cl).Metadata(mctx, c.topic)
-	mcancel()
+	leaders, err := leaderAddrs(ctx, kadm.NewClient(cl), c.topic)
 	if err != nil {
 		return nil, err
 	}
-	td, ok := md.Topics[c.topic]
-	if !ok || td.Err != nil {
-		return nil, fmt.Errorf("metadata for %s: %v", c.topic, td.Err)
+	addrOf := map[int32]string{}
+	for _, l := range leaders {
+		for _, p := range l.parts {
+			addrOf[p] = l.addr
+		}
 	}
 	// The consumers' partitions, grouped by leader.
 	type part struct {
-		p      int32
-		start  int64
-		next   int64
-		end    int64
-		leader int32
+		p     int32
+		start int64
+		next  int64
+		end   int64
+		addr  string // the leader's
 	}
 	lctx, lcancel := context.WithTimeout(ctx, 30*time.Second)
 	starts, err := kadm.NewClient(cl).ListStartOffsets(lctx, c.topic)
@@ -76,26 +75,19 @@ func consumeRaw(ctx context.Context, c config) (*result, error) {
 				continue
 			}
 			start := starts[c.topic][p].Offset
-			work[i] = append(work[i], &part{p: p, start: start, next: start, end: end, leader: td.Partitions[p].Leader})
+			work[i] = append(work[i], &part{p: p, start: start, next: start, end: end, addr: addrOf[p]})
 		}
 	}
 	// Each consumer's leader: the raw client speaks to one broker.
 	addrs := make([]string, len(work))
 	for i, parts := range work {
-		if len(parts) == 0 {
-			continue
-		}
-		l := parts[0].leader
 		for _, p := range parts {
-			if p.leader != l {
-				return nil, fmt.Errorf("%s[%d] is led by %d and %s[%d] by %d: the raw client wants one leader per consumer", c.topic, p.p, p.leader, c.topic, parts[0].p, l)
+			if p.addr != parts[0].addr {
+				return nil, fmt.Errorf("%s[%d] is led by %s and %s[%d] by %s: the raw client wants one leader per consumer",
+					c.topic, p.p, p.addr, c.topic, parts[0].p, parts[0].addr)
 			}
+			addrs[i] = p.addr
 		}
-		b := slices.IndexFunc(md.Brokers, func(b kadm.BrokerDetail) bool { return b.NodeID == l })
-		if b < 0 {
-			return nil, fmt.Errorf("metadata for %s: leader %d of partition %d is not among the brokers", c.topic, l, parts[0].p)
-		}
-		addrs[i] = net.JoinHostPort(md.Brokers[b].Host, strconv.Itoa(int(md.Brokers[b].Port)))
 	}
 	settings := []kv{{"consumers", strconv.Itoa(len(groups))}, {"partitions", strconv.Itoa(len(ends[c.topic]))},
 		{"fetch_max_bytes", strconv.Itoa(c.fetchMaxBytes)}, {"fetch_max_partition_bytes", strconv.Itoa(c.fetchMaxPartitionBytes)},
@@ -131,7 +123,7 @@ func consumeRaw(ctx context.Context, c config) (*result, error) {
 					req.ReplicaID, req.MaxWaitMillis, req.MinBytes = -1, int32(c.fetchMaxWait.Milliseconds()), 1
 					req.MaxBytes, req.SessionID, req.SessionEpoch = int32(c.fetchMaxBytes), 0, -1
 					t := kmsg.NewFetchRequestTopic()
-					t.Topic, t.TopicID = c.topic, td.ID
+					t.Topic = c.topic
 					for _, p := range parts {
 						if c.records <= 0 && p.next >= p.end {
 							continue
@@ -196,7 +188,7 @@ func consumeRaw(ctx context.Context, c config) (*result, error) {
 	n := total.Load()
 	settings = append(settings, kv{"fetches", strconv.FormatInt(fetches.Load(), 10)},
 		kv{"record_bytes_per_fetch", strconv.FormatInt(batchBytes.Load()/max(fetches.Load(), 1), 10)})
-	return &result{records: n, bytes: n * int64(c.recordSize), wall: wall, cpu: self, brokerC: broker, settings: settings}, nil
+	return &result{records: n, bytes: n * int64(c.recordSize), wall: wall, cpu: self, brokerC: broker, brokerUser: m.brokerUser, settings: settings}, nil
 }
 
 // walkBatches counts the records of the whole v2 batches in b at or after

@@ -22,34 +22,51 @@ const clockTick = 10 * time.Millisecond
 // have exited) process pid has used so far, from /proc/PID/stat, in clock
 // ticks of 10 ms.
 func CPU(pid int) (time.Duration, error) {
+	t, err := CPUTimes(pid)
+	return t.User + t.System, err
+}
+
+// Times is a process's CPU time in user space and in the kernel.
+type Times struct{ User, System time.Duration }
+
+// CPUTimes is CPU split into user and system time.
+func CPUTimes(pid int) (Times, error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0, err
+		return Times{}, err
 	}
-	return ParseStat(b)
+	return ParseStatTimes(b)
 }
 
 // ParseStat reads utime and stime (fields 14 and 15) from a /proc/PID/stat
-// line. The command name (field 2) is in parentheses and may itself hold
-// spaces and parentheses, so the fields are counted from the last ')'.
+// line and returns their sum.
 func ParseStat(b []byte) (time.Duration, error) {
+	t, err := ParseStatTimes(b)
+	return t.User + t.System, err
+}
+
+// ParseStatTimes reads utime and stime (fields 14 and 15) from a
+// /proc/PID/stat line. The command name (field 2) is in parentheses and
+// may itself hold spaces and parentheses, so the fields are counted from
+// the last ')'.
+func ParseStatTimes(b []byte) (Times, error) {
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("/proc stat: no ')' in %q", b)
+		return Times{}, fmt.Errorf("/proc stat: no ')' in %q", b)
 	}
 	f := bytes.Fields(b[i+1:]) // f[0] is field 3 (state)
 	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc stat: %d fields after the command name", len(f))
+		return Times{}, fmt.Errorf("/proc stat: %d fields after the command name", len(f))
 	}
-	var ticks int64
-	for _, s := range f[11:13] {
+	var ticks [2]int64
+	for k, s := range f[11:13] {
 		v, err := strconv.ParseInt(string(s), 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("/proc stat: %w", err)
+			return Times{}, fmt.Errorf("/proc stat: %w", err)
 		}
-		ticks += v
+		ticks[k] = v
 	}
-	return time.Duration(ticks) * clockTick, nil
+	return Times{User: time.Duration(ticks[0]) * clockTick, System: time.Duration(ticks[1]) * clockTick}, nil
 }
 
 // ThreadsCPU is the time process pid's live threads have run on a CPU, in

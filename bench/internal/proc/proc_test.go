@@ -50,6 +50,10 @@ func TestParseStat(t *testing.T) {
 			t.Errorf("ParseStat(%q) = %v, %v; want %v", line, got, err, want)
 		}
 	}
+	if got, err := ParseStatTimes([]byte("4242 (gre gor) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 9 0 1 2 3")); err != nil ||
+		got != (Times{User: 2500 * time.Millisecond, System: 500 * time.Millisecond}) {
+		t.Errorf("ParseStatTimes = %+v, %v; want 2.5 s user, 0.5 s system", got, err)
+	}
 	if _, err := ParseStat([]byte("42 no parenthesis")); err == nil {
 		t.Error("no error without the command name")
 	}
