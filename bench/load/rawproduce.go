@@ -340,7 +340,6 @@ func (w *rawProducer) run(ctx context.Context, deadline time.Time, drain time.Du
 			break
 		}
 		w.prepare(r, corr)
-		s := sent{corr: corr, at: time.Now(), records: r.records}
 		select {
 		case slots <- struct{}{}:
 		case err := <-readErr:
@@ -350,7 +349,7 @@ func (w *rawProducer) run(ctx context.Context, deadline time.Time, drain time.Du
 		if sendErr != nil {
 			break
 		}
-		queue <- s
+		queue <- sent{corr: corr, at: time.Now(), records: r.records}
 		if _, err := w.conn.Write(r.b); err != nil {
 			sendErr = err
 			break
