@@ -108,8 +108,8 @@
 #   BENCH_LATENCY_RATE           records/s for the fixed-rate runs, instead of
 #                                half of Kafka's measured maximum
 #   BENCH_E2E_MESSAGES [1000]    round trips per EndToEndLatency run
-#   BENCH_DROP_CACHES [auto]     1: drop the page cache before each go-acks*
-#                                workload and the write ceiling (settle()), so
+#   BENCH_DROP_CACHES [auto]     1: drop the page cache before each broker's
+#                                go-acks* run and the write ceiling (settle()), so
 #                                every broker writes into the same memory
 #                                state; auto: 1 when it can (root)
 #   BENCH_GO_RECORDS [3000000]   records of each go-acks* run (bounded, as
@@ -184,8 +184,8 @@ log() { echo "bench: $*" >&2; }
 
 PRODUCE_WORKLOADS="acks1 acks1-batch1m acksall acksall-batch1m acks1-x4 acksall-x4 acks1-batch1m-x4 acksall-batch1m-x4"
 LATENCY_WORKLOADS="lat-pp-acks1 lat-pp-acksall lat-go-acks1 lat-go-acksall lat-e2e-acks1 lat-e2e-acksall"
-# go-consume(-raw) reads the round's go-acks1 topics while they are cached,
-# before go-acksall (and the cache drop before it) runs.
+# go-consume(-raw) reads a broker's go-acks1 topic of the round while it is
+# cached, before the next cache drop.
 GO_WORKLOADS="go-acks1 go-consume go-consume-raw go-acksall go-acks1-raw go-acksall-raw"
 for w in $WORKLOADS; do
 	case " $PRODUCE_WORKLOADS $LATENCY_WORKLOADS $GO_WORKLOADS consume ceiling startup " in
@@ -773,14 +773,28 @@ for profile in $PROFILES; do
 			done
 		fi
 		want ceiling && ceiling_run "$profile" "$round"
+		# Each broker's produce run starts from a dropped cache: the
+		# broker that wrote second after one drop paid 2-3x the first's
+		# kernel CPU per GiB (on this VM's balloon), and with 3 rounds the
+		# order gave one broker the cheap place twice. So go-acks1, and
+		# the go-consume(-raw) runs that read its topic while cached, run
+		# broker by broker.
+		for broker in $order; do
+			for w in $GO_WORKLOADS; do
+				case $w in
+				go-acks1) want "$w" || want go-consume || want go-consume-raw || continue ;;
+				go-consume*) want "$w" || continue ;;
+				*) continue ;;
+				esac
+				[[ $w == go-consume* ]] || settle
+				go_load "$profile" "$w" "$broker" "$round"
+			done
+		done
 		for w in $GO_WORKLOADS; do
-			# go-consume(-raw) reads the go-acks1 topics.
-			want "$w" || { [[ $w == go-acks1 ]] && { want go-consume || want go-consume-raw; }; } || continue
-			# Both brokers' produce runs start from a dropped cache
-			# (once per workload: a drop between them would evict
-			# the first one's topic before go-consume reads it).
-			[[ $w == go-consume* ]] || settle
+			[[ $w == go-acks1 || $w == go-consume* ]] && continue
+			want "$w" || continue
 			for broker in $order; do
+				settle
 				go_load "$profile" "$w" "$broker" "$round"
 			done
 		done
