@@ -98,6 +98,9 @@ func produceRaw(ctx context.Context, c config) (*result, error) {
 		} else {
 			w.pid, w.epoch = -1, -1
 		}
+		if err := w.setup(); err != nil {
+			return nil, err
+		}
 		if err := w.dial(ctx, j.addr); err != nil {
 			return nil, err
 		}
@@ -198,6 +201,9 @@ type rawProducer struct {
 	epoch    int16
 	seqs     []int32 // next sequence per partition (idempotent)
 
+	req  *rawRequest // a full request
+	tail *rawRequest // the last, shorter request of a record limit, or nil
+
 	conn  net.Conn
 	acked atomic.Int64
 	h     *hist
@@ -292,6 +298,34 @@ func (w *rawProducer) prepare(r *rawRequest, corr int32) {
 	}
 }
 
+// setup builds the requests: full ones, and for a record limit that they
+// do not divide, a shorter last one.
+func (w *rawProducer) setup() error {
+	full := make([]int, len(w.parts))
+	for i := range full {
+		full[i] = w.perBatch
+	}
+	var err error
+	if w.req, err = w.build(full); err != nil {
+		return err
+	}
+	if w.limit >= 0 {
+		if rest := w.limit % w.req.records; rest > 0 {
+			counts := make([]int, len(w.parts))
+			for i := range counts {
+				counts[i] = int(rest) / len(counts)
+				if int64(i) < rest%int64(len(counts)) {
+					counts[i]++
+				}
+			}
+			if w.tail, err = w.build(counts); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // sent is a request in flight.
 type sent struct {
 	corr    int32
@@ -302,29 +336,7 @@ type sent struct {
 // run sends requests until limit records or the deadline, keeping up to
 // inflight unanswered, then waits at most drain for the last answers.
 func (w *rawProducer) run(ctx context.Context, deadline time.Time, drain time.Duration) error {
-	full := make([]int, len(w.parts))
-	for i := range full {
-		full[i] = w.perBatch
-	}
-	req, err := w.build(full)
-	if err != nil {
-		return err
-	}
-	var tail *rawRequest // the last, shorter request of a record limit
-	if w.limit >= 0 {
-		if rest := w.limit % req.records; rest > 0 {
-			counts := make([]int, len(w.parts))
-			for i := range counts {
-				counts[i] = int(rest) / len(counts)
-				if int64(i) < rest%int64(len(counts)) {
-					counts[i]++
-				}
-			}
-			if tail, err = w.build(counts); err != nil {
-				return err
-			}
-		}
-	}
+	req, tail := w.req, w.tail
 	slots := make(chan struct{}, w.inflight) // one per request in flight
 	queue := make(chan sent, w.inflight)
 	readErr := make(chan error, 1)
@@ -360,7 +372,7 @@ func (w *rawProducer) run(ctx context.Context, deadline time.Time, drain time.Du
 	}
 	close(queue)
 	w.conn.SetReadDeadline(time.Now().Add(drain))
-	err = <-readErr
+	err := <-readErr
 	if sendErr != nil {
 		return sendErr
 	}
