@@ -257,25 +257,10 @@ func (rc *rawConn) roundTrip(req *kmsg.FetchRequest, resp *kmsg.FetchResponse) e
 	if _, err := rc.conn.Write(rc.out); err != nil {
 		return err
 	}
-	var size [4]byte
-	if _, err := io.ReadFull(rc.conn, size[:]); err != nil {
-		return err
+	b, err := readAnswer(rc.conn, &rc.in, rc.corr)
+	if err != nil {
+		return fmt.Errorf("fetch: %w", err)
 	}
-	n := int(int32(binary.BigEndian.Uint32(size[:])))
-	if n < 5 || n > 1<<30 {
-		return fmt.Errorf("fetch: answer of %d bytes", n)
-	}
-	if cap(rc.in) < n {
-		rc.in = make([]byte, n)
-	}
-	b := rc.in[:n]
-	if _, err := io.ReadFull(rc.conn, b); err != nil {
-		return err
-	}
-	if corr := int32(binary.BigEndian.Uint32(b)); corr != rc.corr {
-		return fmt.Errorf("fetch: answer to request %d, want %d", corr, rc.corr)
-	}
-	b = b[4:]
 	if req.IsFlexible() { // response header v1: tagged fields
 		var err error
 		if b, err = skipTags(b); err != nil {
@@ -284,6 +269,31 @@ func (rc *rawConn) roundTrip(req *kmsg.FetchRequest, resp *kmsg.FetchResponse) e
 	}
 	resp.Version = req.Version
 	return resp.ReadFrom(b)
+}
+
+// readAnswer reads one size-prefixed answer from r into *buf, grown as
+// needed and kept for the next one, checks that it answers request corr,
+// and returns what follows the correlation ID.
+func readAnswer(r io.Reader, buf *[]byte, corr int32) ([]byte, error) {
+	var size [4]byte
+	if _, err := io.ReadFull(r, size[:]); err != nil {
+		return nil, err
+	}
+	n := int(int32(binary.BigEndian.Uint32(size[:])))
+	if n < 4 || n > 1<<30 {
+		return nil, fmt.Errorf("answer of %d bytes", n)
+	}
+	if cap(*buf) < n {
+		*buf = make([]byte, n)
+	}
+	b := (*buf)[:n]
+	if _, err := io.ReadFull(r, b); err != nil {
+		return nil, err
+	}
+	if got := int32(binary.BigEndian.Uint32(b)); got != corr {
+		return nil, fmt.Errorf("answer to request %d, want %d", got, corr)
+	}
+	return b[4:], nil
 }
 
 // skipTags skips a tagged-field section: a count, then each field's tag,

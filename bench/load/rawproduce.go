@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"net"
 	"strconv"
 	"sync"
@@ -383,31 +382,15 @@ func (w *rawProducer) run(ctx context.Context, deadline time.Time, drain time.Du
 // one buffer, counts the records of those without errors, and frees a slot
 // for each.
 func (w *rawProducer) readAnswers(queue <-chan sent, slots <-chan struct{}) error {
-	var (
-		buf  []byte
-		size [4]byte
-	)
+	var buf []byte
 	for s := range queue {
-		if _, err := io.ReadFull(w.conn, size[:]); err != nil {
-			return fmt.Errorf("%d requests unanswered: %w", len(queue)+1, err)
-		}
-		n := int(int32(binary.BigEndian.Uint32(size[:])))
-		if n < 4 || n > 64<<20 {
-			return fmt.Errorf("produce: answer of %d bytes", n)
-		}
-		if cap(buf) < n {
-			buf = make([]byte, n)
-		}
-		b := buf[:n]
-		if _, err := io.ReadFull(w.conn, b); err != nil {
-			return err
-		}
-		if corr := int32(binary.BigEndian.Uint32(b)); corr != s.corr {
-			return fmt.Errorf("produce: answer to request %d, want %d", corr, s.corr)
+		b, err := readAnswer(w.conn, &buf, s.corr)
+		if err != nil {
+			return fmt.Errorf("produce, %d requests unanswered: %w", len(queue)+1, err)
 		}
 		resp := kmsg.NewPtrProduceResponse()
 		resp.Version = rawProduceVersion
-		if err := resp.ReadFrom(b[4:]); err != nil {
+		if err := resp.ReadFrom(b); err != nil {
 			return fmt.Errorf("produce: %w", err)
 		}
 		for _, t := range resp.Topics {
