@@ -103,14 +103,12 @@ func consume(ctx context.Context, c config) (*result, error) {
 		}()
 	}
 	wg.Wait()
-	wall, self, broker, err := m.stop()
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
+	r, err := m.finish(errs...)
 	if err != nil {
 		return nil, err
 	}
-	return &result{records: total.Load(), bytes: bytes.Load(), wall: wall, cpu: self, brokerC: broker, brokerUser: m.brokerUser, settings: settings}, nil
+	r.records, r.bytes, r.settings = total.Load(), bytes.Load(), settings
+	return r, nil
 }
 
 // readLoop reads until every partition in left reached its end offset, or

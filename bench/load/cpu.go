@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -9,14 +10,12 @@ import (
 )
 
 // meter measures one interval: wall time, this process's CPU and the summed
-// CPU of the broker processes, and of that their user-space CPU.
+// CPU of the broker processes.
 type meter struct {
 	pids    []int
 	start   time.Time
 	self0   time.Duration
 	broker0 proc.Times
-	// brokerUser is the brokers' user CPU over the interval, after stop.
-	brokerUser time.Duration
 }
 
 func startMeter(pids []int) (*meter, error) {
@@ -30,16 +29,21 @@ func startMeter(pids []int) (*meter, error) {
 	return m, nil
 }
 
-// stop returns the wall time, own CPU and broker CPU since startMeter.
-func (m *meter) stop() (wall, self, broker time.Duration, err error) {
-	wall = time.Since(m.start)
-	self = proc.SelfCPU() - m.self0
+// finish ends the interval. It returns the first of errs (the run's own
+// errors), or a result holding the interval's wall time, own CPU and the
+// brokers' CPU, for the caller to add what it counted.
+func (m *meter) finish(errs ...error) (*result, error) {
+	wall := time.Since(m.start)
+	self := proc.SelfCPU() - m.self0
 	b, err := brokerCPU(m.pids)
-	if err != nil {
-		return wall, self, 0, fmt.Errorf("broker CPU at the end (did a broker exit?): %w", err)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
-	m.brokerUser = b.User - m.broker0.User
-	return wall, self, b.User + b.System - m.broker0.User - m.broker0.System, nil
+	if err != nil {
+		return nil, fmt.Errorf("broker CPU at the end (did a broker exit?): %w", err)
+	}
+	return &result{wall: wall, cpu: self, brokerC: b.User + b.System - m.broker0.User - m.broker0.System,
+		brokerUser: b.User - m.broker0.User}, nil
 }
 
 func brokerCPU(pids []int) (proc.Times, error) {

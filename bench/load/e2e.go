@@ -123,18 +123,14 @@ func e2e(ctx context.Context, c config) (*result, error) {
 		cancel()
 		<-done
 	}
-	wall, self, broker, err := m.stop()
-	if err := errors.Join(cerrs...); err != nil {
-		return nil, err
-	}
+	r, err := m.finish(cerrs...)
 	if err != nil {
 		return nil, err
 	}
 	if g := got.Load(); g != n {
 		return nil, fmt.Errorf("%d of %d records not consumed %v after the last ack", n-g, n, c.drain)
 	}
-	r := &result{records: n, bytes: n * int64(c.recordSize), wall: wall, cpu: self, brokerC: broker, brokerUser: m.brokerUser,
-		lat: new(hist), ack: new(hist), settings: settings}
+	r.records, r.bytes, r.lat, r.ack, r.settings = n, n*int64(c.recordSize), new(hist), new(hist), settings
 	for _, h := range chist {
 		r.lat.merge(h)
 	}

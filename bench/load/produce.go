@@ -241,11 +241,11 @@ func produce(ctx context.Context, c config) (*result, error) {
 		}()
 	}
 	wg.Wait()
-	wall, self, broker, err := m.stop()
+	r, err := m.finish()
 	if err != nil {
 		return nil, err
 	}
-	r := &result{wall: wall, cpu: self, brokerC: broker, brokerUser: m.brokerUser, lat: new(hist), settings: settings}
+	r.lat, r.settings = new(hist), settings
 	for i, k := range ks {
 		if p := k.err.Load(); p != nil {
 			return nil, fmt.Errorf("producer %d: %d records failed, the first with: %w", i, k.failed.Load(), *p)

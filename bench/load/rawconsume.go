@@ -178,17 +178,15 @@ func consumeRaw(ctx context.Context, c config) (*result, error) {
 		}()
 	}
 	wg.Wait()
-	wall, self, broker, err := m.stop()
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
+	r, err := m.finish(errs...)
 	if err != nil {
 		return nil, err
 	}
 	n := total.Load()
-	settings = append(settings, kv{"fetches", strconv.FormatInt(fetches.Load(), 10)},
+	r.records, r.bytes = n, n*int64(c.recordSize)
+	r.settings = append(settings, kv{"fetches", strconv.FormatInt(fetches.Load(), 10)},
 		kv{"record_bytes_per_fetch", strconv.FormatInt(batchBytes.Load()/max(fetches.Load(), 1), 10)})
-	return &result{records: n, bytes: n * int64(c.recordSize), wall: wall, cpu: self, brokerC: broker, brokerUser: m.brokerUser, settings: settings}, nil
+	return r, nil
 }
 
 // walkBatches counts the records of the whole v2 batches in b at or after

@@ -131,14 +131,11 @@ func produceRaw(ctx context.Context, c config) (*result, error) {
 		}()
 	}
 	wg.Wait()
-	wall, self, broker, err := m.stop()
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
+	r, err := m.finish(errs...)
 	if err != nil {
 		return nil, err
 	}
-	r := &result{wall: wall, cpu: self, brokerC: broker, brokerUser: m.brokerUser, lat: new(hist), settings: settings}
+	r.lat, r.settings = new(hist), settings
 	for _, w := range ws {
 		r.records += w.acked.Load()
 		r.lat.merge(w.h)
