@@ -403,25 +403,47 @@ tool() {
 	timeout -k 10 "$RUN_TIMEOUT" bash "$RUNCLASS" "$@"
 }
 
-# Kafka removes a deleted topic's files file.delete.delay.ms (60 s) after
-# the delete; 0 has it remove them at once, so await_deletes can wait for
-# that before the next run, rather than a later run paying for it. (Gregor
-# removes them before it answers the delete.)
 create_topic() { # BOOTSTRAP TOPIC
 	timeout -k 5 60 "$BIN" topics --bootstrap-server "$1" --create --topic "$2" \
-		--partitions "$PARTITIONS" --replication-factor 1 --config file.delete.delay.ms=0 >/dev/null
+		--partitions "$PARTITIONS" --replication-factor 1 >/dev/null
 }
 
-# await_deletes: wait (up to 60 s) until Kafka has removed the files of the
-# topics just deleted, so that no later run pays for unlinking a round's
-# 12 GB.
+# quiesce PID: wait (up to 20 s) until process PID has used less than 5 %
+# of a core for a whole second. Kafka's JVM used 39 % of a core in the
+# second after a fixed-rate run of its own and 2-7 % in each of the next
+# 14; in the 13:29, 13:48 and 14:10 runs, the Gregor run that came right
+# after two Kafka runs in a row measured a p99 of 22-28 ms, against 1.4-2.8
+# in the other rounds.
+quiesce() {
+	local pid=$1 i a b
+	[[ -n $pid && -r /proc/$pid/stat ]] || return 0
+	for ((i = 0; i < 20; i++)); do
+		a=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null) || return 0
+		sleep 1
+		b=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null) || return 0
+		(((b - a) * 100 < 5 * $(getconf CLK_TCK))) && return 0
+	done
+	log "pid $pid still busy after 20 s; going on"
+}
+
+# await_deletes: wait (up to 150 s) until Kafka has removed the files of the
+# topics just deleted, then write back what is dirty, so that no later run
+# pays for either. Kafka renames a deleted partition's directory to
+# *-delete and removes it log.segment.delete.delay.ms (60 s, the broker's
+# default; a topic's file.delete.delay.ms does not apply) later; Gregor
+# removes it before it answers the delete.
 await_deletes() {
 	local i
-	for ((i = 0; i < 600; i++)); do
-		compgen -G "$WORK/kafka/data/*-delete" >/dev/null || return 0
+	for ((i = 0; i < 1500; i++)); do
+		compgen -G "$WORK/kafka/data/*-delete" >/dev/null || break
 		sleep 0.1
 	done
-	log "Kafka still removing deleted topics after 60 s; going on"
+	if ((i == 1500)); then
+		log "Kafka still removing deleted topics after 150 s; going on"
+	else
+		log "Kafka removed the deleted topics' files in $((i / 10)) s"
+	fi
+	sync
 }
 
 # perf_row LINE: ProducerPerformance's final line ("N records sent, R
@@ -913,11 +935,9 @@ for profile in $PROFILES; do
 			((round == 1)) && [[ $w != lat-e2e-* ]] && log "$profile $w: fixed rate $rate records/s"
 			for broker in $order; do
 				# Each fixed-rate run starts with nothing left to write
-				# back: in the 13:29 run, one of Gregor's ran while the
-				# throughput runs' data (Kafka's, written back 30 s after
-				# it was written) was going to disk, and its p99 was
-				# 22.7 ms against 1.5-1.6 in the other rounds.
+				# back and the other broker idle again (see quiesce).
 				sync
+				if [[ $broker == kafka ]]; then quiesce "$GREGOR_PID"; else quiesce "$(broker_pid kafka)"; fi
 				latency "$profile" "$w" "$broker" "$round" "$rate"
 			done
 		done
