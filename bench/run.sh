@@ -746,7 +746,7 @@ settle() {
 	if [[ $PAGE_REPORTING == defer ]]; then
 		# The dropped pages are the pool unless too few were cached: write
 		# and delete a scratch file of POOL_MIB to leave that many freed.
-		# Deleted before writeback, it never reaches the disk.
+		# Deleted at once, little of it reaches the disk.
 		dd if=/dev/zero of="$WORK/pool" bs=1M count="$POOL_MIB" status=none
 		rm -f "$WORK/pool"
 	fi
