@@ -611,9 +611,8 @@ latency() {
 		;;
 	lat-go-*)
 		# bench/load rather than bench/e2e: against the same broker,
-		# bench/e2e (which makes and fills a new value per record) measured
-		# a p99 1-2 ms higher (bench/README.md, "Latency: the client's
-		# share").
+		# bench/e2e measured a p99 1-2 ms higher, its own garbage
+		# collection (bench/README.md, "Latency: the client's share").
 		out=$(timeout -k 10 "$RUN_TIMEOUT" "$WORK/load" -mode e2e -brokers "$bs" -topic "$t" -rate "$rate" \
 			-duration "${LAT_SECONDS}s" -record-size "$RECORD_SIZE" -acks "$acks" 2>>"$log_file")
 		local rc=$?
