@@ -667,6 +667,73 @@ func TestProduceValidation(t *testing.T) {
 	}
 }
 
+// TestProduceValidationLargeFrames checks batches in a Produce request of
+// almost 2 MiB, read in many pieces: a flipped byte deep inside a batch, or
+// near its start or end, is refused with CORRUPT_MESSAGE, and the good
+// batches beside them in the same request are stored intact.
+func TestProduceValidationLargeFrames(t *testing.T) {
+	b := newBroker(t, nil)
+	cl := newClient(t, b)
+	createTopic(t, cl, "big", 5, nil)
+
+	batch := func(seed byte) []byte {
+		vals := make([][]byte, 300)
+		for i := range vals {
+			vals[i] = bytes.Repeat([]byte{seed + byte(i)}, 1000+i)
+		}
+		return rawBatch(vals...)
+	}
+	good0, good1 := batch(1), batch(2)
+	deep := batch(3)
+	deep[len(deep)/2] ^= 0x10
+	tail := batch(4)
+	tail[len(tail)-3] ^= 0x01
+	head := batch(5)
+	head[100] ^= 0x80
+
+	req := kmsg.NewPtrProduceRequest()
+	req.Acks, req.TimeoutMillis = -1, 5000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = "big"
+	for i, recs := range [][]byte{good0, deep, tail, head, good1} {
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Partition, rp.Records = int32(i), recs
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = []kmsg.ProduceRequestTopic{rt}
+	resp, err := req.RequestWith(ctxT(t), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := kerr.CorruptMessage.Code
+	want := []int16{0, bad, bad, bad, 0}
+	for i, p := range resp.Topics[0].Partitions {
+		if p.ErrorCode != want[p.Partition] {
+			t.Errorf("partition %d (%d): error %d, want %d", p.Partition, i, p.ErrorCode, want[p.Partition])
+		}
+	}
+	end, err := kadm.NewClient(cl).ListEndOffsets(ctxT(t), "big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, w := range []int64{300, 0, 0, 0, 300} {
+		if o, _ := end.Lookup("big", int32(p)); o.Offset != w {
+			t.Errorf("partition %d: end offset %d, want %d", p, o.Offset, w)
+		}
+	}
+	got := consumeAll(t, b, "big", 600)
+	for i, r := range got {
+		seed := byte(1)
+		if r.Partition == 4 {
+			seed = 2
+		}
+		k := int(r.Offset)
+		if want := bytes.Repeat([]byte{seed + byte(k)}, 1000+k); !bytes.Equal(r.Value, want) {
+			t.Fatalf("record %d (partition %d offset %d): %d bytes, not as produced", i, r.Partition, k, len(r.Value))
+		}
+	}
+}
+
 func TestLogAppendTime(t *testing.T) {
 	b := newBroker(t, nil)
 	cl := newClient(t, b)
