@@ -5,9 +5,11 @@ package broker
 // Special timestamps: -1 latest (high watermark; the last stable offset for
 // read_committed, equal until transactions exist), -2 earliest (log start
 // offset), -3 the record with the largest timestamp (KIP-734, v7+), -4
-// earliest local (= earliest, no tiered storage), -5 earliest pending upload
-// (none: offset -1). Any other timestamp finds the first record whose
-// timestamp is at or after it; none gives offset -1, timestamp -1.
+// earliest local (= earliest, no tiered storage), -5 latest tiered (KIP-1005)
+// and -6 earliest pending upload (KIP-1023; Kafka serves it from v11, and
+// treats it as special at any version): no tiered storage, so offset -1.
+// Any other timestamp finds the first record whose timestamp is at or after
+// it; none gives offset -1, timestamp -1.
 //
 // Nothing at or above the high watermark is ever answered, as Kafka does
 // for consumers: -1 is the HW (with gregor.durability=fsync the fsynced
@@ -117,7 +119,7 @@ func handleListOffsets(c *conn, v int16, req *kmsg.ListOffsetsRequest) *kmsg.Lis
 				sp.Offset = l.LogStartOffset()
 			case rp.Timestamp == -3:
 				sp.Offset, sp.Timestamp, err = l.MaxTimestamp()
-			case rp.Timestamp == -5:
+			case rp.Timestamp == -5 || rp.Timestamp == -6:
 			default:
 				var found bool
 				var off, ts int64

@@ -21,6 +21,9 @@
 //	command_reassign_partitions.go kafka-reassign-partitions.sh
 //	command_leader_election.go    kafka-leader-election.sh
 //	command_transactions.go       kafka-transactions.sh
+//	command_get_offsets.go        kafka-get-offsets.sh (GetOffsetShell)
+//	command_delete_records.go     kafka-delete-records.sh
+//	command_log_dirs.go           kafka-log-dirs.sh
 //	progress.go                   the perf tests' progress bar on a terminal
 //	client.go                     connection flags, -X and Kafka client
 //	                              properties mapped onto franz-go, the
@@ -68,6 +71,9 @@ func NewRoot() *cobra.Command {
 		newReassignPartitionsCommand(),
 		newLeaderElectionCommand(),
 		newTransactionsCommand(),
+		newGetOffsetsCommand(),
+		newDeleteRecordsCommand(),
+		newLogDirsCommand(),
 	)
 	return root
 }
