@@ -24,6 +24,8 @@
 //	command_get_offsets.go        kafka-get-offsets.sh (GetOffsetShell)
 //	command_delete_records.go     kafka-delete-records.sh
 //	command_log_dirs.go           kafka-log-dirs.sh
+//	command_server_stop.go        kafka-server-stop.sh, and serve -daemon
+//	                              (kafka-server-start.sh -daemon)
 //	progress.go                   the perf tests' progress bar on a terminal
 //	client.go                     connection flags, -X and Kafka client
 //	                              properties mapped onto franz-go, the
@@ -74,6 +76,7 @@ func NewRoot() *cobra.Command {
 		newGetOffsetsCommand(),
 		newDeleteRecordsCommand(),
 		newLogDirsCommand(),
+		newServerStopCommand(),
 	)
 	return root
 }
@@ -88,7 +91,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 // a long-running tool (a consumer, a perf test) as Ctrl-C does.
 func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root := NewRoot()
-	root.SetArgs(args)
+	root.SetArgs(kafkaStartArgs(args))
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)

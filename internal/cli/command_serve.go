@@ -9,6 +9,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -31,6 +32,8 @@ type serveOptions struct {
 	logFormat  string
 	debugAddr  string
 	httpAddr   string
+	daemon     bool   // -daemon: run in the background (kafka-server-start.sh -daemon)
+	daemonName string // -name: the output file's name in $LOG_DIR
 }
 
 func (o *serveOptions) AddFlags(cmd *cobra.Command) {
@@ -44,6 +47,8 @@ func (o *serveOptions) AddFlags(cmd *cobra.Command) {
 	f.StringVar(&o.logFormat, "log-format", "text", "log lines as text (key=value) or json")
 	f.StringVar(&o.httpAddr, "http-addr", "", "HTTP listener for /metrics, /healthz, /readyz and the console (gregor.http.listener, default localhost:9644); \"off\" turns it off")
 	f.StringVar(&o.debugAddr, "debug-addr", "", "serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060) under /debug/pprof/")
+	f.BoolVar(&o.daemon, "daemon", false, "run in the background, output to $LOG_DIR/NAME.out (LOG_DIR default ./logs), as kafka-server-start.sh -daemon; -daemon works too")
+	f.StringVar(&o.daemonName, "name", "gregor", "with --daemon: NAME of the output file")
 }
 
 func newServeCommand() *cobra.Command {
@@ -65,6 +70,9 @@ variables (GREGOR_LOG_DIRS sets log.dirs), then flags (--override k=v,
 				}
 				o.configFile = args[0]
 			}
+			if o.daemon {
+				return o.startDaemon(cmd)
+			}
 			return o.run(cmd)
 		},
 	}
@@ -74,13 +82,24 @@ variables (GREGOR_LOG_DIRS sets log.dirs), then flags (--override k=v,
 
 // loadConfig applies the layers in their documented order.
 func (o *serveOptions) loadConfig() (*config.Config, error) {
+	return o.loadConfigFor(os.Environ(), "")
+}
+
+// loadConfigFor is loadConfig for a process with environment environ whose
+// working directory is cwd ("" for this one's): server-stop works out
+// another broker's node.id and process.roles with it.
+func (o *serveOptions) loadConfigFor(environ []string, cwd string) (*config.Config, error) {
 	ld := config.NewLoader()
 	if o.configFile != "" {
-		if err := ld.LoadFile(o.configFile); err != nil {
+		path := o.configFile
+		if cwd != "" && !filepath.IsAbs(path) {
+			path = filepath.Join(cwd, path)
+		}
+		if err := ld.LoadFile(path); err != nil {
 			return nil, err
 		}
 	}
-	ld.LoadEnv(os.Environ())
+	ld.LoadEnv(environ)
 	for _, kv := range o.overrides {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || strings.TrimSpace(k) == "" {
