@@ -105,6 +105,8 @@ if [[ ! -x "$BIN" ]]; then
 	record build FAIL "$BIN is not an executable"
 	finish
 fi
+# The suites that compare gregor's own tools with Kafka's use it too.
+export GREGOR_BIN=$BIN
 
 # ------------------------------------------------------------------ start
 

@@ -279,6 +279,13 @@ run_groups() {
 	fi
 }
 
+# gregor TOOL ARGS...: a gregor tool (GREGOR_BIN) against the same broker.
+gregor_tool() {
+	local t=$1
+	shift
+	timeout -k 5 "$CALL_TIMEOUT" "$GREGOR_BIN" "$t" --bootstrap-server "$BOOTSTRAP" "$@" 2>>"$WORK/stderr"
+}
+
 # ------------------------------------------------------------------ topic tool
 
 T_ADMIN=$(topic admin)
@@ -520,6 +527,45 @@ check_consumer_perf() {
 # ------------------------------------------------------------------ run
 
 CHECKS_STARTED=1
+# ------------------------------------------------------------------ gregor's own tools
+
+T_TOOLS=$(topic tools)
+
+# gregor get-offsets, delete-records and log-dirs print what GetOffsetShell,
+# DeleteRecordsCommand and LogDirsCommand print, on the same broker (Kafka
+# lists the last two's partitions in hash order: compared sorted).
+check_gregor_tools() {
+	local k g
+	topics --create --topic "$T_TOOLS" --partitions 3 --replication-factor 1 >/dev/null || fail "create $T_TOOLS failed"
+	keyed_lines 90 | console_produce "$T_TOOLS" || fail "console producer failed"
+	for args in "--topic $T_TOOLS" "--topic $T_TOOLS --time earliest" "--topic-partitions $T_TOOLS:1-" "--topic $T_TOOLS --time -3" "--topic $T_TOOLS --time 0 --partitions 2"; do
+		# shellcheck disable=SC2086 # word splitting of args is intended
+		k=$(tool org.apache.kafka.tools.GetOffsetShell --bootstrap-server "$BOOTSTRAP" $args) || fail "GetOffsetShell $args failed"
+		# shellcheck disable=SC2086
+		g=$(gregor_tool get-offsets $args) || fail "gregor get-offsets $args failed"
+		expect_same "get-offsets $args" "$k" "$g"
+	done
+	local norm='import json, sys
+d = json.loads(sys.stdin.read().splitlines()[-1])
+for b in d["brokers"]:
+    for l in b["logDirs"]:
+        l["partitions"].sort(key=lambda p: p["partition"])
+print(json.dumps(d, sort_keys=True))'
+	k=$(tool org.apache.kafka.tools.LogDirsCommand --bootstrap-server "$BOOTSTRAP" --describe --topic-list "$T_TOOLS") || fail "LogDirsCommand failed"
+	g=$(gregor_tool log-dirs --describe --topic-list "$T_TOOLS") || fail "gregor log-dirs failed"
+	expect_same "log-dirs's first two lines" "$(head -n 2 <<<"$k")" "$(head -n 2 <<<"$g")"
+	expect_same "log-dirs's JSON" "$(python3 -c "$norm" <<<"$k")" "$(python3 -c "$norm" <<<"$g")"
+	# Each deletes in turn; the outputs differ only in the low watermark.
+	local end
+	end=$(end_offsets "$T_TOOLS" | awk '$2 >= 2 {print $1; exit}')
+	[[ -n "$end" ]] || fail "no partition of $T_TOOLS holds 2 records"
+	echo "{\"partitions\": [{\"topic\": \"$T_TOOLS\", \"partition\": $end, \"offset\": 1}], \"version\": 1}" >"$WORK/del1.json"
+	echo "{\"partitions\": [{\"topic\": \"$T_TOOLS\", \"partition\": $end, \"offset\": 2}], \"version\": 1}" >"$WORK/del2.json"
+	k=$(tool org.apache.kafka.tools.DeleteRecordsCommand --bootstrap-server "$BOOTSTRAP" --offset-json-file "$WORK/del1.json") || fail "DeleteRecordsCommand failed"
+	g=$(gregor_tool delete-records --offset-json-file "$WORK/del2.json") || fail "gregor delete-records failed"
+	expect_same "delete-records" "${k/low_watermark: 1/low_watermark: 2}" "$g"
+}
+
 run topic_create_3_partitions check_topic_create
 run topic_create_existing_fails check_topic_create_existing
 run topic_describe_3_partitions check_topic_describe
@@ -536,6 +582,12 @@ run_groups consumer_groups_describe_lag check_groups_describe_lag
 run_groups consumer_groups_reset_to_earliest check_groups_reset_to_earliest
 run producer_performance_20000 check_producer_perf
 run_groups consumer_performance_20000 check_consumer_perf
+if [[ -n "${GREGOR_BIN:-}" ]]; then
+	run gregor_tools_match_kafkas check_gregor_tools
+elif [[ -z "${COMPAT_ONLY:-}" || gregor_tools_match_kafkas =~ $COMPAT_ONLY ]]; then
+	SKIPPED+=(gregor_tools_match_kafkas)
+	echo "SKIP gregor_tools_match_kafkas: needs GREGOR_BIN"
+fi
 
 # The client program prints its own PASS/FAIL/SKIP lines and summary, and
 # reads COMPAT_ONLY and GREGOR_COMPAT_GROUPS itself.
