@@ -24,6 +24,7 @@
 //	command_get_offsets.go        kafka-get-offsets.sh (GetOffsetShell)
 //	command_delete_records.go     kafka-delete-records.sh
 //	command_log_dirs.go           kafka-log-dirs.sh
+//	command_dump_log.go           kafka-dump-log.sh (offline, on a log dir's files)
 //	command_server_stop.go        kafka-server-stop.sh, and serve -daemon
 //	                              (kafka-server-start.sh -daemon)
 //	progress.go                   the perf tests' progress bar on a terminal
@@ -77,6 +78,7 @@ func NewRoot() *cobra.Command {
 		newDeleteRecordsCommand(),
 		newLogDirsCommand(),
 		newServerStopCommand(),
+		newDumpLogCommand(),
 	)
 	return root
 }

@@ -77,7 +77,7 @@ func (s *session) run(args ...string) result {
 func (s *session) runIn(stdin string, args ...string) result {
 	s.t.Helper()
 	full := args
-	if !hasFlag(args, "--bootstrap-server") && !hasFlag(args, "--broker-list") && !hasFlag(args, "--producer-props") && len(args) > 0 && args[0] != "--help" {
+	if !hasFlag(args, "--bootstrap-server") && !hasFlag(args, "--broker-list") && !hasFlag(args, "--producer-props") && len(args) > 0 && args[0] != "--help" && args[0] != "dump-log" {
 		full = append(append([]string{}, args...), "--bootstrap-server", s.b.Addr())
 	}
 	r := runCLI(s.t, context.Background(), stdin, full...)
