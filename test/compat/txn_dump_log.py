@@ -195,6 +195,26 @@ def _():
     state["count"] = len(parts)
 
 
+def gregor_dump_log_matches():
+    """gregor dump-log (GREGOR_BIN) against DumpLogSegments, line for line,
+    on the same files: the transactional segment with its control records,
+    the non-empty .txnindex files, the producer snapshots."""
+    gregor = os.environ["GREGOR_BIN"]
+    files = segment("log") + [f for f in glob.glob(os.path.join(LOG_DIR, T + "-0", "*.txnindex")) if os.path.getsize(f) > 0]
+    files += sorted(glob.glob(os.path.join(LOG_DIR, T + "-0", "*.snapshot")))
+    for args in (["--deep-iteration", "--print-data-log"], []):
+        full = args + ["--files", ",".join(files)]
+        want = dump(*full)
+        r = subprocess.run([gregor, "dump-log", *full], capture_output=True, text=True, timeout=60)
+        expect_eq(r.returncode, 0, "gregor dump-log %s exit status (stderr %r)" % (" ".join(full), r.stderr[-500:]))
+        expect_eq(r.stdout.splitlines(), want.splitlines(), "gregor dump-log %s output" % " ".join(args))
+
+
+if os.environ.get("GREGOR_BIN"):
+    S.check("gregor_dump_log_prints_what_kafkas_prints")(gregor_dump_log_matches)
+else:
+    print("SKIP gregor_dump_log_prints_what_kafkas_prints: needs GREGOR_BIN")
+
 @S.check("txn_state_partition_is_kafkas_choice")
 def _():
     expect("partition" in state, "no partition from the decoder check")
