@@ -654,16 +654,20 @@ func TestFetchSessionTrackedAnswersWhatChanged(t *testing.T) {
 	epoch++
 	req = sessReq(b, v, id, epoch, "s", nil)
 	req.MaxWaitMillis = 20000
+	produced := make(chan error, 1)
 	go func() {
 		time.Sleep(200 * time.Millisecond)
-		if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: "s", Partition: 1, Value: []byte("x")}).FirstErr(); err != nil {
-			t.Error(err)
-		}
+		produced <- cl.ProduceSync(context.Background(), &kgo.Record{Topic: "s", Partition: 1, Value: []byte("x")}).FirstErr()
 	}()
 	start := time.Now()
 	resp = c.fetch(req)
 	if got := answered(resp); len(got) != 1 || got[1].bytes == 0 || got[1].hw != 6 || time.Since(start) > 10*time.Second {
 		t.Fatalf("long poll: %+v after %v", got, time.Since(start))
+	}
+	// The fetch may wake before the producer has its ack: wait for it, or
+	// the test's end closes the client under it.
+	if err := <-produced; err != nil {
+		t.Fatal(err)
 	}
 
 	// The session watches its three logs; closing it ends the watches.
