@@ -186,17 +186,19 @@ func TestFetchSessionIncremental(t *testing.T) {
 	// a record in p1, which it did not list.
 	req := sessReq(b, v, id, 3, "s", map[int32]int64{2: 1})
 	req.MaxWaitMillis = 20000
+	woken := make(chan error, 1)
 	go func() {
 		time.Sleep(300 * time.Millisecond)
 		r := &kgo.Record{Topic: "s", Partition: 1, Value: []byte("woken")}
-		if err := cl.ProduceSync(context.Background(), r).FirstErr(); err != nil {
-			t.Error(err)
-		}
+		woken <- cl.ProduceSync(context.Background(), r).FirstErr()
 	}()
 	start := time.Now()
 	resp = c.fetch(req)
 	if got := answered(resp); resp.ErrorCode != 0 || len(got) != 1 || got[1].bytes == 0 || time.Since(start) > 10*time.Second {
 		t.Fatalf("long poll: error %d, %+v after %v", resp.ErrorCode, got, time.Since(start))
+	}
+	if err := <-woken; err != nil {
+		t.Fatal(err)
 	}
 
 	// Epoch 4: p0 is forgotten, so a record there is not answered.
