@@ -734,6 +734,46 @@ func TestProduceValidationLargeFrames(t *testing.T) {
 	}
 }
 
+// TestWriteTxnMarkersWithoutProducer: a WriteTxnMarkers for producer id
+// -1 (or any negative id or epoch) names no transactional producer. It is
+// refused for that partition with INVALID_PRODUCER_ID_MAPPING, and the
+// partition goes on taking produce requests: this request once panicked
+// while holding the partition's append lock and wedged it for good.
+func TestWriteTxnMarkersWithoutProducer(t *testing.T) {
+	b := newBroker(t, nil)
+	cl := newClient(t, b)
+	createTopic(t, cl, "victim", 2, nil)
+	for _, m := range []struct {
+		pid   int64
+		epoch int16
+	}{{-1, 0}, {-2, 0}, {5, -1}} {
+		req := kmsg.NewPtrWriteTxnMarkersRequest()
+		marker := kmsg.NewWriteTxnMarkersRequestMarker()
+		marker.ProducerID, marker.ProducerEpoch, marker.Committed = m.pid, m.epoch, true
+		mt := kmsg.NewWriteTxnMarkersRequestMarkerTopic()
+		mt.Topic, mt.Partitions = "victim", []int32{0}
+		marker.Topics = []kmsg.WriteTxnMarkersRequestMarkerTopic{mt}
+		req.Markers = []kmsg.WriteTxnMarkersRequestMarker{marker}
+		resp, err := req.RequestWith(ctxT(t), cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code := resp.Markers[0].Topics[0].Partitions[0].ErrorCode; code != kerr.InvalidProducerIDMapping.Code {
+			t.Errorf("marker for producer %d epoch %d: error %d, want INVALID_PRODUCER_ID_MAPPING", m.pid, m.epoch, code)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r := &kgo.Record{Topic: "victim", Partition: 0, Value: []byte("still here")}
+	pcl := newClient(t, b, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err := pcl.ProduceSync(ctx, r).FirstErr(); err != nil {
+		t.Fatalf("produce after the markers: %v", err)
+	}
+	if got := consumeAll(t, b, "victim", 1); string(got[0].Value) != "still here" {
+		t.Fatalf("consumed %q", got[0].Value)
+	}
+}
+
 func TestLogAppendTime(t *testing.T) {
 	b := newBroker(t, nil)
 	cl := newClient(t, b)

@@ -33,6 +33,8 @@ func errCode(err error) int16 {
 		return kerr.InvalidTxnState.Code
 	case errors.Is(err, storage.ErrTransactionCoordinatorFenced):
 		return kerr.TransactionCoordinatorFenced.Code
+	case errors.Is(err, storage.ErrInvalidProducerIDMapping):
+		return kerr.InvalidProducerIDMapping.Code
 	case errors.Is(err, storage.ErrInvalidTimestamp):
 		return kerr.InvalidTimestamp.Code
 	case errors.Is(err, storage.ErrUnsupportedMagic):

@@ -36,6 +36,9 @@ var (
 	// ErrTransactionCoordinatorFenced: a marker from a coordinator older
 	// than the one the partition has seen (TRANSACTION_COORDINATOR_FENCED).
 	ErrTransactionCoordinatorFenced = errors.New("storage: transaction coordinator fenced")
+	// ErrInvalidProducerIDMapping: a transaction marker for no producer
+	// (a negative producer id or epoch). Kafka: INVALID_PRODUCER_ID_MAPPING (49).
+	ErrInvalidProducerIDMapping = errors.New("storage: invalid producer id mapping")
 	// ErrClosed: the Store or Log was closed (or the partition deleted).
 	ErrClosed = errors.New("storage: closed")
 	// ErrCorruption: data already on disk failed validation when read back.

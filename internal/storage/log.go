@@ -348,9 +348,11 @@ func (l *Log) append(records []byte, coordinator bool) (AppendResult, error) {
 		return AppendResult{}, fmt.Errorf("%w: %d bytes, segment.bytes is %d", ErrRecordListTooLarge, len(records), segBytes)
 	}
 
-	l.appendMu.Lock()
-	res, flush, err := l.appendLocked(records, hdrs, coordinator)
-	l.appendMu.Unlock()
+	res, flush, err := func() (AppendResult, bool, error) {
+		l.appendMu.Lock()
+		defer l.appendMu.Unlock() // even if a bug panics: a held appendMu wedges the partition
+		return l.appendLocked(records, hdrs, coordinator)
+	}()
 	if err != nil || res.Duplicate {
 		return res, err
 	}

@@ -147,27 +147,37 @@ func markerBatch(pid int64, epoch int16, commit bool, coordinatorEpoch int32, ts
 // transaction is written all the same (the coordinator retries markers).
 // Wait for it like any append (WaitHighWatermark / WaitDurable).
 func (l *Log) AppendMarker(pid int64, epoch int16, commit bool, coordinatorEpoch int32) (AppendResult, error) {
+	if pid < 0 || epoch < 0 {
+		// A marker ends a transactional producer's transaction: such a
+		// producer has an id and an epoch. (Without one, no producer
+		// state would record the marker.)
+		return AppendResult{}, fmt.Errorf("%w: marker for producer id %d epoch %d", ErrInvalidProducerIDMapping, pid, epoch)
+	}
 	records := markerBatch(pid, epoch, commit, coordinatorEpoch, l.store.now().UnixMilli())
 	h := parseHeader(records)
-	l.appendMu.Lock()
-	var was producerState
-	if st := l.producers[pid]; st != nil {
-		was = *st
-		if coordinatorEpoch < st.coordEpoch {
-			l.appendMu.Unlock()
-			return AppendResult{}, fmt.Errorf("%w: marker of coordinator epoch %d, producer %d saw %d",
-				ErrTransactionCoordinatorFenced, coordinatorEpoch, pid, st.coordEpoch)
+	res, err := func() (AppendResult, error) {
+		l.appendMu.Lock()
+		defer l.appendMu.Unlock() // even if a bug panics below: a held appendMu wedges the partition
+		var was producerState
+		if st := l.producers[pid]; st != nil {
+			was = *st
+			if coordinatorEpoch < st.coordEpoch {
+				return AppendResult{}, fmt.Errorf("%w: marker of coordinator epoch %d, producer %d saw %d",
+					ErrTransactionCoordinatorFenced, coordinatorEpoch, pid, st.coordEpoch)
+			}
 		}
-	}
-	res, _, err := l.appendLocked(records, []batchHeader{h}, false)
-	if err == nil {
-		st := l.producers[pid]
-		st.coordEpoch = coordinatorEpoch
+		res, _, err := l.appendLocked(records, []batchHeader{h}, false)
+		if err != nil {
+			return res, err
+		}
+		if st := l.producers[pid]; st != nil {
+			st.coordEpoch = coordinatorEpoch
+		}
 		if was.txnOpen {
 			l.endTxnLocked(completedTxn{pid: pid, first: was.txnFirst, last: res.BaseOffset, abort: !commit})
 		}
-	}
-	l.appendMu.Unlock()
+		return res, nil
+	}()
 	if err != nil {
 		return res, err
 	}
