@@ -774,6 +774,74 @@ func TestWriteTxnMarkersWithoutProducer(t *testing.T) {
 	}
 }
 
+// TestOverlongNamesRefused: flexible requests can carry strings longer than
+// the int16 length of the group and transaction records and of older
+// clients' answers (ListGroups v0-2 wrapped a 40,000-byte group id into a
+// negative length for every client). Group ids, protocol names, instance
+// ids and transactional ids that long are refused instead.
+func TestOverlongNamesRefused(t *testing.T) {
+	b := newBroker(t, nil)
+	cl := newClient(t, b)
+	createTopic(t, cl, "t", 1, nil)
+	ctx := ctxT(t)
+	long := strings.Repeat("G", 40000)
+	join := func(group, protocol string) int16 {
+		req := kmsg.NewPtrJoinGroupRequest()
+		req.Group, req.SessionTimeoutMillis, req.RebalanceTimeoutMillis, req.ProtocolType = group, 30000, 30000, "consumer"
+		p := kmsg.NewJoinGroupRequestProtocol()
+		p.Name, p.Metadata = protocol, []byte{0, 1, 0, 0, 0, 0, 0, 0, 0, 0}
+		req.Protocols = []kmsg.JoinGroupRequestProtocol{p}
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.ErrorCode
+	}
+	if code := join(long, "range"); code != kerr.InvalidGroupID.Code {
+		t.Errorf("JoinGroup with a 40,000-byte group id: error %d, want INVALID_GROUP_ID", code)
+	}
+	if code := join("g", long); code != kerr.InvalidRequest.Code {
+		t.Errorf("JoinGroup with a 40,000-byte protocol name: error %d, want INVALID_REQUEST", code)
+	}
+	commit := kmsg.NewPtrOffsetCommitRequest()
+	commit.Group, commit.Generation = long, -1
+	ct := kmsg.NewOffsetCommitRequestTopic()
+	ct.Topic = "t"
+	cp := kmsg.NewOffsetCommitRequestTopicPartition()
+	cp.Offset = 1
+	ct.Partitions = []kmsg.OffsetCommitRequestTopicPartition{cp}
+	commit.Topics = []kmsg.OffsetCommitRequestTopic{ct}
+	cresp, err := commit.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := cresp.Topics[0].Partitions[0].ErrorCode; code != kerr.InvalidGroupID.Code {
+		t.Errorf("OffsetCommit for a 40,000-byte group id: error %d, want INVALID_GROUP_ID", code)
+	}
+	groups, err := kadm.NewClient(cl).ListGroups(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(groups) != 0 {
+		t.Errorf("%d groups after the refused requests, want none", len(groups))
+	}
+	init := kmsg.NewPtrInitProducerIDRequest()
+	init.TransactionalID, init.TransactionTimeoutMillis = &long, 60000
+	// Find the coordinator for it first, as a client does.
+	fc := kmsg.NewPtrFindCoordinatorRequest()
+	fc.CoordinatorKey, fc.CoordinatorType = long, 1
+	if _, err := fc.RequestWith(ctx, cl); err != nil {
+		t.Fatal(err)
+	}
+	iresp, err := init.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if iresp.ErrorCode != kerr.InvalidRequest.Code {
+		t.Errorf("InitProducerId with a 40,000-byte transactional id: error %d, want INVALID_REQUEST", iresp.ErrorCode)
+	}
+}
+
 func TestLogAppendTime(t *testing.T) {
 	b := newBroker(t, nil)
 	cl := newClient(t, b)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"math"
 	"sync"
 	"time"
 
@@ -217,11 +218,33 @@ func joinError(req *kmsg.JoinGroupRequest, code int16, memberID string) *kmsg.Jo
 	return resp
 }
 
+// maxString is the longest string an int16 length holds. The group's
+// records in __consumer_offsets (GroupMetadataValue v3, OffsetCommitKey v1)
+// and the answers to older clients (ListGroups v0-2, DescribeGroups v0-4)
+// carry group ids, instance ids and protocol names that way; a longer one,
+// which a flexible request can carry, would be written with a wrapped
+// length and make those records and answers unreadable.
+const maxString = math.MaxInt16
+
+func fitsInt16(s string) bool { return len(s) <= maxString }
+
+// validGroupID: not empty, and short enough for the group's records.
+func validGroupID(id string) bool { return id != "" && fitsInt16(id) }
+
+func protocolNamesFit(ps []kmsg.JoinGroupRequestProtocol) bool {
+	for _, p := range ps {
+		if !fitsInt16(p.Name) {
+			return false
+		}
+	}
+	return true
+}
+
 // JoinGroup handles a join; reply is called once, possibly much later
 // (when the rebalance completes).
 func (c *Coordinator) JoinGroup(jr JoinRequest, reply func(*kmsg.JoinGroupResponse)) {
 	req := jr.Req
-	if req.Group == "" {
+	if !validGroupID(req.Group) {
 		reply(joinError(req, kerr.InvalidGroupID.Code, req.MemberID))
 		return
 	}
@@ -238,6 +261,9 @@ func (c *Coordinator) JoinGroup(jr JoinRequest, reply func(*kmsg.JoinGroupRespon
 		return
 	case req.ProtocolType == "" || len(req.Protocols) == 0:
 		reply(joinError(req, kerr.InconsistentGroupProtocol.Code, req.MemberID))
+		return
+	case !fitsInt16(req.ProtocolType) || req.InstanceID != nil && !fitsInt16(*req.InstanceID) || !protocolNamesFit(req.Protocols):
+		reply(joinError(req, kerr.InvalidRequest.Code, req.MemberID))
 		return
 	}
 	g, code := c.lookup(req.Group, req.MemberID == "")

@@ -284,7 +284,7 @@ func (c *Coordinator) OffsetCommit(req *kmsg.OffsetCommitRequest, reply func(*km
 		}
 		reply(resp)
 	}
-	if req.Group == "" {
+	if !validGroupID(req.Group) {
 		all(kerr.InvalidGroupID.Code)
 		return
 	}
@@ -833,7 +833,7 @@ func (c *Coordinator) commitEntry(g *Group, topic string, exists bool, partition
 	switch {
 	case !exists:
 		return offsetCommit{}, kv{}, kerr.UnknownTopicOrPartition.Code
-	case len(meta) > c.cfg.MaxMetadataBytes:
+	case len(meta) > c.cfg.MaxMetadataBytes || !fitsInt16(meta):
 		return offsetCommit{}, kv{}, kerr.OffsetMetadataTooLarge.Code
 	}
 	oc := offsetCommit{offset: offset, leaderEpoch: leaderEpoch, metadata: meta, commitTime: now}

@@ -215,7 +215,7 @@ func (c *Coordinator) TxnOffsetCommit(req *kmsg.TxnOffsetCommitRequest, reply fu
 		}
 		reply(resp)
 	}
-	if req.Group == "" {
+	if !validGroupID(req.Group) {
 		all(kerr.InvalidGroupID.Code)
 		return
 	}

@@ -54,6 +54,12 @@ func (c *Coordinator) InitProducerID(ctx context.Context, req *kmsg.InitProducer
 		return fail(kerr.InvalidRequest.Code)
 	}
 	id := *req.TransactionalID
+	if len(id) > math.MaxInt16 {
+		// Its __transaction_state key (TransactionLogKey v0) holds the id
+		// with an int16 length; a longer one (a flexible request can carry
+		// it) would be written wrapped and unreadable.
+		return fail(kerr.InvalidRequest.Code)
+	}
 	if req.TransactionTimeoutMillis <= 0 || time.Duration(req.TransactionTimeoutMillis)*time.Millisecond > c.cfg.MaxTimeout {
 		return fail(kerr.InvalidTransactionTimeout.Code)
 	}
