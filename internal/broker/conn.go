@@ -264,9 +264,9 @@ func (c *conn) readLoop() {
 		// broker's CPU under produce).
 		var fbuf *[]byte
 		fc := &frameCharge{budget: budget}
-		frame, err := wire.ReadFrame(br, limit, recent, func(buf []byte, want int) ([]byte, error) {
+		frame, err := wire.ReadFrame(br, limit, recent, func(buf []byte, want, size int) ([]byte, error) {
 			start := time.Now()
-			if err := fc.grow(c.ctx, int64(want)); err != nil {
+			if err := fc.grow(c.ctx, int64(want), int64(size)); err != nil {
 				return nil, err
 			}
 			if time.Since(start) > time.Millisecond {

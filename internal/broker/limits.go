@@ -6,6 +6,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/gregorhq/gregor/internal/wire"
 )
 
 // This file holds the limits that keep one client, or many, from wedging
@@ -204,20 +206,77 @@ func (r *logLimiter) allow(now time.Time) (int, bool) {
 // small frames, released when they answer). A single frame larger than
 // the whole budget is still served: acquire lets a frame start whenever
 // nothing is charged, and its growth goes through the token.
+//
+// Small frames (at most smallFrame bytes, read in one chunk) have a reserve
+// of their own, a quarter of the limit, that large frames never touch.
+// Without it, a few connections that announce 100 MiB frames, send part
+// of each and stop held the whole budget (each buffer grows ahead of its
+// bytes), and every other client's next request, an ApiVersions or a
+// heartbeat, waited for them until connections.max.idle.ms. Metadata,
+// heartbeats, commits, fetch requests and small produces are small frames:
+// they go on while large frames wait. A small frame is charged to the
+// limit while it fits there, to the reserve otherwise.
 type reqBudget struct {
-	limit int64 // <= 0: unbounded, like Kafka's -1
+	limit   int64 // <= 0: unbounded, like Kafka's -1
+	reserve int64 // for small frames only
 
-	mu      sync.Mutex
-	used    int64
-	changed chan struct{} // closed and replaced when used drops
+	mu       sync.Mutex
+	used     int64
+	reserved int64         // charged to the reserve
+	changed  chan struct{} // closed and replaced when used or reserved drops
 
 	token chan struct{} // holds one value while no reader has the grow token
 }
 
+// smallFrame is the largest frame that may draw on the budget's reserve:
+// wire.FirstChunk, so that such a frame is charged once, whole.
+const smallFrame = wire.FirstChunk
+
 func newReqBudget(limit int64) *reqBudget {
-	b := &reqBudget{limit: limit, changed: make(chan struct{}), token: make(chan struct{}, 1)}
+	b := &reqBudget{limit: limit, reserve: limit / 4, changed: make(chan struct{}), token: make(chan struct{}, 1)}
 	b.token <- struct{}{}
 	return b
+}
+
+// acquireSmall charges a whole small frame of n bytes: to the limit if it
+// fits there, else to the reserve, else it waits. It reports whether the
+// bytes went to the reserve; it fails only when ctx ends.
+func (b *reqBudget) acquireSmall(ctx context.Context, n int64) (bool, error) {
+	if b.unbounded() {
+		return false, nil
+	}
+	for {
+		b.mu.Lock()
+		switch {
+		case b.used == 0 || b.used+n <= b.limit:
+			b.used += n
+			b.mu.Unlock()
+			return false, nil
+		case b.reserved+n <= b.reserve:
+			b.reserved += n
+			b.mu.Unlock()
+			return true, nil
+		}
+		ch := b.changed
+		b.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+	}
+}
+
+// releaseReserved gives back n bytes charged to the reserve.
+func (b *reqBudget) releaseReserved(n int64) {
+	if b.unbounded() || n == 0 {
+		return
+	}
+	b.mu.Lock()
+	b.reserved -= n
+	close(b.changed)
+	b.changed = make(chan struct{})
+	b.mu.Unlock()
 }
 
 func (b *reqBudget) unbounded() bool { return b.limit <= 0 }
@@ -283,11 +342,11 @@ func (b *reqBudget) release(n int64) {
 	b.mu.Unlock()
 }
 
-// inUse is the bytes charged now.
+// inUse is the bytes charged now, the reserve's included.
 func (b *reqBudget) inUse() int64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.used
+	return b.used + b.reserved
 }
 
 // takeToken waits for the grow token; see the type's comment.
@@ -306,16 +365,30 @@ func (b *reqBudget) giveToken() { b.token <- struct{}{} }
 // (grow, handed) until the frame is handed over; release is then called
 // once, by the reader or, for frames a handler keeps, by inflight.reply.
 type frameCharge struct {
-	budget  *reqBudget
-	charged int64
-	token   bool
+	budget   *reqBudget
+	charged  int64
+	reserved int64 // a small frame charged to the reserve
+	token    bool
 }
 
-// grow charges the frame up to want bytes. The first charge of a frame
-// may wait for the budget; later ones wait, if at all, only for the grow
-// token (see reqBudget).
-func (f *frameCharge) grow(ctx context.Context, want int64) error {
-	n := want - f.charged
+// grow charges the frame, size bytes in all, up to want bytes. The first
+// charge of a frame may wait for the budget; later ones wait, if at all,
+// only for the grow token (see reqBudget). A small frame is charged whole
+// at once and may draw on the reserve.
+func (f *frameCharge) grow(ctx context.Context, want, size int64) error {
+	if f.charged == 0 && f.reserved == 0 && size <= smallFrame {
+		res, err := f.budget.acquireSmall(ctx, size)
+		if err != nil {
+			return err
+		}
+		if res {
+			f.reserved = size
+		} else {
+			f.charged = size
+		}
+		return nil
+	}
+	n := want - f.charged - f.reserved
 	if n <= 0 {
 		return nil
 	}
@@ -351,5 +424,6 @@ func (f *frameCharge) handed() {
 // release gives the frame's bytes back to the budget.
 func (f *frameCharge) release() {
 	f.budget.release(f.charged)
-	f.charged = 0
+	f.budget.releaseReserved(f.reserved)
+	f.charged, f.reserved = 0, 0
 }

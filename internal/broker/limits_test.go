@@ -135,7 +135,7 @@ func TestReqBudgetNoDeadlock(t *testing.T) {
 			for i := 0; i < 50; i++ {
 				fc := &frameCharge{budget: b}
 				for _, want := range []int64{64 << 10, 256 << 10, frame} {
-					if err := fc.grow(ctx, want); err != nil {
+					if err := fc.grow(ctx, want, frame); err != nil {
 						t.Error(err)
 						return
 					}
@@ -165,7 +165,7 @@ func TestReqBudgetWaitsAndServesHuge(t *testing.T) {
 	b := newReqBudget(1 << 20)
 	huge := &frameCharge{budget: b}
 	for _, want := range []int64{64 << 10, 4 << 20} {
-		if err := huge.grow(context.Background(), want); err != nil {
+		if err := huge.grow(context.Background(), want, 4<<20); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -173,11 +173,11 @@ func TestReqBudgetWaitsAndServesHuge(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	next := &frameCharge{budget: b}
-	if err := next.grow(ctx, 64<<10); err == nil {
+	if err := next.grow(ctx, 64<<10, 1<<20); err == nil {
 		t.Fatal("a new frame was charged while the budget was overdrawn")
 	}
 	got := make(chan error, 1)
-	go func() { got <- next.grow(context.Background(), 64<<10) }()
+	go func() { got <- next.grow(context.Background(), 64<<10, 1<<20) }()
 	time.Sleep(20 * time.Millisecond)
 	huge.release()
 	select {
@@ -187,6 +187,59 @@ func TestReqBudgetWaitsAndServesHuge(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("a waiting frame was not woken when the budget freed")
+	}
+}
+
+// TestReqBudgetReserveForSmallFrames: large frames that hold the whole
+// budget do not stop small frames, which draw on the reserve (a quarter of
+// the limit); once the reserve is used up too, a small frame waits until
+// bytes come back.
+func TestReqBudgetReserveForSmallFrames(t *testing.T) {
+	const limit = 1 << 20
+	b := newReqBudget(limit)
+	big := &frameCharge{budget: b}
+	for _, want := range []int64{64 << 10, 256 << 10, limit} {
+		if err := big.grow(context.Background(), want, 100<<20); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := (&frameCharge{budget: b}).grow(ctx, 64<<10, 2<<20); err == nil {
+		t.Fatal("a large frame was charged beside a full budget")
+	}
+	var small []*frameCharge
+	for i := 0; i < limit/4/(16<<10); i++ {
+		fc := &frameCharge{budget: b}
+		if err := fc.grow(ctx, 16<<10, 16<<10); err != nil {
+			t.Fatalf("small frame %d beside a full budget: %v", i, err)
+		}
+		small = append(small, fc)
+	}
+	late := &frameCharge{budget: b}
+	if err := late.grow(ctx, 16<<10, 16<<10); err == nil {
+		t.Fatal("a small frame was charged beyond the reserve")
+	}
+	got := make(chan error, 1)
+	go func() { got <- late.grow(context.Background(), 16<<10, 16<<10) }()
+	time.Sleep(20 * time.Millisecond)
+	small[0].release()
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a waiting small frame was not woken when the reserve freed")
+	}
+	late.release()
+	for _, fc := range small[1:] {
+		fc.release()
+	}
+	big.release()
+	big.handed()
+	if u := b.inUse(); u != 0 {
+		t.Fatalf("%d bytes still charged after every frame was released", u)
 	}
 }
 

@@ -54,10 +54,10 @@ const growFactor = 4
 
 // Grow returns a buffer that holds buf's bytes (len(buf) of them) and has
 // room for at least want bytes. ReadFrame calls it first with buf nil and
-// then each time the buffer is full; want never exceeds the frame's
+// then each time the buffer is full; want never exceeds size, the frame's
 // length. An error ends the read and is returned by ReadFrame. Grow may
 // block (the broker waits here for its request-memory budget).
-type Grow func(buf []byte, want int) ([]byte, error)
+type Grow func(buf []byte, want, size int) ([]byte, error)
 
 // ReadFrame reads one size-prefixed frame and returns its body. The size
 // is checked against limit before anything is allocated, so a hostile length
@@ -85,7 +85,7 @@ func ReadFrame(r io.Reader, limit, first int, grow Grow) ([]byte, error) {
 		grow = growMake
 	}
 	size := int(n)
-	buf, err := grow(nil, min(size, max(first, FirstChunk)))
+	buf, err := grow(nil, min(size, max(first, FirstChunk)), size)
 	for err == nil {
 		end := min(size, cap(buf))
 		var m int
@@ -100,12 +100,12 @@ func ReadFrame(r io.Reader, limit, first int, grow Grow) ([]byte, error) {
 		if len(buf) == size {
 			return buf, nil
 		}
-		buf, err = grow(buf, min(size, growFactor*len(buf)))
+		buf, err = grow(buf, min(size, growFactor*len(buf)), size)
 	}
 	return nil, err
 }
 
-func growMake(buf []byte, want int) ([]byte, error) {
+func growMake(buf []byte, want, _ int) ([]byte, error) {
 	nb := make([]byte, len(buf), want)
 	copy(nb, buf)
 	return nb, nil

@@ -31,9 +31,9 @@ func TestReadFrameLimits(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			allocated := false
-			_, err := ReadFrame(bytes.NewReader(tt.in), 1<<20, 0, func(buf []byte, want int) ([]byte, error) {
+			_, err := ReadFrame(bytes.NewReader(tt.in), 1<<20, 0, func(buf []byte, want, _ int) ([]byte, error) {
 				allocated = true
-				return growMake(buf, want)
+				return growMake(buf, want, 0)
 			})
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("err = %v, want %v", err, tt.want)
@@ -77,9 +77,9 @@ func TestReadFrameGrowsWithArrivals(t *testing.T) {
 	// Only the header and 10 bytes: the buffer stays at FirstChunk.
 	short := &trickle{src: in[:14], step: 1}
 	var maxWant int
-	_, err := ReadFrame(short, size, 0, func(buf []byte, want int) ([]byte, error) {
+	_, err := ReadFrame(short, size, 0, func(buf []byte, want, _ int) ([]byte, error) {
 		maxWant = max(maxWant, want)
-		return growMake(buf, want)
+		return growMake(buf, want, 0)
 	})
 	if !errors.Is(err, io.ErrUnexpectedEOF) || maxWant != FirstChunk {
 		t.Fatalf("truncated 10 MiB frame: err %v, largest buffer %d, want %d", err, maxWant, FirstChunk)
@@ -87,12 +87,12 @@ func TestReadFrameGrowsWithArrivals(t *testing.T) {
 
 	r := &trickle{src: in, step: 100 << 10}
 	grows := 0
-	got, err := ReadFrame(r, size, 0, func(buf []byte, want int) ([]byte, error) {
+	got, err := ReadFrame(r, size, 0, func(buf []byte, want, _ int) ([]byte, error) {
 		grows++
 		if arrived := r.read - 4; want > FirstChunk && want > growFactor*arrived {
 			t.Fatalf("asked for %d bytes with only %d arrived", want, arrived)
 		}
-		return growMake(buf, want)
+		return growMake(buf, want, 0)
 	})
 	if err != nil || !bytes.Equal(got, body) {
 		t.Fatalf("err %v, frame equal %v", err, bytes.Equal(got, body))
@@ -110,9 +110,9 @@ func TestReadFrameGrowsWithArrivals(t *testing.T) {
 	} {
 		r := &trickle{src: in, step: 100 << 10}
 		var wants []int
-		got, err := ReadFrame(r, size, tc.first, func(buf []byte, want int) ([]byte, error) {
+		got, err := ReadFrame(r, size, tc.first, func(buf []byte, want, _ int) ([]byte, error) {
 			wants = append(wants, want)
-			return growMake(buf, want)
+			return growMake(buf, want, 0)
 		})
 		if err != nil || !bytes.Equal(got, body) || len(wants) != tc.wantGrows || wants[0] != tc.wantFirst {
 			t.Fatalf("first %d: err %v, frame equal %v, buffers asked for %v: want %d of them, the first %d",
@@ -229,7 +229,7 @@ func BenchmarkParseProduceRequest(b *testing.B) {
 	b.SetBytes(int64(len(frame)))
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		body, err := ReadFrame(bytes.NewReader(frame), 1<<20, 0, func(_ []byte, want int) ([]byte, error) { return buf[:0:want], nil })
+		body, err := ReadFrame(bytes.NewReader(frame), 1<<20, 0, func(_ []byte, want, _ int) ([]byte, error) { return buf[:0:want], nil })
 		if err != nil {
 			b.Fatal(err)
 		}

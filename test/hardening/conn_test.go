@@ -598,6 +598,48 @@ func TestConnSlowloris(t *testing.T) {
 	s.stop()
 }
 
+// TestConnStalledBigFramesDoNotStallOthers: four connections each announce a
+// 100 MiB frame, send part of it and stop, holding the whole request
+// budget (queued.max.request.bytes, 16 MiB here). The broker must go on
+// serving everyone else's small requests: a new connection's ApiVersions
+// and Metadata, and an existing client's produce and fetch. Before the
+// budget kept a reserve for small frames, every other client waited until
+// the stalled connections went idle (connections.max.idle.ms, 10 min).
+func TestConnStalledBigFramesDoNotStallOthers(t *testing.T) {
+	s := newServer(t, "queued.max.request.bytes=16777216")
+	s.start()
+	cl := connNewClients(t, s.addr, "stall")
+	cl.roundTrip(3)
+	var conns []net.Conn
+	for i := 0; i < 4; i++ {
+		nc, err := net.Dial("tcp", s.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		hdr := be.BigEndian.AppendUint32(nil, 100<<20)
+		hdr = append(hdr, 0, 3, 0, 1, 0, 0, 0, 1, 0, 1, 'x') // a Metadata v1 header
+		// The broker stops reading once the budget is gone: the rest of
+		// a write may never be taken.
+		_ = nc.SetWriteDeadline(time.Now().Add(2 * time.Second))
+		if _, err := nc.Write(append(hdr, make([]byte, 5<<20)...)); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatal(err)
+		}
+		conns = append(conns, nc)
+	}
+	time.Sleep(time.Second) // the broker reads what was sent and grows the buffers
+	start := time.Now()
+	connAlive(t, s.addr) // ApiVersions and Metadata on a new connection
+	cl.roundTrip(3)      // produce and consume on the existing clients
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("small requests took %v beside the stalled frames", d)
+	}
+	for _, nc := range conns {
+		nc.Close()
+	}
+	s.stop()
+}
+
 // TestConnBigProduces: ten 50 MiB produce requests sent at once, as fast
 // as the broker reads them. They may be refused (MESSAGE_TOO_LARGE), but
 // each gets an answer, the broker's RSS stays bounded by the request
