@@ -267,18 +267,6 @@ func (b *reqBudget) acquireSmall(ctx context.Context, n int64) (bool, error) {
 	}
 }
 
-// releaseReserved gives back n bytes charged to the reserve.
-func (b *reqBudget) releaseReserved(n int64) {
-	if b.unbounded() || n == 0 {
-		return
-	}
-	b.mu.Lock()
-	b.reserved -= n
-	close(b.changed)
-	b.changed = make(chan struct{})
-	b.mu.Unlock()
-}
-
 func (b *reqBudget) unbounded() bool { return b.limit <= 0 }
 
 // acquire charges n bytes, waiting while they do not fit. Bytes fit when
@@ -330,13 +318,15 @@ func (b *reqBudget) force(n int64) {
 	b.mu.Unlock()
 }
 
-// release gives back n charged bytes and wakes the waiters.
-func (b *reqBudget) release(n int64) {
-	if b.unbounded() || n == 0 {
+// give gives back used bytes charged to the limit and reserved bytes
+// charged to the reserve, and wakes the waiters.
+func (b *reqBudget) give(used, reserved int64) {
+	if b.unbounded() || used == 0 && reserved == 0 {
 		return
 	}
 	b.mu.Lock()
-	b.used -= n
+	b.used -= used
+	b.reserved -= reserved
 	close(b.changed)
 	b.changed = make(chan struct{})
 	b.mu.Unlock()
@@ -423,7 +413,6 @@ func (f *frameCharge) handed() {
 
 // release gives the frame's bytes back to the budget.
 func (f *frameCharge) release() {
-	f.budget.release(f.charged)
-	f.budget.releaseReserved(f.reserved)
+	f.budget.give(f.charged, f.reserved)
 	f.charged, f.reserved = 0, 0
 }
